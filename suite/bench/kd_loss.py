@@ -1,0 +1,118 @@
+"""`suite bench kd-loss`: naive vs chunked KD loss, forward + backward, memory and time side by side.
+
+    suite bench kd-loss --json                              # V=128k, 4096 tokens, hidden 1024 (needs ~20 GB on CPU)
+    suite bench kd-loss --vocab 32768 --tokens 2048 --json  # smaller
+Each variant runs in its own subprocess so peak memory is clean: on CUDA torch.cuda.max_memory_allocated,
+on CPU the rise of the process's peak RSS over its RSS after the inputs exist. The inputs (hidden states,
+both heads) are the same bytes in both runs; the loss values are printed so the two can be compared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_variant(variant: str, vocab: int, tokens: int, hidden: int, divergence: str, repeats: int,
+                device: str, dtype: str, chunk: int | None) -> dict:
+    """One variant in this process: returns peak extra memory (MB), median seconds and the loss."""
+    import torch
+
+    from ..methods import head_loss, make_method, naive_head_loss
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    g = torch.Generator(device="cpu").manual_seed(0)
+    h_s = (torch.randn(tokens, hidden, generator=g) / hidden**0.5).to(device, dt).requires_grad_(True)
+    W_s = (torch.randn(vocab, hidden, generator=g) * 0.02).to(device, dt).requires_grad_(True)
+    h_t = (torch.randn(tokens, hidden, generator=g) / hidden**0.5).to(device, dt)
+    W_t = (torch.randn(vocab, hidden, generator=g) * 0.02).to(device, dt)
+    labels = torch.randint(0, vocab, (tokens,), generator=g).to(device)
+    method = make_method("kd", {"divergence": divergence})
+    fn = naive_head_loss if variant == "naive" else head_loss
+    kwargs = {} if variant == "naive" else {"chunk_size": chunk}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def step():
+        loss, _ = fn(h_s, W_s, labels, method.objective, h_t=h_t, W_t=W_t, **kwargs)
+        loss.backward()
+        return float(loss)
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_mb()
+    times, loss = [], None
+    for _ in range(repeats + 1):  # first run warms up allocators and kernels
+        h_s.grad = W_s.grad = None
+        sync()
+        t0 = time.perf_counter()
+        loss = step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if device == "cuda" else _peak_rss_mb() - base)
+    return {"peak_mb": peak, "seconds": statistics.median(times[1:]), "loss": loss}
+
+
+def bench(vocab=128_000, tokens=4096, hidden=1024, divergence="forward_kl", repeats=3, device="auto",
+          dtype="fp32", chunk=None) -> dict:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = {"vocab": vocab, "tokens": tokens, "hidden": hidden, "divergence": divergence, "device": device,
+           "dtype": dtype, "repeats": repeats}
+    for variant in ("naive", "chunked"):
+        cmd = [sys.executable, "-m", "suite.bench.kd_loss", "--variant", variant, "--vocab", str(vocab),
+               "--tokens", str(tokens), "--hidden", str(hidden), "--divergence", divergence,
+               "--repeats", str(repeats), "--device", device, "--dtype", dtype]
+        if chunk:
+            cmd += ["--chunk", str(chunk)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{variant} run failed (exit {proc.returncode}; out of memory? try a smaller "
+                               f"--vocab/--tokens):\n{proc.stderr[-2000:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[f"{variant}_peak_mb"] = round(r["peak_mb"], 1)
+        out[f"{variant}_s"] = round(r["seconds"], 4)
+        out[f"{variant}_loss"] = r["loss"]
+    out["memory_ratio"] = round(out["chunked_peak_mb"] / max(out["naive_peak_mb"], 1e-9), 4)
+    out["time_ratio"] = round(out["chunked_s"] / out["naive_s"], 4)
+    out["loss_rel_diff"] = abs(out["chunked_loss"] - out["naive_loss"]) / max(abs(out["naive_loss"]), 1e-12)
+    out["goal"] = "memory_ratio <= 0.25 and time_ratio <= 1.2"
+    out["goal_met"] = out["memory_ratio"] <= 0.25 and out["time_ratio"] <= 1.2
+    return out
+
+
+def main(argv=None) -> None:  # the subprocess entry point
+    p = argparse.ArgumentParser()
+    p.add_argument("--variant", choices=["naive", "chunked"], required=True)
+    p.add_argument("--vocab", type=int, default=128_000)
+    p.add_argument("--tokens", type=int, default=4096)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--divergence", default="forward_kl")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32")
+    p.add_argument("--chunk", type=int, default=None)
+    a = p.parse_args(argv)
+    print(json.dumps(run_variant(a.variant, a.vocab, a.tokens, a.hidden, a.divergence, a.repeats, a.device,
+                                 a.dtype, a.chunk)))
+
+
+if __name__ == "__main__":
+    main()

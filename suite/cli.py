@@ -1,0 +1,129 @@
+"""The `suite` command: one entry point per stage of the workflow.
+
+    suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
+    suite demo                                                 the quickstart: teacher + students, sup vs KD
+    suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
+    suite bench train [--json]                                 our loop vs a Hugging Face Trainer: tokens/s ratio
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  suite demo
+  suite train configs/quickstart.yaml --out runs/quickstart/teacher
+  suite train configs/quickstart-student.yaml --set student=tiny-1M --set method.temperature=2.0
+  torchrun --nproc_per_node 2 -m suite train configs/quickstart.yaml --out runs/ddp
+  suite bench kd-loss --vocab 32768 --tokens 2048 --json
+"""
+
+
+def _train(a) -> int:
+    from .config import load_config
+    from .train import train
+
+    cfg = load_config(a.config, a.set)
+    out = Path(a.out) if a.out else Path("runs") / (cfg.name or "train") / cfg.cell_id
+    result = train(cfg, out, progress=not a.no_progress)
+    if a.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        lt = f"  L_T {result['L_T']:.4f}" if result.get("L_T") is not None else ""
+        print(f"{result['name']}: held-out loss {result['loss']:.4f} nats/token  N_S {result['N_S']:,}  "
+              f"D_S {result['D_S']:,}{lt}  ({result['wall_clock_s']:.0f} s) -> {out / 'result.json'}")
+    return 0
+
+
+def _demo(a) -> int:
+    from .demo import demo
+
+    demo(a.out, students=tuple(s for s in a.students.split(",") if s), tokens=a.tokens,
+         progress=not a.no_progress)
+    return 0
+
+
+def _bench(a) -> int:
+    if a.which == "kd-loss":
+        from .bench.kd_loss import bench
+
+        res = bench(vocab=a.vocab, tokens=a.tokens, hidden=a.hidden, divergence=a.divergence, repeats=a.repeats,
+                    device=a.device, dtype=a.dtype, chunk=a.chunk)
+    else:
+        from .bench.train_speed import bench
+
+        res = bench(model=a.model, steps=a.steps, batch=a.batch, seq_len=a.seq_len, warmup=a.warmup)
+    if a.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for k, v in res.items():
+            print(f"{k:>20}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="suite", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train one cell from a YAML config",
+                       description="Train one cell. A run directory that already has checkpoints is resumed; "
+                                   "result.json is written last, atomically.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config keys: name, student, teacher, method, data.*, optim.*, train.* "
+                              "(see configs/quickstart.yaml)\n" + EXAMPLES)
+    t.add_argument("config", help="cell config YAML (e.g. configs/quickstart.yaml)")
+    t.add_argument("--out", help="run directory (default runs/NAME/CELL_ID)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, value read as YAML (repeatable): --set train.tokens=2M")
+    t.add_argument("--json", action="store_true", help="print result.json")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(fn=_train)
+
+    d = sub.add_parser("demo", help="quickstart: teacher and students, supervised vs KD, on synthetic data")
+    d.add_argument("--out", default="runs/quickstart")
+    d.add_argument("--students", default="tiny-0.1M,tiny-0.5M,tiny-1M", help="comma-separated tiny model names")
+    d.add_argument("--tokens", default="200k", help="student token budget D_S")
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(fn=_demo)
+
+    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train)")
+    bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
+    k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
+    k.add_argument("--vocab", type=int, default=128_000)
+    k.add_argument("--tokens", type=int, default=4096)
+    k.add_argument("--hidden", type=int, default=1024)
+    k.add_argument("--divergence", default="forward_kl")
+    k.add_argument("--repeats", type=int, default=3)
+    k.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    k.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    k.add_argument("--chunk", type=int, default=None, help="rows per chunk (default: auto)")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(fn=_bench)
+    r = bsub.add_parser("train", help="tokens/s of our loop vs a Hugging Face Trainer on the same tiny model")
+    r.add_argument("--model", default="tiny-1M")
+    r.add_argument("--steps", type=int, default=40)
+    r.add_argument("--batch", type=int, default=16)
+    r.add_argument("--seq-len", type=int, default=128)
+    r.add_argument("--warmup", type=int, default=5)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .registry import UnknownNameError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ConfigError, UnknownNameError, FileNotFoundError) as e:
+        print(f"suite: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The schema of a training cell: frozen dataclasses; YAML is only data.
+
+    cfg = load_config("configs/quickstart.yaml", overrides=["student=tiny-1M", "train.tokens=500k"])
+    cfg.cell_id       # content hash of everything that changes the result (not the name)
+
+Unknown keys and wrong types fail with the file, the dotted key and the valid choices:
+    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: data, method, name, optim, student, teacher, train
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import yaml
+
+from .registry import did_you_mean
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file, the key and what is valid."""
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    kind: str = "synthetic"            # data source: synthetic | corpus
+    language: str = "synthetic"        # synthetic language preset (kind: synthetic)
+    path: str | None = None            # file, directory or hf:<id> (kind: corpus)
+    tokenizer: str | None = None       # HF id or path; None: synthetic word-level / BPE trained on the corpus
+    text_field: str = "text"
+    seq_len: int = 128                 # tokens per example (context length)
+    heldout_examples: int = 256        # synthetic held-out set size (× seq_len tokens)
+    heldout_fraction: float = 0.05     # corpus held-out fraction
+    tokenizer_vocab_size: int = 1024   # BPE vocabulary when training one
+    seed: int = 0                      # which examples; the model init seed is train.seed
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1          # final lr = lr × this
+    warmup: float = 0.05               # < 1: fraction of steps; >= 1: steps
+    schedule: str = "cosine"           # cosine | linear | constant
+    weight_decay: float = 0.1          # on matrices only, not norms or biases
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0             # max global grad norm; 0 disables
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    tokens: Union[int, str] = "20xN"   # budget D: 2000000, "2M", "500k", "1.5e6", or "20xN" (× non-embedding N)
+    batch_size: int = 32               # sequences per optimizer step, all processes together
+    micro_batch_size: int = 0          # sequences per forward per process; 0 = batch_size / world_size
+    eval_interval: int = 0             # steps between held-out evals; 0 = 10 evals over the run
+    eval_batch_size: int = 32
+    checkpoint_interval: int = 0       # steps between checkpoints; 0 = 10 per run
+    keep_checkpoints: int = 2
+    log_interval: int = 10
+    precision: str = "auto"            # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    device: str = "auto"               # auto | cpu | cuda
+    seed: int = 0                      # model init
+    deterministic: bool = True
+    compile: bool = False              # torch.compile the student
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "supervised"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    name: str = ""
+    student: str = "tiny-1M"           # tiny name, local path or HF id
+    teacher: str | None = None         # path or HF id (methods that need one)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def cell_id(self) -> str:
+        return cell_id(self)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["method"]["params"] = dict(self.method.params)
+        return d
+
+
+def cell_id(cfg: CellConfig) -> str:
+    """12 hex chars of sha256 over the canonical JSON of everything but the name."""
+    d = cfg.to_dict()
+    d.pop("name", None)
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- token budgets
+
+_SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
+def parse_tokens(value: int | float | str, n_params: int | None = None) -> int:
+    """A token budget: 2000000, "2M", "1.5e6", "500k", or "20xN" (tokens per non-embedding parameter)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"token budget must be a number or string like '2M' or '20xN', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ConfigError(f"token budget must be positive, got {value!r}")
+        return int(value)
+    s = str(value).strip().replace("_", "")
+    m = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)\s*[x×]\s*N", s)
+    if m:
+        if n_params is None:
+            raise ConfigError(f"token budget {value!r} needs the model's parameter count")
+        return int(round(float(m.group(1)) * n_params))
+    m = re.fullmatch(r"([0-9.]+(?:e[+]?[0-9]+)?)\s*([kKMBGT]?)", s)
+    if not m:
+        raise ConfigError(f"cannot read token budget {value!r}; examples: 2000000, '2M', '500k', '1.5e6', '20xN'")
+    n = float(m.group(1)) * _SUFFIX.get(m.group(2), 1)
+    if n <= 0:
+        raise ConfigError(f"token budget must be positive, got {value!r}")
+    return int(round(n))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def build_dataclass(cls: type, data: Mapping[str, Any] | None, where: str = "config"):
+    """Instantiate frozen dataclass `cls` from a mapping, checking keys and types recursively."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__} {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, fields)}; "
+                              f"valid: {', '.join(sorted(fields))}")
+        kwargs[key] = _coerce(hints[key], value, _child(where, key))
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        names = " or ".join(_type_name(a) for a in args)
+        raise ConfigError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, where)
+    if origin in (Mapping, dict) or tp in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "3e-3" as a string (YAML 1.1 needs a dot: 3.0e-3)
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _child(where: str, key: str) -> str:
+    """'f.yaml' + 'train' → 'f.yaml: train'; 'f.yaml: train' + 'tokens' → 'f.yaml: train.tokens'."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
+
+
+def _type_name(tp: Any) -> str:
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _method_config(value: Any, where: str) -> MethodConfig:
+    """`method: kd` or `method: {name: kd, temperature: 2}`; parameters validated against the method."""
+    from .methods import METHODS
+    from .registry import UnknownNameError
+
+    if isinstance(value, str):
+        name, params = value, {}
+    elif isinstance(value, Mapping):
+        params = dict(value)
+        name = params.pop("name", None)
+        if "params" in params:  # the to_dict() form {name, params: {...}}
+            params = {**params.pop("params"), **params}
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: a method mapping needs 'name' (valid: {', '.join(METHODS.names())})")
+    else:
+        raise ConfigError(f"{where}: expected a method name or mapping, got {value!r}")
+    try:
+        cls = METHODS.get(name)
+    except UnknownNameError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    try:
+        cls(build_dataclass(cls.Params, params, where))  # validate now; the loop builds its own
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+    return MethodConfig(name=name, params=params)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellConfig:
+    data = dict(data or {})
+    method = _method_config(data.pop("method", "supervised"), f"{source}: method")
+    cfg = build_dataclass(CellConfig, data, where=source)
+    cfg = dataclasses.replace(cfg, method=method)
+    if method.name and _needs_teacher(method.name) and not cfg.teacher:
+        raise ConfigError(f"{source}: method {method.name!r} needs a teacher (teacher: PATH_OR_HF_ID)")
+    return cfg
+
+
+def _needs_teacher(name: str) -> bool:
+    from .methods import METHODS
+
+    return bool(getattr(METHODS.get(name), "needs_teacher", False))
+
+
+def apply_overrides(data: dict, overrides: list[str] | None, source: str = "--set") -> dict:
+    """`key.sub=value` overrides; the value is read as YAML (numbers, null, lists)."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. train.tokens=2M")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            if isinstance(node.get(p), str) and p == "method":
+                node[p] = {"name": node[p]}
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source} {item!r}: {p!r} is not a mapping")
+        if parts[-1] == "method" and isinstance(node.get("method"), dict) and isinstance(value, str):
+            node["method"] = {"name": value}
+        else:
+            node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> CellConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return config_from_dict(apply_overrides(data, overrides), source=str(path))

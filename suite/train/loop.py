@@ -1,0 +1,306 @@
+"""The training loop: one loop for every method; methods differ only in their loss.
+
+    suite train configs/quickstart.yaml --out runs/quickstart/teacher
+    torchrun --nproc_per_node 2 -m suite train CONFIG.yaml --out DIR      # data parallel, gloo or NCCL
+
+What a run leaves in its directory:
+    metrics.jsonl   one line per log step ("train") and per evaluation ("eval"), nats/token
+    checkpoints/    step_XXXXXXXX/{model.safetensors, trainer.pt, state.json}; the newest is resumed
+    model/          the final model in the Hugging Face layout (safetensors) with its tokenizer
+    result.json     the done marker, written last and atomically (schema in DESIGN.md)
+
+Token budget: D tokens are trained exactly. Step s trains examples [s·B, (s+1)·B) of the source (examples
+are a pure function of their index, so the data position is the step); the last step masks the labels
+past D. Each micro-batch's summed loss is divided by the step's token count (× world size, which DDP's
+gradient averaging undoes), so gradients match one process with the whole batch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .._io import append_jsonl, atomic_write_json
+from .._meta import git_revision, versions
+from ..config import CellConfig, parse_tokens
+from ..eval.heldout import heldout_loss
+from ..methods import IGNORE_INDEX, make_method
+from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny,
+                      model_shape, save_pretrained)
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .distributed import DistEnv, all_reduce_sum, barrier, init_distributed
+from .schedule import lr_factor, warmup_steps
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on request after writing a checkpoint; running again resumes from it."""
+
+
+def _device_type(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
+    if requested not in ("cpu", "cuda"):
+        raise ValueError(f"train.device must be auto, cpu or cuda, got {requested!r}")
+    return requested
+
+
+def _precision(requested: str, device_type: str) -> str:
+    if requested == "auto":
+        if device_type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if requested not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"train.precision must be auto, fp32, bf16 or fp16, got {requested!r}")
+    if requested == "fp16" and device_type != "cuda":
+        raise ValueError("train.precision fp16 needs CUDA (use fp32 or bf16 on CPU)")
+    return requested
+
+
+def _autocast(device_type: str, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def _optimizer(model: torch.nn.Module, cfg, device_type: str) -> torch.optim.Optimizer:
+    # weight decay on matrices only (nanoGPT / Chinchilla practice); norms and biases are not decayed
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    extra = {"fused": True} if device_type == "cuda" else {}
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, **extra)
+
+
+def _load_teacher(spec: str, data_tokenizer, device):
+    """The frozen teacher, after checking it shares the data's tokenizer (kd needs one vocabulary)."""
+    from ..data import load_tokenizer, same_tokenizer
+
+    try:
+        t_tok = load_tokenizer(spec)
+    except Exception as e:  # noqa: BLE001 - re-raised with the reason KD needs it
+        raise ValueError(f"teacher {spec!r}: cannot load its tokenizer to check it matches the student's ({e})") from e
+    if not same_tokenizer(t_tok, data_tokenizer):
+        raise ValueError(
+            f"teacher {spec!r} uses a different tokenizer than the student/data "
+            f"(vocab {len(t_tok)} vs {len(data_tokenizer)}); token-level KD needs a shared vocabulary. "
+            f"For cross-tokenizer distillation use method 'genrecal'.")
+    lm = build_model(spec)
+    lm.requires_grad_(False)
+    info = {"N_T": count_non_embedding(lm), "D_T": None, "teacher_shape": model_shape(lm)}
+    parent_result = Path(spec).parent / "result.json"  # a teacher trained by `suite train` (…/model)
+    if Path(spec).exists() and parent_result.exists():
+        info["D_T"] = json.loads(parent_result.read_text()).get("D_S")
+    return HiddenStatesLM(lm).to(device).eval(), info
+
+
+def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
+          should_stop: Callable[[int], bool] | None = None) -> dict:
+    """Train one cell into `out_dir`, resuming from its newest checkpoint; returns the result dict.
+
+    `should_stop(step)` is asked after every optimizer step; when it says True the loop writes a
+    checkpoint and raises `Interrupted` (preemption and the resume tests use this).
+    """
+    from ..data import make_source
+    from tqdm.auto import tqdm
+
+    t_start = time.time()
+    out = Path(out_dir)
+    tc = cfg.train
+    device_type = _device_type(tc.device)
+    env = init_distributed(device_type)
+    device = torch.device(f"cuda:{env.local_rank}" if device_type == "cuda" else "cpu")
+    precision = _precision(tc.precision, device_type)
+    if tc.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    barrier(env)
+
+    d = cfg.data
+    tokenizer_spec = d.tokenizer or (None if is_tiny(cfg.student) or d.kind == "synthetic" else cfg.student)
+    source = make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
+                         tokenizer=tokenizer_spec, text_field=d.text_field, heldout_examples=d.heldout_examples,
+                         heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size,
+                         cache_dir=out / "tokenizer")
+    tok = source.tokenizer
+    method = make_method(cfg.method.name, dict(cfg.method.params))
+
+    lm = build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)
+    if lm.get_output_embeddings().weight.shape[0] < len(tok):
+        raise ValueError(f"student {cfg.student!r} has {lm.get_output_embeddings().weight.shape[0]} output rows, "
+                         f"fewer than the tokenizer's {len(tok)} tokens")
+    model = HiddenStatesLM(lm).to(device)
+    teacher, t_info = (None, {})
+    if method.needs_teacher:
+        if not cfg.teacher:
+            raise ValueError(f"method {cfg.method.name!r} needs a teacher")
+        teacher, t_info = _load_teacher(cfg.teacher, tok, device)
+    n_s = count_non_embedding(lm)
+    shape = model_shape(lm)
+
+    # ---- budget and batch geometry
+    D = parse_tokens(tc.tokens, n_s)
+    T, B = source.seq_len, tc.batch_size
+    if B % env.world_size:
+        raise ValueError(f"train.batch_size {B} is not divisible by the {env.world_size} processes")
+    per_rank = B // env.world_size
+    mb = tc.micro_batch_size or per_rank
+    if per_rank % mb:
+        raise ValueError(f"per-process batch {per_rank} is not divisible by train.micro_batch_size {mb}")
+    accum = per_rank // mb
+    tps = B * T                                   # tokens per optimizer step
+    steps = math.ceil(D / tps)
+    eval_every = tc.eval_interval or max(1, steps // 10)
+    ckpt_every = tc.checkpoint_interval or max(1, steps // 10)
+
+    opt = _optimizer(model, cfg.optim, device_type)
+    warm = warmup_steps(cfg.optim.warmup, steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, steps, warm, cfg.optim.schedule, cfg.optim.min_lr_ratio))
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if device_type == "cuda"
+                                                     else None) if env.enabled else model)
+    fwd = torch.compile(ddp) if tc.compile else ddp
+    autocast = _autocast(device_type, precision)
+
+    # ---- resume
+    metrics_path = out / "metrics.jsonl"
+    start, tokens_seen, state = 0, 0, {}
+    ckpt = latest_checkpoint(out / "checkpoints")
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, opt, sched, scaler)
+        if state.get("cell_id") != cfg.cell_id:
+            raise RuntimeError(f"{ckpt} belongs to cell {state.get('cell_id')}, not this config ({cfg.cell_id}); "
+                               f"use another --out or delete that directory")
+        start, tokens_seen = state["step"], state["tokens"]
+        if env.is_main and metrics_path.exists():  # drop lines logged after the checkpoint we resume from
+            keep = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= start]
+            metrics_path.write_text("".join(k + "\n" for k in keep))
+    elif env.is_main:
+        metrics_path.write_text("")
+    barrier(env)
+
+    L_T = state.get("L_T")
+    if teacher is not None and L_T is None:
+        L_T = heldout_loss(teacher, source, tc.eval_batch_size, device, _autocast(device_type, precision), env)
+
+    def log(rec: dict) -> None:
+        if env.is_main:
+            append_jsonl(metrics_path, rec)
+
+    def checkpoint(step: int) -> None:
+        if env.is_main:
+            save_checkpoint(out / "checkpoints", step, model, opt, sched,
+                            {"tokens": tokens_seen, "examples": step * B, "cell_id": cfg.cell_id, "L_T": L_T},
+                            scaler=scaler, keep=tc.keep_checkpoints)
+        barrier(env)
+
+    if env.is_main:
+        (out / "cell.json").write_text(json.dumps({"cell_id": cfg.cell_id, "config": cfg.to_dict()}, indent=2))
+    bar = tqdm(total=steps, initial=start, disable=not (progress and env.is_main), unit="step",
+               desc=cfg.name or cfg.cell_id, dynamic_ncols=True, mininterval=1.0)
+    model.train()
+    last_eval = None
+    window_t, window_tok = time.time(), 0
+    agg = torch.zeros(4, dtype=torch.float64)  # loss, ce, kd, tokens since the last log line
+    for step in range(start, steps):
+        n_tok = min(tps, D - step * tps)
+        for m in range(accum):
+            first = step * B + env.rank * per_rank + m * mb
+            ex = torch.from_numpy(source.batch(list(range(first, first + mb)))).to(device)
+            inp, lab = ex[:, :-1], ex[:, 1:]
+            if n_tok < tps:  # last step: keep the first n_tok label positions of the global batch, in order
+                pos = (first - step * B) * T + torch.arange(mb * T, device=device).view(mb, T)
+                lab = lab.masked_fill(pos >= n_tok, IGNORE_INDEX)
+            sync = m == accum - 1
+            with (ddp.no_sync() if env.enabled and not sync else nullcontext()):
+                with autocast:
+                    h = fwd(inp)
+                    h_t = None
+                    if teacher is not None:
+                        with torch.no_grad():
+                            h_t = teacher(inp)
+                    loss_sum, parts = method.loss(h, model.head_weight, lab, h_t,
+                                                  None if teacher is None else teacher.head_weight)
+                scaled = loss_sum * (env.world_size / n_tok)
+                (scaler.scale(scaled) if scaler else scaled).backward()
+            agg[0] += float(loss_sum.detach())
+            agg[1] += float(parts.get("ce", 0.0))
+            agg[2] += float(parts.get("kd", 0.0))
+        agg[3] += n_tok / env.world_size
+        if scaler:
+            scaler.unscale_(opt)
+        clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        lr = sched.get_last_lr()[0]
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        tokens_seen += n_tok
+        window_tok += n_tok
+        done = step + 1
+
+        if done % tc.log_interval == 0 or done == steps:
+            all_reduce_sum(agg, env)
+            dt = time.time() - window_t
+            rec = {"kind": "train", "step": done, "tokens": tokens_seen, "loss": agg[0].item() / agg[3].item(),
+                   "ce": agg[1].item() / agg[3].item(), "lr": lr, "grad_norm": grad_norm,
+                   "tokens_per_s": window_tok / max(dt, 1e-9)}
+            if teacher is not None:
+                rec["kd"] = agg[2].item() / agg[3].item()
+            log(rec)
+            bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}", refresh=False)
+            agg.zero_()
+            window_t, window_tok = time.time(), 0
+        if done % eval_every == 0 or done == steps:
+            last_eval = heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)
+            log({"kind": "eval", "step": done, "tokens": tokens_seen, "heldout_loss": last_eval})
+            bar.set_postfix(heldout=f"{last_eval:.3f}", refresh=False)
+        bar.update(1)
+        stop = should_stop is not None and should_stop(done)
+        if done % ckpt_every == 0 or done == steps or stop:
+            checkpoint(done)
+        if stop and done < steps:
+            bar.close()
+            raise Interrupted(f"stopped after step {done}/{steps}; checkpoint written to {out / 'checkpoints'}")
+    bar.close()
+
+    if last_eval is None:  # resumed at the very end
+        last_eval = heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)
+    wall = time.time() - t_start
+    f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
+    flops = {"student_train": 3.0 * f_s * D, "teacher_logits": 0.0}
+    if teacher is not None:
+        ts = t_info["teacher_shape"]
+        flops["teacher_logits"] = forward_flops_per_token(t_info["N_T"], ts["n_layers"], ts["d_model"], T,
+                                                          ts["vocab_size"]) * D
+    flops["total"] = flops["student_train"] + flops["teacher_logits"]
+    result = {
+        "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
+        "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
+        "N_S": n_s, "N_T": t_info.get("N_T"), "D_S": D, "D_T": t_info.get("D_T"),
+        "loss": last_eval, "L_T": L_T, "bayes_loss": source.bayes_loss, "benchmarks": {},
+        "flops": flops, "steps": steps, "batch_size": B, "seq_len": T, "world_size": env.world_size,
+        "device": device_type, "precision": precision, "wall_clock_s": wall,
+        "heldout_tokens": source.num_examples("heldout") * T, "model_shape": shape,
+        "versions": versions(), "git_revision": git_revision(), "config": cfg.to_dict(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if env.is_main:
+        save_pretrained(lm, out / "model", tokenizer=tok)
+        atomic_write_json(out / "result.json", result)
+    barrier(env)
+    return result

@@ -1,0 +1,78 @@
+"""Shared pytest fixtures for the suite test-suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+# ---------------------------------------------------------------------------
+# Slurm: `slurm` marker + `slurm_cluster` fixture
+#
+# Tests marked `@pytest.mark.slurm` get the session-scoped `slurm_cluster`
+# fixture automatically. It checks (once per session, in a few seconds at
+# most) that `sinfo` exists and reports a node in idle/mix/alloc state.
+# Without a usable cluster the tests are SKIPPED -- unless SUITE_REQUIRE_SLURM=1
+# (set by .ci/run after `scripts/local-slurm.sh up`), in which case they ERROR
+# at setup with the reason, so CI cannot silently pass without Slurm.
+# Start a local one-node cluster with: sudo bash scripts/local-slurm.sh up
+# ---------------------------------------------------------------------------
+
+_SLURM_USABLE_STATES = {"idle", "mix", "alloc"}
+
+
+def _slurm_required() -> bool:
+    return os.environ.get("SUITE_REQUIRE_SLURM", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _probe_slurm() -> tuple[str | None, str]:
+    """Return (partition, "") for a usable cluster, else (None, reason)."""
+    sinfo = shutil.which("sinfo")
+    if sinfo is None:
+        return None, "`sinfo` not found on PATH (Slurm client not installed)"
+    try:
+        proc = subprocess.run(
+            [sinfo, "-h", "-o", "%P|%t|%N"],
+            capture_output=True, text=True, timeout=15, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, "`sinfo` did not answer within 15 s (slurmctld unreachable?)"
+    if proc.returncode != 0:
+        return None, f"`sinfo` failed (rc={proc.returncode}): {(proc.stderr or proc.stdout).strip()}"
+    usable: list[tuple[bool, str]] = []
+    for line in proc.stdout.splitlines():
+        part, _, rest = line.strip().partition("|")
+        state, _, _nodes = rest.partition("|")
+        if state in _SLURM_USABLE_STATES:  # "idle*" (not responding), "down", "drain" ... don't count
+            usable.append((part.endswith("*"), part.rstrip("*")))
+    if not usable:
+        return None, "no Slurm node in idle/mix/alloc state; `sinfo` said:\n" + proc.stdout.strip()
+    usable.sort(reverse=True)  # the default partition (marked `*` by sinfo) first
+    return usable[0][1], ""
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """Name of a partition with a usable node; skips (or fails, see above) otherwise."""
+    partition, reason = _probe_slurm()
+    if partition is None:
+        if _slurm_required():
+            pytest.fail(
+                f"SUITE_REQUIRE_SLURM=1 but no usable Slurm cluster: {reason}\n"
+                "Start one with `bash scripts/local-slurm.sh up` (as root).",
+                pytrace=False,
+            )
+        pytest.skip(f"no Slurm cluster: {reason}")
+    return partition
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slurm") is not None and "slurm_cluster" not in item.fixturenames:
+            item.fixturenames.insert(0, "slurm_cluster")
+
+
+# --------------------------- end of Slurm section ---------------------------

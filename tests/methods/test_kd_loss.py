@@ -1,0 +1,149 @@
+"""The KD loss family: formulas against hand computations, chunked against naive (values and gradients)."""
+import math
+
+import pytest
+import torch
+
+from suite.config import ConfigError, config_from_dict
+from suite.methods import DIVERGENCES, head_loss, make_method, naive_head_loss, teacher_log_probs
+from suite.methods.chunked import auto_chunk_size
+
+torch.manual_seed(0)
+
+
+def _probs(n=5, v=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    zs, zt = torch.randn(n, v, generator=g, dtype=torch.float64), torch.randn(n, v, generator=g, dtype=torch.float64)
+    return zs, zt
+
+
+def _kl(p, q):
+    return (p * (p.log() - q.log())).sum(-1)
+
+
+@pytest.mark.parametrize("name,ref", [
+    ("forward_kl", lambda p, q: _kl(p, q)),
+    ("reverse_kl", lambda p, q: _kl(q, p)),
+    ("soft_ce", lambda p, q: -(p * q.log()).sum(-1)),
+    ("skew_kl", lambda p, q: _kl(p, 0.1 * p + 0.9 * q)),
+    ("skew_reverse_kl", lambda p, q: _kl(q, 0.9 * p + 0.1 * q)),
+    ("jsd", lambda p, q: 0.3 * _kl(p, 0.3 * p + 0.7 * q) + 0.7 * _kl(q, 0.3 * p + 0.7 * q)),
+])
+def test_divergence_matches_formula(name, ref):
+    zs, zt = _probs()
+    p, q = zt.softmax(-1), zs.softmax(-1)
+    got = DIVERGENCES.get(name)(zs.log_softmax(-1), zt.log_softmax(-1), skew_alpha=0.1, jsd_beta=0.3)
+    torch.testing.assert_close(got, ref(p, q))
+    assert (got >= -1e-12).all()
+
+
+def test_jsd_endpoints_follow_trl():
+    zs, zt = _probs()
+    ls, lt = zs.log_softmax(-1), zt.log_softmax(-1)
+    jsd = DIVERGENCES.get("jsd")
+    torch.testing.assert_close(jsd(ls, lt, jsd_beta=0.0), DIVERGENCES.get("forward_kl")(ls, lt))
+    torch.testing.assert_close(jsd(ls, lt, jsd_beta=1.0), DIVERGENCES.get("reverse_kl")(ls, lt))
+
+
+def test_divergences_vanish_when_distributions_match():
+    zs, _ = _probs()
+    ls = zs.log_softmax(-1)
+    for name in ["forward_kl", "reverse_kl", "skew_kl", "skew_reverse_kl", "jsd"]:
+        assert DIVERGENCES.get(name)(ls, ls.clone()).abs().max() < 1e-12, name
+
+
+def test_topk_teacher_renormalizes_and_zeroes_the_rest():
+    _, zt = _probs()
+    lt = teacher_log_probs(zt, temperature=2.0, top_k=3)
+    p = lt.exp()
+    torch.testing.assert_close(p.sum(-1), torch.ones(5, dtype=torch.float64))
+    assert ((p > 0).sum(-1) == 3).all()
+    top = zt.topk(3, dim=-1).indices
+    assert torch.equal(torch.sort(top, -1).values, torch.sort((p > 0).nonzero()[:, 1].view(5, 3), -1).values)
+
+
+def test_hinton_loss_by_hand():
+    """(1−λ)·CE(hard) + λ·T²·CE(soft) with soft_ce, checked term by term."""
+    zs, zt = _probs(n=4, v=6)
+    labels = torch.tensor([0, 3, 5, 1])
+    T, lam = 4.0, 0.7
+    m = make_method("kd", {"divergence": "soft_ce", "temperature": T, "kd_weight": lam})
+    got, parts = m.objective(zs, zt, labels)
+    hard = -zs.log_softmax(-1)[torch.arange(4), labels].sum()
+    soft = -((zt / T).softmax(-1) * (zs / T).log_softmax(-1)).sum()
+    torch.testing.assert_close(got, (1 - lam) * hard + lam * T * T * soft)
+    torch.testing.assert_close(parts["ce"], hard)
+
+
+def _setup(n=37, h=16, v=50, ht=24, seed=1, ignore=True):
+    g = torch.Generator().manual_seed(seed)
+    h_s = torch.randn(n, h, generator=g, requires_grad=True)
+    W_s = (0.3 * torch.randn(v, h, generator=g)).requires_grad_(True)
+    h_t, W_t = torch.randn(n, ht, generator=g), 0.3 * torch.randn(v, ht, generator=g)
+    labels = torch.randint(0, v, (n,), generator=g)
+    if ignore:
+        labels[::5] = -100
+    return h_s, W_s, h_t, W_t, labels
+
+
+@pytest.mark.parametrize("params", [
+    {"divergence": "forward_kl"},
+    {"divergence": "reverse_kl", "temperature": 2.0, "kd_weight": 0.5},
+    {"divergence": "skew_kl", "skew_alpha": 0.1},
+    {"divergence": "skew_reverse_kl", "skew_alpha": 0.2, "kd_weight": 0.9},
+    {"divergence": "jsd", "jsd_beta": 0.5, "temperature": 3.0},
+    {"divergence": "soft_ce", "temperature": 4.0, "kd_weight": 0.7},
+    {"divergence": "forward_kl", "top_k": 5},
+])
+def test_chunked_kd_equals_naive_values_and_gradients(params):
+    m = make_method("kd", params)
+    h_s, W_s, h_t, W_t, labels = _setup()
+    naive, naive_parts = naive_head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t)
+    g_naive = torch.autograd.grad(naive, [h_s, W_s])
+    chunked, parts = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    g_chunk = torch.autograd.grad(chunked, [h_s, W_s])
+    torch.testing.assert_close(chunked, naive, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g_chunk, g_naive):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert parts["ce"] == pytest.approx(float(naive_parts["ce"]), rel=1e-5)
+    # ignored rows get no gradient
+    assert g_chunk[0][labels == -100].abs().max() == 0
+
+
+def test_chunked_supervised_equals_cross_entropy():
+    m = make_method("supervised")
+    h_s, W_s, _, _, labels = _setup()
+    loss, _ = head_loss(h_s, W_s, labels, m.objective, chunk_size=4)
+    ref = torch.nn.functional.cross_entropy(h_s @ W_s.t(), labels, ignore_index=-100, reduction="sum")
+    torch.testing.assert_close(loss, ref)
+    g1 = torch.autograd.grad(loss, [h_s, W_s])
+    g2 = torch.autograd.grad(ref, [h_s, W_s])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def test_chunked_loss_scales_with_upstream_gradient():
+    m = make_method("kd")
+    h_s, W_s, h_t, W_t, labels = _setup()
+    loss, _ = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    g1 = torch.autograd.grad(3.0 * loss, [h_s])[0]
+    loss2, _ = naive_head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t)
+    torch.testing.assert_close(g1, torch.autograd.grad(3.0 * loss2, [h_s])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_auto_chunk_size_bounds_logit_memory():
+    c = auto_chunk_size(4096, 1024, 128_000)
+    assert c * 128_000 <= 4 * 4096 * 1024 and c >= 16
+    assert auto_chunk_size(2048, 256, 516) >= 1024
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ({"divergence": "fkl"}, "valid: forward_kl"),
+    ({"temperature": 0}, "temperature"),
+    ({"kd_weight": 1.5}, "kd_weight"),
+    ({"divergence": "reverse_kl", "top_k": 8}, "top_k"),
+    ({"temprature": 2.0}, "did you mean 'temperature'"),
+])
+def test_bad_kd_params_are_clear_errors(bad, msg):
+    with pytest.raises(ConfigError, match=msg):
+        config_from_dict({"method": {"name": "kd", **bad}, "teacher": "t"}, "grid.yaml")
