@@ -40,8 +40,9 @@ def _train(a) -> int:
 def _demo(a) -> int:
     from .demo import demo
 
-    demo(a.out, students=tuple(s for s in a.students.split(",") if s), tokens=a.tokens,
-         progress=not a.no_progress)
+    demo(a.out, students=tuple(s for s in a.students.split(",") if s),
+         tokens=tuple(t for t in a.tokens.split(",") if t), teacher_config=a.teacher_config,
+         student_config=a.student_config, progress=not a.no_progress)
     return 0
 
 
@@ -85,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="quickstart: teacher and students, supervised vs KD, on synthetic data")
     d.add_argument("--out", default="runs/quickstart")
     d.add_argument("--students", default="tiny-0.1M,tiny-0.5M,tiny-1M", help="comma-separated tiny model names")
-    d.add_argument("--tokens", default="200k", help="student token budget D_S")
+    d.add_argument("--tokens", default="200k", help="student token budgets D_S, comma-separated (e.g. 200k,1M)")
+    d.add_argument("--teacher-config", default="configs/quickstart.yaml", help="the teacher's cell config")
+    d.add_argument("--student-config", default="configs/quickstart-student.yaml",
+                   help="the students' cell config (student, method, tokens and teacher are set per cell)")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 

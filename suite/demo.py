@@ -36,25 +36,28 @@ def _run(cfg, out: Path, progress: bool) -> dict:
     return train(cfg, out, progress=progress)
 
 
-def demo(root: str | Path = "runs/quickstart", students=("tiny-0.1M", "tiny-0.5M", "tiny-1M"), tokens: str = "200k",
+def demo(root: str | Path = "runs/quickstart", students=("tiny-0.1M", "tiny-0.5M", "tiny-1M"), tokens=("200k",),
          teacher_config: str = QUICKSTART_TEACHER, student_config: str = QUICKSTART_STUDENT,
          progress: bool = True) -> list[dict]:
     root = Path(root)
-    print(f"[1/{1 + 2 * len(students)}] teacher ({teacher_config})")
+    tokens = (tokens,) if isinstance(tokens, str) else tuple(tokens)
+    total = 1 + 2 * len(students) * len(tokens)
+    print(f"[1/{total}] teacher ({teacher_config})")
     teacher_cfg = load_config(_find(teacher_config))
     teacher = _run(teacher_cfg, root / "teacher", progress)
     rows = [teacher]
     k = 2
-    for size in students:
-        for method in ("supervised", "kd"):
-            sets = [f"student={size}", f"train.tokens={tokens}", f"name={method}-{size}-D{tokens}",
-                    f"teacher={root / 'teacher' / 'model'}"]
-            if method == "supervised":
-                sets += ["method=supervised"]
-            cfg = load_config(_find(student_config), sets)
-            print(f"[{k}/{1 + 2 * len(students)}] {cfg.name}")
-            rows.append(_run(cfg, root / cfg.name, progress))
-            k += 1
+    for budget in tokens:
+        for size in students:
+            for method in ("supervised", "kd"):
+                sets = [f"student={size}", f"train.tokens={budget}", f"name={method}-{size}-D{budget}",
+                        f"teacher={root / 'teacher' / 'model'}"]
+                if method == "supervised":
+                    sets += ["method=supervised"]
+                cfg = load_config(_find(student_config), sets)
+                print(f"[{k}/{total}] {cfg.name}")
+                rows.append(_run(cfg, root / cfg.name, progress))
+                k += 1
     print()
     print(format_table(rows))
     return rows

@@ -41,11 +41,19 @@ def build_model(spec: str, vocab_size: int | None = None, seed: int | None = Non
             f"model {spec!r}: no config.json in {path.resolve()} (expected a checkpoint saved by `suite train` "
             f"or `save_pretrained`); tiny names: {', '.join(TINY.names())}")
     kwargs = {"dtype": torch_dtype} if torch_dtype else {}
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    if looks_local:
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar per local load is noise; downloads keep theirs
     try:
         return AutoModelForCausalLM.from_pretrained(str(path) if looks_local else spec, **kwargs)
     except OSError as e:
         raise OSError(f"could not load model {spec!r} (not a tiny name, local checkpoint, or reachable hub id; "
                       f"tiny names: {', '.join(TINY.names())}): {e}") from e
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def model_shape(model) -> dict:

@@ -126,13 +126,17 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     barrier(env)
 
     d = cfg.data
-    tokenizer_spec = d.tokenizer or (None if is_tiny(cfg.student) or d.kind == "synthetic" else cfg.student)
+    method = make_method(cfg.method.name, dict(cfg.method.params))
+    tokenizer_spec = d.tokenizer
+    if tokenizer_spec is None and d.kind != "synthetic":
+        # text data: a pretrained student (or a teacher, for KD) brings its tokenizer; tiny models get a BPE
+        tokenizer_spec = (cfg.teacher if method.needs_teacher and cfg.teacher else
+                          None if is_tiny(cfg.student) else cfg.student)
     source = make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
                          tokenizer=tokenizer_spec, text_field=d.text_field, heldout_examples=d.heldout_examples,
                          heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size,
                          cache_dir=out / "tokenizer")
     tok = source.tokenizer
-    method = make_method(cfg.method.name, dict(cfg.method.params))
 
     lm = build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)
     if lm.get_output_embeddings().weight.shape[0] < len(tok):
@@ -292,7 +296,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
         "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
         "N_S": n_s, "N_T": t_info.get("N_T"), "D_S": D, "D_T": t_info.get("D_T"),
-        "loss": last_eval, "L_T": L_T, "bayes_loss": source.bayes_loss, "benchmarks": {},
+        "loss": last_eval, "L_T": L_T, "bayes_loss": source.bayes_loss,
+        "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
         "flops": flops, "steps": steps, "batch_size": B, "seq_len": T, "world_size": env.world_size,
         "device": device_type, "precision": precision, "wall_clock_s": wall,
         "heldout_tokens": source.num_examples("heldout") * T, "model_shape": shape,

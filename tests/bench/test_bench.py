@@ -1,0 +1,26 @@
+"""The benchmarks run end to end at toy sizes and report the fields the issue names (not timings)."""
+import pytest
+
+from suite.bench import kd_loss, train_speed
+
+
+def test_kd_loss_bench_reports_ratios_and_matching_losses():
+    res = kd_loss.bench(vocab=2048, tokens=256, hidden=64, repeats=1, device="cpu")
+    for key in ["naive_peak_mb", "chunked_peak_mb", "memory_ratio", "time_ratio", "naive_s", "chunked_s"]:
+        assert key in res and res[key] > 0, key
+    assert res["memory_ratio"] == pytest.approx(res["chunked_peak_mb"] / res["naive_peak_mb"], rel=1e-3)
+    assert res["loss_rel_diff"] < 1e-5  # same inputs, same loss
+    assert res["chunked_peak_mb"] < res["naive_peak_mb"]
+
+
+def test_kd_loss_bench_surfaces_a_failing_variant():
+    with pytest.raises(RuntimeError, match="naive run failed"):
+        kd_loss.bench(vocab=64, tokens=16, hidden=8, repeats=1, device="cpu", divergence="no_such_divergence")
+
+
+def test_train_bench_compares_the_two_loops():
+    res = train_speed.bench(model="tiny-0.1M", steps=6, batch=4, seq_len=32, warmup=2)
+    assert res["ours_tokens_per_s"] > 0 and res["hf_tokens_per_s"] > 0
+    assert res["speed_ratio"] == pytest.approx(res["ours_tokens_per_s"] / res["hf_tokens_per_s"], rel=1e-3)
+    # both loops really trained the same model on the same data: similar held-out losses
+    assert abs(res["ours_heldout_loss"] - res["hf_heldout_loss"]) < 0.5
