@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,15 @@ def _train(a) -> int:
 
     cfg = load_config(a.config, a.set)
     out = Path(a.out) if a.out else Path("runs") / (cfg.name or "train") / cfg.cell_id
-    result = train(cfg, out, progress=not a.no_progress)
+    try:
+        result = train(cfg, out, progress=not a.no_progress)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     if a.json:
         print(json.dumps(result, indent=2, default=str))
     else:

@@ -37,6 +37,7 @@ def _ours(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out:
 def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: Path) -> tuple[list[float], float]:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     from ..data import make_source
     from ..models import build_model
@@ -76,6 +77,7 @@ def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: P
         dataloader_num_workers=0, disable_tqdm=True, seed=0, data_seed=0)
     trainer = NoShiftTrainer(model=model, args=args, train_dataset=Examples(), data_collator=collate,
                              callbacks=[Stamp()])
+    trainer.remove_callback(PrinterCallback)  # it prints the final log dict to stdout, into our --json output
     trainer.train()
     model.eval()
     with torch.no_grad():

@@ -157,3 +157,16 @@ def test_kd_refuses_a_teacher_with_another_tokenizer(baseline, tmp_path):
     cfg = tiny("kd", method="kd", teacher=str(teacher_dir / "model"), data__language="synthetic")
     with pytest.raises(ValueError, match="genrecal"):
         train(cfg, tmp_path, progress=False)
+
+
+def test_bf16_autocast_path_runs_on_cpu(tmp_path):
+    """The CUDA precision path (autocast + chunked head in bf16) exercised on the CPU."""
+    result = train(tiny(train__precision="bf16", train__tokens=512), tmp_path, progress=False)
+    assert result["precision"] == "bf16" and result["loss"] == result["loss"]  # finite, not NaN
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["loss"] < 10 for r in recs if r["kind"] == "train")
+
+
+def test_fp16_without_cuda_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        train(tiny(train__precision="fp16"), tmp_path, progress=False)
