@@ -1,5 +1,7 @@
 """The `suite` command: one entry point per stage of the workflow.
 
+    suite sweep submit GRID.yaml [--executor slurm|local|inline]   run a grid (resubmitting resumes)
+    suite sweep status|resume|cancel|collect GRID_OR_DIR         state from disk, rerun, stop, results.parquet
     suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
     suite demo                                                 the quickstart: teacher + students, sup vs KD
     suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
@@ -15,6 +17,8 @@ from pathlib import Path
 
 EXAMPLES = """examples:
   suite demo
+  suite sweep submit sweeps/quickstart.yaml --executor local
+  suite sweep status runs/quickstart
   suite train configs/quickstart.yaml --out runs/quickstart/teacher
   suite train configs/quickstart-student.yaml --set student=tiny-1M --set method.temperature=2.0
   torchrun --nproc_per_node 2 -m suite train configs/quickstart.yaml --out runs/ddp
@@ -44,6 +48,42 @@ def _train(a) -> int:
         print(f"{result['name']}: held-out loss {result['loss']:.4f} nats/token  N_S {result['N_S']:,}  "
               f"D_S {result['D_S']:,}{lt}  ({result['wall_clock_s']:.0f} s) -> {out / 'result.json'}")
     return 0
+
+
+def _sweep(a) -> int:
+    from . import sweep as sw
+
+    s = sw.open_sweep(a.target, runs=a.runs)
+    if a.verb == "submit" and a.dry_run:
+        print(json.dumps(sw.plan(s), indent=2) if a.json else
+              "\n".join(f"{c['id']}  {c['name']}" for c in sw.plan(s)["cells"]))
+        return 0
+    if a.verb in ("submit", "resume"):
+        executor = a.executor or (sw.api.read_json(s.root / "sweep.json") or {}).get("executor") or "local"
+        out = sw.submit(s, executor=executor, retry_failed=a.retry_failed, progress=not a.no_progress)
+        if a.json:
+            print(json.dumps(out, indent=2))
+        if executor != "slurm":
+            st = sw.status(s)
+            if not a.json:
+                print(sw.format_status(st))
+            return 0 if st["counts"]["failed"] == 0 else 1
+        return 0
+    if a.verb == "status":
+        st = sw.status(s)
+        print(json.dumps(st, indent=2) if a.json else sw.format_status(st))
+        return 0
+    if a.verb == "cancel":
+        ids = sw.cancel(s)
+        print(f"cancelled {len(ids)} cell(s)")
+        return 0
+    if a.verb == "collect":
+        path = sw.collect(s)
+        import pandas as pd
+
+        print(f"{len(pd.read_parquet(path))} done cell(s) -> {path}")
+        return 0
+    raise AssertionError(a.verb)
 
 
 def _demo(a) -> int:
@@ -91,6 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print result.json")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(fn=_train)
+
+    sw = sub.add_parser("sweep", help="run a grid of cells on slurm, locally or inline; status, resume, collect",
+                        description="Grids live in sweeps/*.yaml; a sweep's state lives in runs/<name>/ "
+                                    "(result.json = done, error.json = failed).",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    swsub = sw.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, helptext in (("submit", "expand a grid and submit the cells that are not done"),
+                           ("resume", "resubmit the cells that are not done (--retry-failed: failed ones too)"),
+                           ("status", "counts by state and one row per cell"),
+                           ("cancel", "cancel queued and running cells"),
+                           ("collect", "write runs/<sweep>/results.parquet (one row per done cell)")):
+        v = swsub.add_parser(verb, help=helptext)
+        v.add_argument("target", metavar="GRID_OR_DIR", help="grid YAML (sweeps/NAME.yaml) or sweep directory")
+        v.add_argument("--runs", default="runs", help="where sweep directories live (default: runs)")
+        v.add_argument("--json", action="store_true")
+        if verb in ("submit", "resume"):
+            v.add_argument("--executor", choices=["slurm", "local", "inline"], default=None,
+                           help="default: local for submit, the sweep's last executor for resume")
+            v.add_argument("--retry-failed", action="store_true", help="also rerun failed cells")
+            v.add_argument("--no-progress", action="store_true")
+        if verb == "submit":
+            v.add_argument("--dry-run", action="store_true", help="print the cells, submit nothing")
+        v.set_defaults(fn=_sweep)
 
     d = sub.add_parser("demo", help="quickstart: teacher and students, supervised vs KD, on synthetic data")
     d.add_argument("--out", default="runs/quickstart")

@@ -8,6 +8,7 @@ Unknown keys and wrong types fail with the file, the dotted key and the valid ch
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import hashlib
 import json
@@ -172,7 +173,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
     if dataclasses.is_dataclass(tp):
         return build_dataclass(tp, value, where)
-    if origin in (Mapping, dict) or tp in (dict, Mapping):
+    if origin in (Mapping, dict, collections.abc.Mapping) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
         return dict(value)

@@ -102,11 +102,13 @@ def _load_teacher(spec: str, data_tokenizer, device):
 
 
 def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
-          should_stop: Callable[[int], bool] | None = None) -> dict:
+          should_stop: Callable[[int], bool] | None = None, teacher_path: str | None = None) -> dict:
     """Train one cell into `out_dir`, resuming from its newest checkpoint; returns the result dict.
 
-    `should_stop(step)` is asked after every optimizer step; when it says True the loop writes a
-    checkpoint and raises `Interrupted` (preemption and the resume tests use this).
+    `should_stop(step)` is asked after every optimizer step; when it says True (on any process) the loop
+    writes a checkpoint and raises `Interrupted` (preemption and the resume tests use this).
+    `teacher_path` loads the teacher from there while `cfg.teacher` (e.g. a sweep's `cell:<id>`
+    reference) keeps the cell's identity.
     """
     from ..data import make_source
     from tqdm.auto import tqdm
@@ -130,7 +132,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     tokenizer_spec = d.tokenizer
     if tokenizer_spec is None and d.kind != "synthetic":
         # text data: a pretrained student (or a teacher, for KD) brings its tokenizer; tiny models get a BPE
-        tokenizer_spec = (cfg.teacher if method.needs_teacher and cfg.teacher else
+        tokenizer_spec = ((teacher_path or cfg.teacher) if method.needs_teacher else
                           None if is_tiny(cfg.student) else cfg.student)
     source = make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
                          tokenizer=tokenizer_spec, text_field=d.text_field, heldout_examples=d.heldout_examples,
@@ -145,9 +147,12 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     model = HiddenStatesLM(lm).to(device)
     teacher, t_info = (None, {})
     if method.needs_teacher:
-        if not cfg.teacher:
+        spec = teacher_path or cfg.teacher
+        if not spec:
             raise ValueError(f"method {cfg.method.name!r} needs a teacher")
-        teacher, t_info = _load_teacher(cfg.teacher, tok, device)
+        if spec.startswith("cell:"):
+            raise ValueError(f"teacher {spec!r} is a reference to a sweep cell; run it through `suite sweep`")
+        teacher, t_info = _load_teacher(spec, tok, device)
     n_s = count_non_embedding(lm)
     shape = model_shape(lm)
 
@@ -208,8 +213,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
                             scaler=scaler, keep=tc.keep_checkpoints)
         barrier(env)
 
-    if env.is_main:
-        (out / "cell.json").write_text(json.dumps({"cell_id": cfg.cell_id, "config": cfg.to_dict()}, indent=2))
+    if env.is_main and not (out / "cell.json").exists():  # a sweep writes its own, with resources and teacher
+        atomic_write_json(out / "cell.json", {"id": cfg.cell_id, "name": cfg.name, "config": cfg.to_dict()})
     bar = tqdm(total=steps, initial=start, disable=not (progress and env.is_main), unit="step",
                desc=cfg.name or cfg.cell_id, dynamic_ncols=True, mininterval=1.0)
     model.train()
@@ -241,6 +246,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             agg[1] += float(parts.get("ce", 0.0))
             agg[2] += float(parts.get("kd", 0.0))
         agg[3] += n_tok / env.world_size
+        if not math.isfinite(float(loss_sum.detach())):
+            raise FloatingPointError(f"loss is {float(loss_sum.detach())} at step {step + 1}; lower optim.lr, "
+                                     f"or check the data (a run that diverged is recorded as failed)")
         if scaler:
             scaler.unscale_(opt)
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
@@ -274,7 +282,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             log({"kind": "eval", "step": done, "tokens": tokens_seen, "heldout_loss": last_eval})
             bar.set_postfix(heldout=f"{last_eval:.3f}", refresh=False)
         bar.update(1)
-        stop = should_stop is not None and should_stop(done)
+        stop = should_stop is not None and bool(should_stop(done))
+        if should_stop is not None and env.enabled:  # every process stops at the same step
+            stop = bool(all_reduce_sum(torch.tensor([float(stop)]), env).item() > 0)
         if done % ckpt_every == 0 or done == steps or stop:
             checkpoint(done)
         if stop and done < steps:

@@ -1,0 +1,199 @@
+"""Sweep verbs: submit, status, resume, cancel, collect. The CLI (`suite sweep ...`) is a thin layer over these.
+
+    sw = open_sweep("sweeps/quickstart.yaml")          # or a sweep directory, e.g. runs/quickstart
+    submit(sw, executor="local")                       # skips done cells; resubmitting is resuming
+    status(sw)                                         # {"counts": {...}, "cells": [{"id", "name", "state", ...}]}
+    collect(sw)                                        # runs/quickstart/results.parquet
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._io import atomic_write_json
+from ..config import ConfigError, config_from_dict
+from ..registry import did_you_mean
+from .executors import EXECUTORS, slurm_queue
+from .grid import Cell, Grid, Resources, load_grid
+from .state import STATES, cell_state, read_json
+
+
+@dataclass(frozen=True)
+class Sweep:
+    grid: Grid
+    root: Path
+
+    def dirs(self) -> dict[str, Path]:
+        return {c.id: self.root / c.id for c in self.grid.cells}
+
+
+def open_sweep(grid_or_dir: str | Path, runs: str | Path = "runs") -> Sweep:
+    """A grid file (its sweep lives in runs/<name>) or an existing sweep directory (with sweep.json)."""
+    p = Path(grid_or_dir)
+    if p.is_dir():
+        meta = read_json(p / "sweep.json")
+        if meta is None:
+            raise ConfigError(f"{p}: not a sweep directory (no sweep.json); pass the grid YAML instead")
+        cells = []
+        for entry in meta["cells"]:
+            spec = read_json(p / entry["id"] / "cell.json")
+            if spec is None:
+                raise ConfigError(f"{p / entry['id']}: cell.json is missing; resubmit from the grid YAML")
+            from ..config import build_dataclass
+
+            cfg = config_from_dict(spec["config"], source=str(p / entry["id"] / "cell.json"))
+            cells.append(Cell(id=entry["id"], name=entry["name"], group=entry["group"], config=cfg,
+                              resources=build_dataclass(Resources, spec["resources"]),
+                              teacher_id=entry.get("teacher_id")))
+        return Sweep(Grid(name=meta["name"], path=meta.get("grid", str(p)), cells=tuple(cells)), p)
+    if not p.exists():
+        raise ConfigError(f"{p}: no such grid file or sweep directory")
+    grid = load_grid(p)
+    return Sweep(grid, Path(runs) / grid.name)
+
+
+def _write_layout(sw: Sweep, executor: str) -> dict[str, Path]:
+    sw.root.mkdir(parents=True, exist_ok=True)
+    dirs = sw.dirs()
+    for c in sw.grid.cells:
+        d = dirs[c.id]
+        d.mkdir(exist_ok=True)
+        spec = {"id": c.id, "name": c.name, "group": c.group, "teacher_id": c.teacher_id,
+                "config": c.config.to_dict(), "resources": _res_dict(c.resources)}
+        if read_json(d / "cell.json") != spec:
+            atomic_write_json(d / "cell.json", spec)
+    atomic_write_json(sw.root / "sweep.json", {
+        "name": sw.grid.name, "grid": str(sw.grid.path), "executor": executor,
+        "cells": [{"id": c.id, "name": c.name, "group": c.group, "teacher_id": c.teacher_id} for c in sw.grid.cells],
+    })
+    return dirs
+
+
+def _res_dict(r: Resources) -> dict:
+    from dataclasses import asdict
+
+    d = asdict(r)
+    d["sbatch"] = dict(r.sbatch)
+    return d
+
+
+def plan(sw: Sweep) -> dict:
+    """What `--dry-run --json` prints: every cell with its id, name, method and teacher."""
+    return {"sweep": sw.grid.name, "root": str(sw.root), "grid": str(sw.grid.path),
+            "cells": [c.summary() for c in sw.grid.cells]}
+
+
+def _live_jobs(dirs: dict[str, Path]) -> dict[str, str]:
+    """Cells queued or running right now: {cell id: job id}."""
+    queue = None
+    live = {}
+    for cid, d in dirs.items():
+        if (d / "result.json").exists() or (d / "error.json").exists():
+            continue
+        job = read_json(d / "job.json")
+        if not job:
+            continue
+        if job["executor"] == "slurm":
+            queue = slurm_queue() if queue is None else queue
+            if job["job_id"] in queue:
+                live[cid] = job["job_id"]
+        elif job["executor"] == "local" and cell_state(d)[0] in ("running", "pending"):
+            live[cid] = job["job_id"]
+    return live
+
+
+def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progress: bool = True) -> dict:
+    """Submit every cell that is not done, not queued already, and (unless retry_failed) not failed."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}{did_you_mean(executor, EXECUTORS.names())}; "
+                          f"valid: {', '.join(EXECUTORS.names())}")
+    t0 = time.time()
+    dirs = _write_layout(sw, executor)
+    live = _live_jobs(dirs)
+    todo = []
+    for c in sw.grid.cells:  # teacher-first order
+        d = dirs[c.id]
+        if (d / "result.json").exists() or c.id in live:
+            continue
+        if (d / "error.json").exists():
+            if not retry_failed:
+                continue
+            (d / "error.json").unlink()
+        todo.append(c)
+    n_done = sum((dirs[c.id] / "result.json").exists() for c in sw.grid.cells)
+    print(f"sweep {sw.grid.name}: {len(sw.grid.cells)} cells, {n_done} done, {len(live)} queued, "
+          f"{len(todo)} to submit ({executor}) -> {sw.root}", flush=True)
+    ids = EXECUTORS.get(executor)(sw.root, progress=progress).submit(todo, dirs, live) if todo else {}
+    return {"sweep": sw.grid.name, "submitted": [c.id for c in todo], "jobs": ids, "skipped_done": n_done,
+            "already_queued": sorted(live), "seconds": time.time() - t0}
+
+
+def status(sw: Sweep) -> dict:
+    dirs = sw.dirs()
+    needs_queue = any((read_json(d / "job.json") or {}).get("executor") == "slurm"
+                      for d in dirs.values() if not (d / "result.json").exists())
+    queue = slurm_queue() if needs_queue else {}
+    rows = []
+    for c in sw.grid.cells:
+        state, detail = cell_state(dirs[c.id], queue)
+        res = read_json(dirs[c.id] / "result.json") if state == "done" else None
+        rows.append({"id": c.id, "name": c.name, "group": c.group, "method": c.config.method.name,
+                     "state": state, "detail": detail, "loss": (res or {}).get("loss")})
+    counts = {s: sum(r["state"] == s for r in rows) for s in STATES}
+    return {"sweep": sw.grid.name, "root": str(sw.root), "counts": counts, "cells": rows}
+
+
+def format_status(st: dict) -> str:
+    counts = "  ".join(f"{k} {v}" for k, v in st["counts"].items())
+    width = max([len(r["name"]) for r in st["cells"]] + [4])
+    lines = [f"sweep {st['sweep']} ({st['root']}): {counts}", "",
+             f"{'cell':<{width}}  {'id':<12}  {'state':<8}  {'loss':>8}  detail"]
+    for r in st["cells"]:
+        loss = f"{r['loss']:.4f}" if r["loss"] is not None else "-"
+        lines.append(f"{r['name']:<{width}}  {r['id']:<12}  {r['state']:<8}  {loss:>8}  {r['detail']}")
+    return "\n".join(lines)
+
+
+def cancel(sw: Sweep) -> list[str]:
+    """Cancel queued and running jobs of cells that are not done."""
+    import os
+    import signal
+
+    cancelled, slurm_ids = [], []
+    for cid, job_id in _live_jobs(sw.dirs()).items():
+        job = read_json(sw.root / cid / "job.json")
+        if job["executor"] == "slurm":
+            slurm_ids.append(job_id)
+        elif job["executor"] == "local":
+            try:
+                os.kill(int(job["pid"]), signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        cancelled.append(cid)
+    if slurm_ids:
+        subprocess.run(["scancel", *slurm_ids], check=False)
+    return cancelled
+
+
+def collect(sw: Sweep) -> Path:
+    """runs/<sweep>/results.parquet: one row per done cell, result.json flattened (dots join keys)."""
+    import pandas as pd
+
+    rows = []
+    for c in sw.grid.cells:
+        res = read_json(sw.root / c.id / "result.json")
+        if res is None:
+            continue
+        rows.append({"sweep": sw.grid.name, "group": c.group, "teacher_id": c.teacher_id, **res})
+    df = pd.json_normalize(rows, sep=".") if rows else pd.DataFrame(columns=["sweep", "cell_id", "name"])
+    for col in df.columns:  # lists and mixed objects do not go into parquet columns as they are
+        if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (list, dict))).any():
+            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    out = sw.root / "results.parquet"
+    tmp = out.with_name(f".{out.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(out)
+    return out

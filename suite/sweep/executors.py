@@ -1,0 +1,227 @@
+"""Executors: where cells run. `slurm` (job arrays through submitit), `local` (this machine, our own
+concurrency cap and GPU pinning), `inline` (this process, for debugging and tests).
+
+Every executor takes the cells to run (teacher-first), their directories and a `live` map of cells
+already queued elsewhere, and returns a {cell_id: job id} map; job.json in each cell dir records it.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .._io import atomic_write_json
+from ..registry import Registry
+from .grid import Cell, Resources
+from .state import cell_state, read_json, write_error
+
+EXECUTORS = Registry[type]("executor")
+
+
+def _job_record(cell_dir: Path, executor: str, job_id: str, **extra) -> None:
+    atomic_write_json(cell_dir / "job.json", {"executor": executor, "job_id": str(job_id),
+                                              "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra})
+
+
+def _teacher_failed(cell: Cell, dirs: dict[str, Path]) -> bool:
+    return bool(cell.teacher_id) and (dirs[cell.teacher_id] / "error.json").exists()
+
+
+def _fail_for_teacher(cell: Cell, dirs: dict[str, Path]) -> None:
+    write_error(dirs[cell.id], RuntimeError(f"teacher cell {cell.teacher_id} failed; see its error.json"), 0)
+
+
+@EXECUTORS.register("inline")
+class InlineExecutor:
+    """Runs cells one after another in this process. Exceptions are recorded, never sent to pdb."""
+
+    name = "inline"
+
+    def __init__(self, root: Path, progress: bool = True):
+        self.root, self.progress = root, progress
+
+    def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
+        from .runner import run_cell
+
+        for i, cell in enumerate(cells, 1):
+            print(f"[{i}/{len(cells)}] {cell.name}", flush=True)
+            if _teacher_failed(cell, dirs):
+                _fail_for_teacher(cell, dirs)
+                continue
+            _job_record(dirs[cell.id], "inline", f"inline-{os.getpid()}")
+            try:
+                run_cell(dirs[cell.id], progress=self.progress)
+            except Exception as e:  # noqa: BLE001 - recorded in error.json; the other cells go on
+                print(f"  failed: {type(e).__name__}: {e}", flush=True)
+        return {}
+
+
+@EXECUTORS.register("local")
+class LocalExecutor:
+    """One machine. submitit's LocalExecutor runs each cell (timeouts, USR2 checkpoint + requeue), but
+    it starts every job at once and pins no GPU, so this class schedules: at most `max_concurrent`
+    cells at a time (default: one per GPU, or one on a CPU-only machine), each with its own GPUs,
+    students only after their teacher's result.json exists. It blocks until every cell has ended.
+    """
+
+    name = "local"
+
+    def __init__(self, root: Path, progress: bool = True, poll_s: float = 0.5):
+        self.root, self.poll_s = root, poll_s
+
+    def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
+        import submitit
+        import torch
+
+        n_gpus = torch.cuda.device_count()
+        cap = max((c.resources.max_concurrent for c in cells), default=0) or max(1, n_gpus)
+        free_gpus = list(range(n_gpus))
+        waiting = list(cells)
+        running: dict[str, tuple] = {}  # cell id -> (job, gpus)
+        ids: dict[str, str] = {}
+        n_done = 0
+        while waiting or running:
+            for cid, (job, gpus) in list(running.items()):
+                if job.done():
+                    del running[cid]
+                    free_gpus += gpus
+                    n_done += 1
+                    state, detail = cell_state(dirs[cid])
+                    if state != "done" and not (dirs[cid] / "error.json").exists():
+                        try:
+                            job.result()
+                        except Exception as e:  # noqa: BLE001 - killed by timeout, OOM killer, ...
+                            write_error(dirs[cid], e, 0)
+                    print(f"  {'done' if state == 'done' else 'failed'}: {_name(cells, cid)}"
+                          f" ({n_done}/{len(cells)})", flush=True)
+            for cell in list(waiting):
+                if len(running) >= cap:
+                    break
+                if cell.teacher_id and not (dirs[cell.teacher_id] / "result.json").exists():
+                    if _teacher_failed(cell, dirs):
+                        _fail_for_teacher(cell, dirs)
+                        waiting.remove(cell)
+                        n_done += 1
+                    continue
+                need = cell.resources.gpus_per_node if n_gpus else 0
+                if need > len(free_gpus):
+                    continue
+                gpus, free_gpus = free_gpus[:need], free_gpus[need:]
+                ex = submitit.LocalExecutor(folder=str(self.root / ".submitit" / "%j"),
+                                            max_num_timeout=cell.resources.max_requeue)
+                params = dict(timeout_min=cell.resources.timeout_min, signal_delay_s=cell.resources.signal_delay_s,
+                              tasks_per_node=cell.resources.tasks_per_node)
+                if gpus:
+                    params.update(gpus_per_node=len(gpus), visible_gpus=tuple(gpus))
+                ex.update_parameters(**params)
+                from .runner import CellJob
+
+                job = ex.submit(CellJob(), str(dirs[cell.id]))
+                _job_record(dirs[cell.id], "local", job.job_id, pid=int(job.job_id), gpus=gpus,
+                            log=str(job.paths.stdout))
+                ids[cell.id] = str(job.job_id)
+                running[cell.id] = (job, gpus)
+                waiting.remove(cell)
+                print(f"  start: {cell.name}" + (f" on GPU {gpus}" if gpus else ""), flush=True)
+            if waiting and not running and all(c.teacher_id and not (dirs[c.teacher_id] / "result.json").exists()
+                                              and not _teacher_failed(c, dirs) and c.teacher_id not in
+                                              {w.id for w in waiting} for c in waiting):
+                # teachers neither here nor done: they run elsewhere (another executor); stop waiting
+                for c in waiting:
+                    print(f"  skipped: {c.name} (teacher {c.teacher_id} is not done)", flush=True)
+                break
+            time.sleep(self.poll_s)
+        return ids
+
+
+def _name(cells: list[Cell], cid: str) -> str:
+    return next((c.name for c in cells if c.id == cid), cid)
+
+
+@EXECUTORS.register("slurm")
+class SlurmExecutor:
+    """Slurm through submitit: one job array per (resource shape, teachers); students depend on their
+    teachers' array tasks with `afterok` (and `kill-on-invalid-dep`, so a failed teacher cancels them)."""
+
+    name = "slurm"
+
+    def __init__(self, root: Path, progress: bool = True):
+        self.root = root
+
+    def _executor(self, res: Resources, name: str, dependency: str | None):
+        import submitit
+
+        ex = submitit.AutoExecutor(folder=str(self.root / ".submitit" / "%j"), cluster="slurm",
+                                   slurm_max_num_timeout=res.max_requeue)
+        extra = {"kill-on-invalid-dep": "yes", **dict(res.sbatch)}
+        params = dict(name=name, timeout_min=res.timeout_min, cpus_per_task=res.cpus_per_task,
+                      tasks_per_node=res.tasks_per_node, nodes=res.nodes, mem_gb=res.mem_gb,
+                      slurm_array_parallelism=res.array_parallelism, slurm_signal_delay_s=res.signal_delay_s,
+                      slurm_additional_parameters=extra)
+        if res.gpus_per_node:
+            params["gpus_per_node"] = res.gpus_per_node
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(res, key):
+                params[f"slurm_{key}"] = getattr(res, key)
+        if dependency:
+            params["slurm_dependency"] = dependency
+        ex.update_parameters(**params)
+        return ex
+
+    def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
+        from .runner import CellJob
+
+        job_of: dict[str, str] = dict(live)  # cell id -> job id, for teachers queued earlier
+        remaining = list(cells)
+        ids: dict[str, str] = {}
+        while remaining:
+            # a wave: cells whose teacher is done, already queued, or submitted in an earlier wave
+            wave = [c for c in remaining if not c.teacher_id or c.teacher_id in job_of
+                    or (dirs[c.teacher_id] / "result.json").exists()]
+            if not wave:
+                for c in remaining:
+                    print(f"  skipped: {c.name} (teacher {c.teacher_id} is neither done nor queued)", flush=True)
+                break
+            groups: dict[tuple, list[Cell]] = defaultdict(list)
+            for c in wave:
+                dep = job_of.get(c.teacher_id) if c.teacher_id and not (
+                    dirs[c.teacher_id] / "result.json").exists() else None
+                groups[(c.resources.key(), dep)].append(c)
+            for (_, dep), group in groups.items():
+                ex = self._executor(group[0].resources, f"{self.root.name}:{group[0].group}",
+                                    f"afterok:{dep}" if dep else None)
+                with ex.batch():
+                    jobs = [ex.submit(CellJob(), str(dirs[c.id])) for c in group]
+                for c, job in zip(group, jobs):
+                    _job_record(dirs[c.id], "slurm", job.job_id, dependency=dep, log=str(job.paths.stdout))
+                    job_of[c.id] = ids[c.id] = str(job.job_id)
+                print(f"  submitted {len(group)} cell(s) as array {jobs[0].job_id.split('_')[0]}"
+                      + (f" after {dep}" if dep else ""), flush=True)
+            remaining = [c for c in remaining if c not in wave]
+        return ids
+
+
+def slurm_queue() -> dict[str, str]:
+    """{job id (array tasks as N_k): state} for this user's jobs, from one squeue call (no accounting needed)."""
+    import getpass
+    import shutil
+    import subprocess
+
+    if shutil.which("squeue") is None:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    jobs = {}
+    for line in out.stdout.splitlines():
+        jid, _, state = line.strip().partition("|")
+        if jid:
+            jobs[jid] = state
+    return jobs
+
+
+def job_info(cell_dir: Path) -> dict | None:
+    return read_json(cell_dir / "job.json")

@@ -1,0 +1,406 @@
+"""Grids: a YAML file of named cell groups, expanded into cells with content-hash ids.
+
+    suite sweep submit sweeps/quickstart.yaml --dry-run --json
+
+    name: quickstart
+    include: [base.yaml]               # merged underneath this file (defaults, resources, cells)
+    defaults: {data: {seq_len: 128}}   # a partial cell config under every cell
+    resources: {timeout_min: 30, cpus_per_task: 2}
+    cells:
+      teacher:                         # a group; `set` is merged over the defaults
+        set: {student: tiny-2M, train: {tokens: 1.5M}}
+      students:
+        mode: product                  # product (default) | zip
+        axes:                          # dotted config keys -> lists of values
+          student: [tiny-0.1M, tiny-1M]
+          method: [supervised, kd]
+        set: {teacher: "@teacher"}     # "@GROUP" (a one-cell group) or "@CELL-NAME": trained first
+        overrides:                     # per-axis-value patches
+          student: {tiny-1M: {optim: {lr: 2.0e-3}}}
+        resources: {cpus_per_task: 1}
+
+A teacher reference becomes `teacher: cell:<id>` in the student's config, so identity follows the
+teacher's content, not its path; the runner resolves it to `<sweep dir>/<id>/model`. Methods that need
+no teacher drop the key, so a supervised baseline does not wait for (or hash) a teacher.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..config import CellConfig, ConfigError, build_dataclass, config_from_dict, parse_tokens
+from ..registry import did_you_mean
+
+TEACHER_REF = "cell:"
+_GRID_KEYS = {"name", "include", "defaults", "resources", "cells"}
+_GROUP_KEYS = {"set", "axes", "mode", "overrides", "resources"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one cell asks of the executor. Cells with equal resources (and teachers) share a job array."""
+
+    timeout_min: int = 60            # always set: submitit's defaults are 2 min (local) and 5 min (Slurm)
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    tasks_per_node: int = 1          # > 1: DDP inside the cell, one process per task (gloo or NCCL)
+    nodes: int = 1
+    mem_gb: float = 8.0
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    array_parallelism: int = 64      # at most this many cells of one array run at once (Slurm)
+    max_concurrent: int = 0          # local executor: cells at once; 0 = one per GPU, or one on CPU
+    signal_delay_s: int = 60         # USR2 this long before the time limit: checkpoint, then requeue
+    max_requeue: int = 3             # timeouts that may requeue a cell (preemptions always do)
+    sbatch: Mapping[str, str] = field(default_factory=dict)  # extra #SBATCH --key=value lines
+
+    def key(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    name: str
+    group: str
+    config: CellConfig
+    resources: Resources
+    teacher_id: str | None = None    # a cell of this grid that must finish first
+
+    def summary(self) -> dict:
+        c = self.config
+        return {"id": self.id, "name": self.name, "group": self.group, "method": c.method.name,
+                "student": c.student, "teacher": c.teacher, "teacher_id": self.teacher_id,
+                "tokens": c.train.tokens, "seed": c.train.seed}
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    path: str
+    cells: tuple[Cell, ...]
+
+    def by_id(self) -> dict[str, Cell]:
+        return {c.id: c for c in self.cells}
+
+    def order(self) -> list[Cell]:
+        """Cells with every teacher before its students (the expansion order otherwise)."""
+        return list(self.cells)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _deep_merge(base: Any, top: Any) -> Any:
+    if isinstance(base, Mapping) and isinstance(top, Mapping):
+        out = dict(base)
+        for k, v in top.items():
+            out[k] = _deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(top)
+
+
+def _read_yaml(path: Path, where: str) -> dict:
+    if not path.exists():
+        raise ConfigError(f"{where}: no such grid file {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*seen, path))}")
+    data = _read_yaml(path, str(seen[-1]) if seen else "grid")
+    unknown = set(data) - _GRID_KEYS
+    if unknown:
+        k = sorted(unknown)[0]
+        raise ConfigError(f"{path}: unknown key {k!r}{did_you_mean(k, _GRID_KEYS)}; valid: {', '.join(sorted(_GRID_KEYS))}")
+    includes = data.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    merged: dict = {}
+    for inc in includes:
+        merged = _deep_merge(merged, _load_raw((path.parent / inc), (*seen, path)))
+    merged.pop("name", None)
+    return _deep_merge(merged, data)
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read, include, expand and validate a grid file."""
+    path = Path(path)
+    raw = _load_raw(path)
+    return expand(raw, source=str(path))
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def _set_dotted(d: dict, key: str, value: Any) -> None:
+    node = d
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if isinstance(node.get(p), str) and p == "method":
+            node[p] = {"name": node[p]}
+        node = node.setdefault(p, {})
+    if parts[-1] == "method" and isinstance(value, str) and isinstance(node.get("method"), dict):
+        node["method"] = {**{k: v for k, v in node["method"].items() if k == "name"}, "name": value}
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
+
+
+def _valid_axis(key: str) -> bool:
+    """Is `key` a (dotted) field of CellConfig? method.* is validated later against the method."""
+    parts = key.split(".")
+    if parts[0] == "method":
+        return True
+    cls: Any = CellConfig
+    for p in parts:
+        if not dataclasses.is_dataclass(cls):
+            return False
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if p not in fields:
+            return False
+        cls = fields[p].type if not isinstance(fields[p].type, str) else _resolve_type(cls, p)
+    return True
+
+
+def _resolve_type(cls, name):
+    import typing
+
+    return typing.get_type_hints(cls)[name]
+
+
+def _axis_choices() -> list[str]:
+    import typing
+
+    out = []
+    for f in dataclasses.fields(CellConfig):
+        tp = typing.get_type_hints(CellConfig)[f.name]
+        if dataclasses.is_dataclass(tp) and f.name != "method":
+            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(tp)]
+        else:
+            out.append(f.name)
+    return out
+
+
+def _value_label(v: Any) -> str:
+    if isinstance(v, Mapping):
+        return str(v.get("name", json.dumps(v, sort_keys=True)))
+    return str(v)
+
+
+def _group_points(gname: str, group: Mapping, where: str) -> list[dict[str, Any]]:
+    axes = group.get("axes") or {}
+    if not isinstance(axes, Mapping):
+        raise ConfigError(f"{where}.axes: expected a mapping of axis -> list of values")
+    for k, vals in axes.items():
+        if not _valid_axis(k):
+            raise ConfigError(f"{where}.axes: unknown axis {k!r}{did_you_mean(k, _axis_choices())}; "
+                              f"valid: {', '.join(_axis_choices())}")
+        if not isinstance(vals, list) or not vals:
+            raise ConfigError(f"{where}.axes.{k}: expected a non-empty list of values, got {vals!r}")
+    mode = group.get("mode", "product")
+    if mode not in ("product", "zip"):
+        raise ConfigError(f"{where}.mode: unknown mode {mode!r}{did_you_mean(mode, ['product', 'zip'])}; "
+                          f"valid: product, zip")
+    keys = list(axes)
+    if not keys:
+        return [{}]
+    if mode == "zip":
+        lengths = {k: len(axes[k]) for k in keys}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"{where}.axes: zip needs lists of equal length, got {lengths}")
+        combos = zip(*(axes[k] for k in keys))
+    else:
+        combos = itertools.product(*(axes[k] for k in keys))
+    return [dict(zip(keys, c)) for c in combos]
+
+
+def _size_label(spec: str | None) -> str:
+    if not spec:
+        return "?"
+    m = re.fullmatch(r"(?:tiny|qwen2)-([0-9.]+[kMB])", spec)
+    if m:
+        return m.group(1) if spec.startswith("tiny") else "q" + m.group(1)
+    return Path(spec.rstrip("/")).name[:24]
+
+
+def _tokens_label(tokens: Any) -> str:
+    if isinstance(tokens, str):
+        return tokens.replace(" ", "")
+    n = float(tokens)
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:g}{unit}"
+    return f"{int(n)}"
+
+
+def expand(raw: Mapping, source: str = "grid") -> Grid:
+    name = raw.get("name") or Path(source).stem
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ConfigError(f"{source}: name: expected letters, digits, '.', '_' or '-', got {name!r}")
+    defaults = raw.get("defaults") or {}
+    base_res = raw.get("resources") or {}
+    groups = raw.get("cells")
+    if not groups or not isinstance(groups, Mapping):
+        raise ConfigError(f"{source}: cells: the grid has no cells (expected a mapping of group name -> group)")
+
+    pending: list[tuple[str, dict, Resources, str | None, str]] = []  # group, cell dict, res, teacher ref, where
+    for gname, group in groups.items():
+        where = f"{source}: cells.{gname}"
+        group = group or {}
+        if not isinstance(group, Mapping):
+            raise ConfigError(f"{where}: expected a mapping with set/axes/mode/overrides/resources")
+        unknown = set(group) - _GROUP_KEYS
+        if unknown:
+            k = sorted(unknown)[0]
+            raise ConfigError(f"{where}: unknown key {k!r}{did_you_mean(k, _GROUP_KEYS)}; "
+                              f"valid: {', '.join(sorted(_GROUP_KEYS))}")
+        res = build_dataclass(Resources, _deep_merge(base_res, group.get("resources") or {}),
+                              where=f"{where}.resources")
+        overrides = group.get("overrides") or {}
+        for axis in overrides:
+            if axis not in (group.get("axes") or {}):
+                raise ConfigError(f"{where}.overrides: {axis!r} is not an axis of this group; "
+                                  f"axes: {', '.join(group.get('axes') or {}) or 'none'}")
+        for point in _group_points(gname, group, where):
+            cell = _deep_merge(defaults, group.get("set") or {})
+            for k, v in point.items():
+                _set_dotted(cell, k, v)
+            for axis, table in overrides.items():
+                patch = (table or {}).get(_value_label(point[axis]))
+                if patch:
+                    cell = _deep_merge(cell, patch)
+            ref = cell.get("teacher")
+            ref = ref[1:] if isinstance(ref, str) and ref.startswith("@") else None
+            pending.append((gname, cell, res, ref, where))
+    if not pending:
+        raise ConfigError(f"{source}: cells: the grid expands to no cells")
+
+    # resolve teacher references in dependency order (a teacher may itself have a teacher)
+    cells: dict[int, Cell] = {}
+    names_by_group: dict[str, list[int]] = {}
+    for i, (g, *_rest) in enumerate(pending):
+        names_by_group.setdefault(g, []).append(i)
+    state: dict[int, str] = {}
+
+    def build(i: int, stack: tuple[int, ...]) -> Cell:
+        if i in cells:
+            return cells[i]
+        if state.get(i) == "visiting":
+            chain = " -> ".join(pending[j][0] for j in (*stack, i))
+            raise ConfigError(f"{source}: teacher references form a cycle: {chain}")
+        state[i] = "visiting"
+        gname, cell, res, ref, where = pending[i]
+        cell = copy.deepcopy(cell)
+        teacher_id = None
+        method = cell.get("method", "supervised")
+        mname = method.get("name") if isinstance(method, Mapping) else method
+        needs = _needs_teacher(mname, where)
+        if not needs:
+            cell.pop("teacher", None)
+        elif ref is not None:
+            t_idx = _resolve_ref(ref, names_by_group, pending, cells, where)
+            teacher = build(t_idx, (*stack, i))
+            teacher_id = teacher.id
+            cell["teacher"] = TEACHER_REF + teacher.id
+        cfg = config_from_dict(cell, source=where)
+        cells[i] = Cell(id=cfg.cell_id, name="", group=gname, config=cfg, resources=res, teacher_id=teacher_id)
+        state[i] = "done"
+        return cells[i]
+
+    for i in range(len(pending)):
+        build(i, ())
+
+    # names, dedup (identical content -> one cell), teacher-first order
+    by_id: dict[str, Cell] = {}
+    for i in sorted(cells):
+        c = cells[i]
+        if c.id not in by_id:
+            by_id[c.id] = c
+    named = _assign_names(list(by_id.values()), by_id)
+    return Grid(name=name, path=source, cells=tuple(_teacher_first(named)))
+
+
+def _needs_teacher(method: Any, where: str) -> bool:
+    from ..methods import METHODS
+
+    if not isinstance(method, str) or method not in METHODS:
+        return False  # config_from_dict reports it with the valid names
+    return bool(METHODS.get(method).needs_teacher)
+
+
+def _resolve_ref(ref: str, names_by_group, pending, cells, where) -> int:
+    if ref in names_by_group:
+        idx = names_by_group[ref]
+        if len(idx) != 1:
+            raise ConfigError(f"{where}: teacher '@{ref}' names a group of {len(idx)} cells; a teacher must be "
+                              f"one cell (give it its own group)")
+        return idx[0]
+    groups = sorted(names_by_group)
+    raise ConfigError(f"{where}: teacher '@{ref}' is not a cell group of this grid{did_you_mean(ref, groups)}; "
+                      f"groups: {', '.join(groups)}")
+
+
+def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
+    def base(c: Cell) -> str:
+        cfg = c.config
+        parts = [cfg.method.name]
+        if c.teacher_id:
+            parts.append("T" + _size_label(by_id[c.teacher_id].config.student))
+        elif cfg.teacher:
+            parts.append("T" + _size_label(cfg.teacher))
+        parts += ["S" + _size_label(cfg.student), "D" + _tokens_label(cfg.train.tokens), f"s{cfg.train.seed}"]
+        return cfg.name or "-".join(parts)
+
+    names = [base(c) for c in cells]
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    out = []
+    for c, n in zip(cells, names):
+        unique = n if counts[n] == 1 else f"{n}-{c.id[:6]}"
+        out.append(dataclasses.replace(c, name=unique, config=dataclasses.replace(c.config, name=unique)))
+    # the config name is not part of the id, so ids are unchanged
+    return out
+
+
+def _teacher_first(cells: list[Cell]) -> list[Cell]:
+    done: set[str] = set()
+    by_id = {c.id: c for c in cells}
+    out: list[Cell] = []
+
+    def visit(c: Cell) -> None:
+        if c.id in done:
+            return
+        if c.teacher_id:
+            visit(by_id[c.teacher_id])
+        done.add(c.id)
+        out.append(c)
+
+    for c in cells:
+        visit(c)
+    return out
+
+
+def token_budget_label(cfg: CellConfig) -> str:
+    return _tokens_label(cfg.train.tokens)
+
+
+__all__ = ["Grid", "Cell", "Resources", "load_grid", "expand", "TEACHER_REF", "parse_tokens"]

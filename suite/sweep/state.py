@@ -1,0 +1,70 @@
+"""The filesystem is the truth: a sweep's state is what its directory holds.
+
+    runs/<sweep>/sweep.json             the expanded grid (ids, names, teachers), rewritten at each submit
+    runs/<sweep>/<cell_id>/cell.json    the cell's config, resources and teacher
+                          /job.json     executor and job id of the latest submission (a hint only)
+                          /result.json  done (atomic; written by the training loop)
+                          /error.json   failed: traceback, attempt count (removed when a retry starts)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+from .._io import atomic_write_json
+
+STATES = ("pending", "running", "done", "failed")
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_error(cell_dir: Path, exc: BaseException, attempt: int) -> None:
+    atomic_write_json(Path(cell_dir) / "error.json", {
+        "type": type(exc).__name__, "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "attempt": attempt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": os.uname().nodename,
+    })
+
+
+def cell_state(cell_dir: Path, live_jobs: dict[str, str] | None = None) -> tuple[str, str]:
+    """(state, detail) of one cell from its files; `live_jobs` maps job ids to scheduler states."""
+    cell_dir = Path(cell_dir)
+    if (cell_dir / "result.json").exists():
+        return "done", ""
+    if (cell_dir / "error.json").exists():
+        err = read_json(cell_dir / "error.json") or {}
+        return "failed", f"{err.get('type', 'error')}: {err.get('message', '')}"[:200]
+    job = read_json(cell_dir / "job.json")
+    if not job:
+        return "pending", "not submitted"
+    sched = (live_jobs or {}).get(str(job.get("job_id")))
+    if job.get("executor") == "local":
+        pid = job.get("pid")
+        if pid and _alive(int(pid)):
+            return ("running" if (cell_dir / "metrics.jsonl").exists() else "pending"), f"local pid {pid}"
+        return "failed", "local job ended without result.json or error.json (killed?)"
+    if job.get("executor") == "inline":
+        return "pending", "inline run did not finish"
+    if sched is None:
+        return "failed", f"job {job.get('job_id')} left the queue without result.json (cancelled, or its teacher failed)"
+    if sched in ("RUNNING", "COMPLETING"):
+        return "running", f"job {job.get('job_id')}"
+    return "pending", f"job {job.get('job_id')} {sched.lower()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
