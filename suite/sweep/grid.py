@@ -103,7 +103,7 @@ class Grid:
 
 def _deep_merge(base: Any, top: Any) -> Any:
     if isinstance(base, Mapping) and isinstance(top, Mapping):
-        out = dict(base)
+        out = copy.deepcopy(dict(base))  # never share nested dicts: axes write into each cell's copy
         for k, v in top.items():
             out[k] = _deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
         return out

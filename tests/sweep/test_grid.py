@@ -83,3 +83,10 @@ def test_teacher_group_must_be_one_cell():
                      "s": {"set": {"method": "kd", "teacher": "@t"}}}}
     with pytest.raises(ConfigError, match="group of 2 cells"):
         expand(raw, "g.yaml")
+
+
+def test_axes_on_keys_that_only_defaults_define_stay_per_cell():
+    raw = {"defaults": {"train": {"batch_size": 4}},
+           "cells": {"s": {"axes": {"train.tokens": [320, 640]}, "set": {"student": "tiny-0.1M"}}}}
+    g = expand(raw, "g.yaml")
+    assert [c.config.train.tokens for c in g.cells] == [320, 640]
