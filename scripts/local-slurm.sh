@@ -114,6 +114,9 @@ SlurmctldHost=${host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job waits cred_expire seconds before it may start again (default 120 s); 10 s keeps the
+# preemption/timeout/requeue tests fast. Real clusters keep their own value.
+AuthInfo=cred_expire=10
 CredType=cred/munge
 MpiDefault=none
 # No mail on a test box (the default /usr/bin/mail is usually absent -> log noise).

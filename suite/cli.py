@@ -3,7 +3,7 @@
     suite sweep submit GRID.yaml [--executor slurm|local|inline]   run a grid (resubmitting resumes)
     suite sweep status|resume|cancel|collect GRID_OR_DIR         state from disk, rerun, stop, results.parquet
     suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
-    suite demo                                                 the quickstart: teacher + students, sup vs KD
+    suite demo                                                 the quickstart grid: teacher + students, sup vs KD
     suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
     suite bench train [--json]                                 our loop vs a Hugging Face Trainer: tokens/s ratio
 """
@@ -89,9 +89,7 @@ def _sweep(a) -> int:
 def _demo(a) -> int:
     from .demo import demo
 
-    demo(a.out, students=tuple(s for s in a.students.split(",") if s),
-         tokens=tuple(t for t in a.tokens.split(",") if t), teacher_config=a.teacher_config,
-         student_config=a.student_config, progress=not a.no_progress)
+    demo(a.grid, executor=a.executor, runs=a.runs, progress=not a.no_progress)
     return 0
 
 
@@ -101,6 +99,10 @@ def _bench(a) -> int:
 
         res = bench(vocab=a.vocab, tokens=a.tokens, hidden=a.hidden, divergence=a.divergence, repeats=a.repeats,
                     device=a.device, dtype=a.dtype, chunk=a.chunk)
+    elif a.which == "sweep":
+        from .bench.sweep import bench
+
+        res = bench(cells=a.cells, executor=a.executor, keep=a.keep)
     else:
         from .bench.train_speed import bench
 
@@ -155,17 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
             v.add_argument("--dry-run", action="store_true", help="print the cells, submit nothing")
         v.set_defaults(fn=_sweep)
 
-    d = sub.add_parser("demo", help="quickstart: teacher and students, supervised vs KD, on synthetic data")
-    d.add_argument("--out", default="runs/quickstart")
-    d.add_argument("--students", default="tiny-0.1M,tiny-0.5M,tiny-1M", help="comma-separated tiny model names")
-    d.add_argument("--tokens", default="200k", help="student token budgets D_S, comma-separated (e.g. 200k,1M)")
-    d.add_argument("--teacher-config", default="configs/quickstart.yaml", help="the teacher's cell config")
-    d.add_argument("--student-config", default="configs/quickstart-student.yaml",
-                   help="the students' cell config (student, method, tokens and teacher are set per cell)")
+    d = sub.add_parser("demo", help="quickstart: the quickstart grid end to end (teacher, students, sup vs KD)",
+                       description="Runs sweeps/quickstart.yaml (local executor by default), collects "
+                                   "runs/quickstart/results.parquet and prints supervised beside KD.")
+    d.add_argument("--grid", default="sweeps/quickstart.yaml")
+    d.add_argument("--executor", default="local", choices=["slurm", "local", "inline"])
+    d.add_argument("--runs", default="runs")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train)")
+    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, sweep)")
     bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
     k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
     k.add_argument("--vocab", type=int, default=128_000)
@@ -178,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--chunk", type=int, default=None, help="rows per chunk (default: auto)")
     k.add_argument("--json", action="store_true")
     k.set_defaults(fn=_bench)
+    q = bsub.add_parser("sweep", help="submit a large no-op grid to Slurm: submit and status seconds")
+    q.add_argument("--cells", type=int, default=1000)
+    q.add_argument("--executor", default="slurm", choices=["slurm", "local", "inline"])
+    q.add_argument("--keep", action="store_true", help="leave the no-op jobs queued (default: scancel them)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=_bench)
     r = bsub.add_parser("train", help="tokens/s of our loop vs a Hugging Face Trainer on the same tiny model")
     r.add_argument("--model", default="tiny-1M")
     r.add_argument("--steps", type=int, default=40)

@@ -18,7 +18,7 @@ from ..config import ConfigError, config_from_dict
 from ..registry import did_you_mean
 from .executors import EXECUTORS, slurm_queue
 from .grid import Cell, Grid, Resources, load_grid
-from .state import STATES, cell_state, read_json
+from .state import SLURM_RUNNING, SLURM_WAITING, STATES, cell_state, read_json
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,20 @@ def _live_jobs(dirs: dict[str, Path]) -> dict[str, str]:
             continue
         if job["executor"] == "slurm":
             queue = slurm_queue() if queue is None else queue
-            if job["job_id"] in queue:
+            if queue.get(job["job_id"]) in SLURM_WAITING | SLURM_RUNNING:
                 live[cid] = job["job_id"]
         elif job["executor"] == "local" and cell_state(d)[0] in ("running", "pending"):
             live[cid] = job["job_id"]
     return live
 
 
-def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progress: bool = True) -> dict:
-    """Submit every cell that is not done, not queued already, and (unless retry_failed) not failed."""
+def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progress: bool = True,
+           job_factory=None) -> dict:
+    """Submit every cell that is not done, not queued already, and (unless retry_failed) not failed.
+
+    `job_factory` replaces the training body (`CellJob`) with another zero-argument class whose
+    instances are called with the cell directory (`suite bench sweep` submits no-op cells this way).
+    """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}{did_you_mean(executor, EXECUTORS.names())}; "
                           f"valid: {', '.join(EXECUTORS.names())}")
@@ -126,7 +131,8 @@ def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progr
     n_done = sum((dirs[c.id] / "result.json").exists() for c in sw.grid.cells)
     print(f"sweep {sw.grid.name}: {len(sw.grid.cells)} cells, {n_done} done, {len(live)} queued, "
           f"{len(todo)} to submit ({executor}) -> {sw.root}", flush=True)
-    ids = EXECUTORS.get(executor)(sw.root, progress=progress).submit(todo, dirs, live) if todo else {}
+    runner = EXECUTORS.get(executor)(sw.root, progress=progress, job_factory=job_factory)
+    ids = runner.submit(todo, dirs, live) if todo else {}
     return {"sweep": sw.grid.name, "submitted": [c.id for c in todo], "jobs": ids, "skipped_done": n_done,
             "already_queued": sorted(live), "seconds": time.time() - t0}
 

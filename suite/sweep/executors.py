@@ -38,8 +38,8 @@ class InlineExecutor:
 
     name = "inline"
 
-    def __init__(self, root: Path, progress: bool = True):
-        self.root, self.progress = root, progress
+    def __init__(self, root: Path, progress: bool = True, job_factory=None):
+        self.root, self.progress, self.job_factory = root, progress, job_factory
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
         from .runner import run_cell
@@ -51,7 +51,10 @@ class InlineExecutor:
                 continue
             _job_record(dirs[cell.id], "inline", f"inline-{os.getpid()}")
             try:
-                run_cell(dirs[cell.id], progress=self.progress)
+                if self.job_factory is not None:
+                    self.job_factory()(str(dirs[cell.id]))
+                else:
+                    run_cell(dirs[cell.id], progress=self.progress)
             except Exception as e:  # noqa: BLE001 - recorded in error.json; the other cells go on
                 print(f"  failed: {type(e).__name__}: {e}", flush=True)
         return {}
@@ -67,8 +70,8 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, root: Path, progress: bool = True, poll_s: float = 0.5):
-        self.root, self.poll_s = root, poll_s
+    def __init__(self, root: Path, progress: bool = True, poll_s: float = 0.5, job_factory=None):
+        self.root, self.poll_s, self.job_factory = root, poll_s, job_factory
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
         import submitit
@@ -117,22 +120,26 @@ class LocalExecutor:
                 ex.update_parameters(**params)
                 from .runner import CellJob
 
-                job = ex.submit(CellJob(), str(dirs[cell.id]))
+                job = ex.submit((self.job_factory or CellJob)(), str(dirs[cell.id]))
                 _job_record(dirs[cell.id], "local", job.job_id, pid=int(job.job_id), gpus=gpus,
                             log=str(job.paths.stdout))
                 ids[cell.id] = str(job.job_id)
                 running[cell.id] = (job, gpus)
                 waiting.remove(cell)
                 print(f"  start: {cell.name}" + (f" on GPU {gpus}" if gpus else ""), flush=True)
-            if waiting and not running and all(c.teacher_id and not (dirs[c.teacher_id] / "result.json").exists()
-                                              and not _teacher_failed(c, dirs) and c.teacher_id not in
-                                              {w.id for w in waiting} for c in waiting):
-                # teachers neither here nor done: they run elsewhere (another executor); stop waiting
-                for c in waiting:
+            if waiting and not running and not any(_startable(c, dirs, waiting) for c in waiting):
+                for c in waiting:  # their teachers are neither done nor in this submission
                     print(f"  skipped: {c.name} (teacher {c.teacher_id} is not done)", flush=True)
                 break
             time.sleep(self.poll_s)
         return ids
+
+
+def _startable(cell: Cell, dirs: dict[str, Path], waiting: list[Cell]) -> bool:
+    """Can `cell` start now or later in this run (its teacher is done, failed, or still waiting here)?"""
+    if not cell.teacher_id or (dirs[cell.teacher_id] / "result.json").exists() or _teacher_failed(cell, dirs):
+        return True
+    return any(w.id == cell.teacher_id for w in waiting)
 
 
 def _name(cells: list[Cell], cid: str) -> str:
@@ -146,8 +153,8 @@ class SlurmExecutor:
 
     name = "slurm"
 
-    def __init__(self, root: Path, progress: bool = True):
-        self.root = root
+    def __init__(self, root: Path, progress: bool = True, job_factory=None):
+        self.root, self.job_factory = root, job_factory
 
     def _executor(self, res: Resources, name: str, dependency: str | None):
         import submitit
@@ -192,7 +199,8 @@ class SlurmExecutor:
                 ex = self._executor(group[0].resources, f"{self.root.name}:{group[0].group}",
                                     f"afterok:{dep}" if dep else None)
                 with ex.batch():
-                    jobs = [ex.submit(CellJob(), str(dirs[c.id])) for c in group]
+                    factory = self.job_factory or CellJob
+                    jobs = [ex.submit(factory(), str(dirs[c.id])) for c in group]
                 for c, job in zip(group, jobs):
                     _job_record(dirs[c.id], "slurm", job.job_id, dependency=dep, log=str(job.paths.stdout))
                     job_of[c.id] = ids[c.id] = str(job.job_id)
@@ -203,7 +211,11 @@ class SlurmExecutor:
 
 
 def slurm_queue() -> dict[str, str]:
-    """{job id (array tasks as N_k): state} for this user's jobs, from one squeue call (no accounting needed)."""
+    """{job id (array tasks as N_k): state} for this user's jobs, from one squeue call (no accounting needed).
+
+    `--states=all` keeps jobs that just ended or are between a requeue and their restart (REQUEUED,
+    REQUEUE_HOLD, ...) in view for MinJobAge seconds, so a requeue is never mistaken for a vanished job.
+    """
     import getpass
     import shutil
     import subprocess
@@ -211,7 +223,7 @@ def slurm_queue() -> dict[str, str]:
     if shutil.which("squeue") is None:
         return {}
     try:
-        out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"],
+        out = subprocess.run(["squeue", "-h", "-r", "--states=all", "-u", getpass.getuser(), "-o", "%i|%T"],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return {}

@@ -17,6 +17,10 @@ from pathlib import Path
 from .._io import atomic_write_json
 
 STATES = ("pending", "running", "done", "failed")
+# Slurm job states (squeue %T) that mean "will run or is about to run again"
+SLURM_WAITING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED",
+                 "PREEMPTED", "RESV_DEL_HOLD", "SIGNALING", "STAGE_OUT"}
+SLURM_RUNNING = {"RUNNING", "COMPLETING"}
 
 
 def read_json(path: Path) -> dict | None:
@@ -55,9 +59,11 @@ def cell_state(cell_dir: Path, live_jobs: dict[str, str] | None = None) -> tuple
         return "pending", "inline run did not finish"
     if sched is None:
         return "failed", f"job {job.get('job_id')} left the queue without result.json (cancelled, or its teacher failed)"
-    if sched in ("RUNNING", "COMPLETING"):
+    if sched in SLURM_RUNNING:
         return "running", f"job {job.get('job_id')}"
-    return "pending", f"job {job.get('job_id')} {sched.lower()}"
+    if sched in SLURM_WAITING:
+        return "pending", f"job {job.get('job_id')} {sched.lower()}"
+    return "failed", f"job {job.get('job_id')} ended {sched.lower()} without result.json"
 
 
 def _alive(pid: int) -> bool:

@@ -106,3 +106,24 @@ def test_cli_errors_name_the_grid_file(tmp_path, capsys):
     assert main(["sweep", "submit", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "did you mean 'student'" in err
+
+
+def test_local_executor_pins_one_gpu_per_cell_and_caps_concurrency(tmp_path, monkeypatch):
+    """With 2 (pretend) GPUs and 3 one-GPU cells: each cell sees exactly one GPU, never more than 2 at once."""
+    import torch
+
+    from suite.bench.sweep import NoopCell
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump({"name": "gpu", "resources": {"gpus_per_node": 1, "timeout_min": 2},
+                                    "cells": {"c": {"axes": {"train.seed": [0, 1, 2]}}}}))
+    sw = open_sweep(path, runs=tmp_path / "runs")
+    submit(sw, executor="local", progress=False, job_factory=NoopCell)
+    results = sorted((json.loads((sw.root / c.id / "result.json").read_text()) for c in sw.grid.cells),
+                     key=lambda r: r["start"])
+    seen = [r["cuda_visible_devices"] for r in results]
+    assert set(seen) == {"0", "1"}
+    assert seen[0] != seen[1]  # the two cells started together got different GPUs
+    jobs = [json.loads((sw.root / c.id / "job.json").read_text()) for c in sw.grid.cells]
+    assert all(len(j["gpus"]) == 1 for j in jobs)

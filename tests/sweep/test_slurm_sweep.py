@@ -65,44 +65,56 @@ def test_teacher_and_two_students_through_arrays_in_order(tmp_path):
     assert submit(open_sweep(path, runs=tmp_path / "runs"), executor="slurm", progress=False)["submitted"] == []
 
 
-def _long_cell(tokens=24_000):
-    # 24,000 tokens / (4 × 16) = 375 steps of tiny-0.1M (~20 s): long enough to interrupt; checkpoints every 2 steps
-    return {"long": {"set": {"student": "tiny-0.1M", "train": {"tokens": tokens}}}}
+def _long_cell(tokens=150_000):
+    # 150,000 tokens / (4 × 16) = 2,344 steps of tiny-0.1M, ~25 s on 2 cores: longer than Slurm's kill of a
+    # requeued job (SIGTERM, which submitit ignores, then SIGKILL after KillWait = 5 s); checkpoint every 20 steps
+    return {"long": {"set": {"student": "tiny-0.1M", "train": {"tokens": tokens, "checkpoint_interval": 20}}}}
 
 
-def test_scontrol_requeue_resumes_from_checkpoint_and_matches_uninterrupted(tmp_path):
-    path = write_grid(tmp_path, "requeue", _long_cell())
-    ref = open_sweep(path, runs=tmp_path / "ref")
+@pytest.fixture(scope="module")
+def long_ref(tmp_path_factory):
+    """The long cell trained without interruption (inline), to compare interrupted runs against."""
+    tmp = tmp_path_factory.mktemp("long")
+    path = write_grid(tmp, "long", _long_cell())
+    ref = open_sweep(path, runs=tmp / "ref")
     submit(ref, executor="inline", progress=False)
+    return path, ref.root / ref.grid.cells[0].id
+
+
+def _interrupt_and_compare(long_ref, tmp_path, how):
+    path, ref_dir = long_ref
     sw = open_sweep(path, runs=tmp_path / "runs")
     job_id = submit(sw, executor="slurm", progress=False)["jobs"][sw.grid.cells[0].id]
     cell_dir = sw.root / sw.grid.cells[0].id
     deadline = time.time() + 120
     while not list((cell_dir / "checkpoints").glob("step_*/state.json")) and time.time() < deadline:
         time.sleep(0.2)
-    assert not (cell_dir / "result.json").exists(), "finished before the requeue; make the cell longer"
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    assert not (cell_dir / "result.json").exists(), "finished before the interruption; make the cell longer"
+    subprocess.run(how(job_id), check=True)
     st = wait(sw, all_ended, timeout=300)
     assert st["counts"]["done"] == 1, st
-    attempts = json.loads((cell_dir / "attempts.json").read_text())
-    assert attempts["attempt"] >= 2
-    a, b = weights(ref.root / sw.grid.cells[0].id), weights(cell_dir)
+    assert json.loads((cell_dir / "attempts.json").read_text())["attempt"] >= 2
+    a, b = weights(ref_dir), weights(cell_dir)
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
 
+def test_scontrol_requeue_resumes_from_checkpoint_and_matches_uninterrupted(long_ref, tmp_path):
+    _interrupt_and_compare(long_ref, tmp_path, lambda job_id: ["scontrol", "requeue", job_id])
+
+
 def test_timeout_checkpoints_requeues_and_finishes(tmp_path):
-    # 1-minute limit, USR2 30 s before it (Slurm may signal up to a minute early): every attempt gets
-    # cut short, checkpoints at the next step, and is requeued until the 20,000 tokens are done
-    path = write_grid(tmp_path, "timeout", _long_cell(tokens=20_000), timeout_min=1, signal_delay_s=30,
-                      max_requeue=20)
+    # training (~400k tokens, over a minute of work) longer than the 1-minute limit, so no attempt can
+    # finish before the limit; USR2 comes 20 s before it (Slurm's timer may send it up to a minute early):
+    # each attempt checkpoints at the next step and is requeued, until the tokens are done
+    path = write_grid(tmp_path, "timeout", _long_cell(400_000), timeout_min=1, signal_delay_s=20, max_requeue=20)
     sw = open_sweep(path, runs=tmp_path / "runs")
     submit(sw, executor="slurm", progress=False)
     st = wait(sw, all_ended, timeout=540, poll=2.0)
     cell_dir = sw.root / sw.grid.cells[0].id
     assert st["counts"]["done"] == 1, st
     assert json.loads((cell_dir / "attempts.json").read_text())["attempt"] >= 2
-    assert json.loads((cell_dir / "result.json").read_text())["D_S"] == 20_000
+    assert json.loads((cell_dir / "result.json").read_text())["D_S"] == 400_000
 
 
 def test_failing_cell_records_error_and_retry_reruns_only_it(tmp_path):
@@ -136,3 +148,8 @@ def test_two_task_cell_runs_ddp_over_gloo(tmp_path):
     a, b = weights(ref.root / cid), weights(sw.root / cid)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_preemption_signal_checkpoints_requeues_and_matches_uninterrupted(long_ref, tmp_path):
+    """USR2 (what Slurm sends on preemption): the cell stops at the next step, checkpoints, requeues."""
+    _interrupt_and_compare(long_ref, tmp_path, lambda job_id: ["scancel", "--signal=USR2", job_id])
