@@ -19,7 +19,7 @@ EXAMPLES = """examples:
   suite demo
   suite sweep submit sweeps/quickstart.yaml --executor local
   suite sweep status runs/quickstart
-  suite train configs/quickstart.yaml --out runs/quickstart/teacher
+  suite train configs/quickstart.yaml --out runs/teacher
   suite train configs/quickstart-student.yaml --set student=tiny-1M --set method.temperature=2.0
   torchrun --nproc_per_node 2 -m suite train configs/quickstart.yaml --out runs/ddp
   suite bench kd-loss --vocab 32768 --tokens 2048 --json

@@ -1,7 +1,7 @@
 """Build causal LMs from a spec: a named tiny config (`tiny-2M`), a local path, or a Hugging Face id.
 
     model = build_model("tiny-2M", vocab_size=516, seed=0)
-    model = build_model("runs/quickstart/teacher/model")          # a saved checkpoint (HF format)
+    model = build_model("runs/teacher/model")          # a saved checkpoint (HF format)
     model = build_model("Qwen/Qwen2.5-0.5B", dtype="bfloat16")   # from the hub when reachable
 """
 from __future__ import annotations

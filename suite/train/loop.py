@@ -1,6 +1,6 @@
 """The training loop: one loop for every method; methods differ only in their loss.
 
-    suite train configs/quickstart.yaml --out runs/quickstart/teacher
+    suite train configs/quickstart.yaml --out runs/teacher
     torchrun --nproc_per_node 2 -m suite train CONFIG.yaml --out DIR      # data parallel, gloo or NCCL
 
 What a run leaves in its directory:

@@ -127,3 +127,16 @@ def test_local_executor_pins_one_gpu_per_cell_and_caps_concurrency(tmp_path, mon
     assert seen[0] != seen[1]  # the two cells started together got different GPUs
     jobs = [json.loads((sw.root / c.id / "job.json").read_text()) for c in sw.grid.cells]
     assert all(len(j["gpus"]) == 1 for j in jobs)
+
+
+def test_a_diverging_cell_is_recorded_as_failed(tmp_path):
+    """NaN/inf loss stops the cell with FloatingPointError in error.json; the rest of the grid is unaffected."""
+    raw = yaml.safe_load(grid(tmp_path).read_text())
+    raw["cells"] = {"diverge": {"set": {"student": "tiny-0.1M", "train": {"tokens": 640},
+                                        "optim": {"lr": 1.0e+30, "grad_clip": 0.0}}}}
+    path = tmp_path / "nan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    sw = open_sweep(path, runs=tmp_path / "runs")
+    submit(sw, executor="inline", progress=False)
+    err = json.loads((sw.root / sw.grid.cells[0].id / "error.json").read_text())
+    assert err["type"] == "FloatingPointError" and "loss is" in err["message"]

@@ -153,3 +153,17 @@ def test_two_task_cell_runs_ddp_over_gloo(tmp_path):
 def test_preemption_signal_checkpoints_requeues_and_matches_uninterrupted(long_ref, tmp_path):
     """USR2 (what Slurm sends on preemption): the cell stops at the next step, checkpoints, requeues."""
     _interrupt_and_compare(long_ref, tmp_path, lambda job_id: ["scancel", "--signal=USR2", job_id])
+
+
+def test_cancel_stops_queued_and_running_cells(tmp_path):
+    from suite.sweep import cancel
+
+    path = write_grid(tmp_path, "cancel", {"a": {"axes": {"train.seed": [0, 1, 2]},
+                                                 "set": {"student": "tiny-0.1M", "train": {"tokens": 400_000}}}},
+                      cpus_per_task=2)  # one at a time on the 2-CPU node: one runs, two wait
+    sw = open_sweep(path, runs=tmp_path / "runs")
+    submit(sw, executor="slurm", progress=False)
+    wait(sw, lambda st: st["counts"]["running"] >= 1, timeout=60, poll=0.5)
+    assert len(cancel(sw)) == 3
+    st = wait(sw, all_ended, timeout=60)
+    assert st["counts"]["failed"] == 3 and all("cancel" in c["detail"] for c in st["cells"]), st
