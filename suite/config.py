@@ -9,6 +9,7 @@ Unknown keys and wrong types fail with the file, the dotted key and the valid ch
 from __future__ import annotations
 
 import collections.abc
+import copy
 import dataclasses
 import hashlib
 import json
@@ -255,37 +256,48 @@ def _needs_teacher(name: str) -> bool:
     return bool(getattr(METHODS.get(name), "needs_teacher", False))
 
 
+def set_dotted(data: dict, key: str, value: Any, source: str = "config") -> None:
+    """data["a"]["b"] = value for key "a.b"; a method given as a string becomes {name: ...} when a
+    parameter is set under it (`method.temperature=2`), and a new method name replaces its parameters."""
+    node = data
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        if p == "method" and isinstance(node.get(p), str):
+            node[p] = {"name": node[p]}
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source} {key!r}: {p!r} is not a mapping")
+    if parts[-1] == "method" and isinstance(node.get("method"), dict) and isinstance(value, str):
+        node["method"] = {"name": value}
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
+
+
 def apply_overrides(data: dict, overrides: list[str] | None, source: str = "--set") -> dict:
     """`key.sub=value` overrides; the value is read as YAML (numbers, null, lists)."""
-    data = json.loads(json.dumps(data))  # deep copy of plain data
+    data = copy.deepcopy(data)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. train.tokens=2M")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
-        node = data
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            if isinstance(node.get(p), str) and p == "method":
-                node[p] = {"name": node[p]}
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{source} {item!r}: {p!r} is not a mapping")
-        if parts[-1] == "method" and isinstance(node.get("method"), dict) and isinstance(value, str):
-            node["method"] = {"name": value}
-        else:
-            node[parts[-1]] = value
+        set_dotted(data, key, yaml.safe_load(raw), source)
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> CellConfig:
+def read_yaml_mapping(path: str | Path, missing: str = "no such config file") -> dict:
+    """A YAML file whose top level is a mapping; errors name the file."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
+        raise ConfigError(f"{path}: {missing}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> CellConfig:
+    data = read_yaml_mapping(path)
     return config_from_dict(apply_overrides(data, overrides), source=str(path))

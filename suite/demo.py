@@ -21,7 +21,7 @@ def find(path: str | Path) -> Path:
 
 
 def demo(grid: str | Path = QUICKSTART, executor: str = "local", runs: str | Path = "runs",
-         progress: bool = True) -> "pd.DataFrame":  # noqa: F821
+         progress: bool = True):
     import pandas as pd
 
     from .sweep import collect, open_sweep, submit

@@ -71,7 +71,7 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, root: Path, progress: bool = True, poll_s: float = 0.5, job_factory=None):
-        self.root, self.poll_s, self.job_factory = root, poll_s, job_factory
+        self.root, self.poll_s, self.job_factory, self.progress = root, poll_s, job_factory, progress
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
         import submitit
@@ -84,6 +84,10 @@ class LocalExecutor:
         running: dict[str, tuple] = {}  # cell id -> (job, gpus)
         ids: dict[str, str] = {}
         n_done = 0
+        from tqdm.auto import tqdm
+
+        # the cells' own progress bars go to their log files; this one follows metrics.jsonl of the running cells
+        bar = tqdm(total=len(cells), unit="cell", disable=not self.progress, dynamic_ncols=True, mininterval=1.0)
         while waiting or running:
             for cid, (job, gpus) in list(running.items()):
                 if job.done():
@@ -96,8 +100,9 @@ class LocalExecutor:
                             job.result()
                         except Exception as e:  # noqa: BLE001 - killed by timeout, OOM killer, ...
                             write_error(dirs[cid], e, 0)
-                    print(f"  {'done' if state == 'done' else 'failed'}: {_name(cells, cid)}"
-                          f" ({n_done}/{len(cells)})", flush=True)
+                    bar.write(f"  {'done' if state == 'done' else 'failed'}: {_name(cells, cid)}"
+                              f" ({n_done}/{len(cells)})")
+                    bar.update(1)
             for cell in list(waiting):
                 if len(running) >= cap:
                     break
@@ -126,13 +131,35 @@ class LocalExecutor:
                 ids[cell.id] = str(job.job_id)
                 running[cell.id] = (job, gpus)
                 waiting.remove(cell)
-                print(f"  start: {cell.name}" + (f" on GPU {gpus}" if gpus else ""), flush=True)
+                bar.write(f"  start: {cell.name}" + (f" on GPU {gpus}" if gpus else ""))
             if waiting and not running and not any(_startable(c, dirs, waiting) for c in waiting):
                 for c in waiting:  # their teachers are neither done nor in this submission
-                    print(f"  skipped: {c.name} (teacher {c.teacher_id} is not done)", flush=True)
+                    bar.write(f"  skipped: {c.name} (teacher {c.teacher_id} is not done)")
                 break
+            if running and self.progress:
+                bar.set_postfix_str(", ".join(_progress_note(_name(cells, cid), dirs[cid]) for cid in running),
+                                    refresh=False)
             time.sleep(self.poll_s)
+        bar.close()
         return ids
+
+
+def _progress_note(name: str, cell_dir: Path) -> str:
+    """'name 120k tok, loss 2.41' from the last line of the cell's metrics.jsonl (read from the end)."""
+    import json
+
+    try:
+        with open(cell_dir / "metrics.jsonl", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        rec = json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        rec = None
+    if not rec:
+        return f"{name} starting"
+    loss = rec.get("loss", rec.get("heldout_loss"))
+    return f"{name} {rec['tokens'] / 1e3:.0f}k tok" + (f", loss {loss:.3f}" if loss is not None else "")
 
 
 def _startable(cell: Cell, dirs: dict[str, Path], waiting: list[Cell]) -> bool:

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
-from ..config import CellConfig, ConfigError, build_dataclass, config_from_dict, parse_tokens
+from ..config import (CellConfig, ConfigError, build_dataclass, config_from_dict, parse_tokens, read_yaml_mapping,
+                      set_dotted)
 from ..registry import did_you_mean
 
 TEACHER_REF = "cell:"
@@ -110,23 +110,11 @@ def _deep_merge(base: Any, top: Any) -> Any:
     return copy.deepcopy(top)
 
 
-def _read_yaml(path: Path, where: str) -> dict:
-    if not path.exists():
-        raise ConfigError(f"{where}: no such grid file {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
-
-
 def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*seen, path))}")
-    data = _read_yaml(path, str(seen[-1]) if seen else "grid")
+    data = read_yaml_mapping(path, missing="no such grid file" + (f" (included from {seen[-1]})" if seen else ""))
     unknown = set(data) - _GRID_KEYS
     if unknown:
         k = sorted(unknown)[0]
@@ -149,19 +137,6 @@ def load_grid(path: str | Path) -> Grid:
 
 
 # ----------------------------------------------------------------------------- expansion
-
-
-def _set_dotted(d: dict, key: str, value: Any) -> None:
-    node = d
-    parts = key.split(".")
-    for p in parts[:-1]:
-        if isinstance(node.get(p), str) and p == "method":
-            node[p] = {"name": node[p]}
-        node = node.setdefault(p, {})
-    if parts[-1] == "method" and isinstance(value, str) and isinstance(node.get("method"), dict):
-        node["method"] = {**{k: v for k, v in node["method"].items() if k == "name"}, "name": value}
-    else:
-        node[parts[-1]] = copy.deepcopy(value)
 
 
 def _valid_axis(key: str) -> bool:
@@ -282,7 +257,7 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
         for point in _group_points(gname, group, where):
             cell = _deep_merge(defaults, group.get("set") or {})
             for k, v in point.items():
-                _set_dotted(cell, k, v)
+                set_dotted(cell, k, v, where)
             for axis, table in overrides.items():
                 patch = (table or {}).get(_value_label(point[axis]))
                 if patch:

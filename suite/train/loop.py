@@ -34,7 +34,7 @@ from ..methods import IGNORE_INDEX, make_method
 from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny,
                       model_shape, save_pretrained)
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .distributed import DistEnv, all_reduce_sum, barrier, init_distributed
+from .distributed import all_reduce_sum, barrier, init_distributed
 from .schedule import lr_factor, warmup_steps
 
 
