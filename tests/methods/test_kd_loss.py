@@ -1,5 +1,4 @@
 """The KD loss family: formulas against hand computations, chunked against naive (values and gradients)."""
-import math
 
 import pytest
 import torch

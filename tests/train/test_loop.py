@@ -1,6 +1,5 @@
 """The training loop on tiny models: exact budgets, results, resume, DDP, KD with a real teacher."""
 import json
-import os
 import signal
 import subprocess
 import sys
