@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import atomic_write_json
-from ..config import ConfigError, config_from_dict
+from ..config import ConfigError, build_dataclass, config_from_dict
 from ..registry import did_you_mean
 from .executors import EXECUTORS, slurm_queue
 from .grid import Cell, Grid, Resources, load_grid
@@ -42,8 +42,6 @@ def open_sweep(grid_or_dir: str | Path, runs: str | Path = "runs") -> Sweep:
             spec = read_json(p / entry["id"] / "cell.json")
             if spec is None:
                 raise ConfigError(f"{p / entry['id']}: cell.json is missing; resubmit from the grid YAML")
-            from ..config import build_dataclass
-
             cfg = config_from_dict(spec["config"], source=str(p / entry["id"] / "cell.json"))
             cells.append(Cell(id=entry["id"], name=entry["name"], group=entry["group"], config=cfg,
                               resources=build_dataclass(Resources, spec["resources"]),
@@ -139,9 +137,7 @@ def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progr
 
 def status(sw: Sweep) -> dict:
     dirs = sw.dirs()
-    needs_queue = any((read_json(d / "job.json") or {}).get("executor") == "slurm"
-                      for d in dirs.values() if not (d / "result.json").exists())
-    queue = slurm_queue() if needs_queue else {}
+    queue = slurm_queue()  # one squeue call (nothing without Slurm); cell_state reads each job.json
     rows = []
     for c in sw.grid.cells:
         state, detail = cell_state(dirs[c.id], queue)

@@ -14,7 +14,7 @@ from pathlib import Path
 from .._io import atomic_write_json
 from ..registry import Registry
 from .grid import Cell, Resources
-from .state import cell_state, read_json, write_error
+from .state import cell_state, write_error
 
 EXECUTORS = Registry[type]("executor")
 
@@ -260,7 +260,3 @@ def slurm_queue() -> dict[str, str]:
         if jid:
             jobs[jid] = state
     return jobs
-
-
-def job_info(cell_dir: Path) -> dict | None:
-    return read_json(cell_dir / "job.json")

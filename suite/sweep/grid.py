@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import re
@@ -35,8 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from ..config import (CellConfig, ConfigError, build_dataclass, config_from_dict, parse_tokens, read_yaml_mapping,
-                      set_dotted)
+from ..config import CellConfig, ConfigError, build_dataclass, config_from_dict, read_yaml_mapping, set_dotted
 from ..registry import did_you_mean
 
 TEACHER_REF = "cell:"
@@ -93,10 +93,6 @@ class Grid:
     def by_id(self) -> dict[str, Cell]:
         return {c.id: c for c in self.cells}
 
-    def order(self) -> list[Cell]:
-        """Cells with every teacher before its students (the expansion order otherwise)."""
-        return list(self.cells)
-
 
 # ----------------------------------------------------------------------------- loading
 
@@ -141,27 +137,12 @@ def load_grid(path: str | Path) -> Grid:
 
 def _valid_axis(key: str) -> bool:
     """Is `key` a (dotted) field of CellConfig? method.* is validated later against the method."""
-    parts = key.split(".")
-    if parts[0] == "method":
-        return True
-    cls: Any = CellConfig
-    for p in parts:
-        if not dataclasses.is_dataclass(cls):
-            return False
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if p not in fields:
-            return False
-        cls = fields[p].type if not isinstance(fields[p].type, str) else _resolve_type(cls, p)
-    return True
+    return key.split(".")[0] == "method" or key in _axis_choices()
 
 
-def _resolve_type(cls, name):
-    import typing
-
-    return typing.get_type_hints(cls)[name]
-
-
-def _axis_choices() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _axis_choices() -> tuple[str, ...]:
+    """Every dotted key a grid axis may name, from the CellConfig schema (derived once)."""
     import typing
 
     out = []
@@ -171,7 +152,7 @@ def _axis_choices() -> list[str]:
             out += [f"{f.name}.{g.name}" for g in dataclasses.fields(tp)]
         else:
             out.append(f.name)
-    return out
+    return tuple(out)
 
 
 def _value_label(v: Any) -> str:
@@ -180,7 +161,7 @@ def _value_label(v: Any) -> str:
     return str(v)
 
 
-def _group_points(gname: str, group: Mapping, where: str) -> list[dict[str, Any]]:
+def _group_points(group: Mapping, where: str) -> list[dict[str, Any]]:
     axes = group.get("axes") or {}
     if not isinstance(axes, Mapping):
         raise ConfigError(f"{where}.axes: expected a mapping of axis -> list of values")
@@ -254,7 +235,7 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
             if axis not in (group.get("axes") or {}):
                 raise ConfigError(f"{where}.overrides: {axis!r} is not an axis of this group; "
                                   f"axes: {', '.join(group.get('axes') or {}) or 'none'}")
-        for point in _group_points(gname, group, where):
+        for point in _group_points(group, where):
             cell = _deep_merge(defaults, group.get("set") or {})
             for k, v in point.items():
                 set_dotted(cell, k, v, where)
@@ -374,8 +355,4 @@ def _teacher_first(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-def token_budget_label(cfg: CellConfig) -> str:
-    return _tokens_label(cfg.train.tokens)
-
-
-__all__ = ["Grid", "Cell", "Resources", "load_grid", "expand", "TEACHER_REF", "parse_tokens"]
+__all__ = ["Grid", "Cell", "Resources", "load_grid", "expand", "TEACHER_REF"]

@@ -48,10 +48,10 @@ def run_cell(cell_dir: str | Path, should_stop=None, progress: bool = False) -> 
     cfg = config_from_dict(spec["config"], source=str(cell_dir / "cell.json"))
     rank = int(os.environ.get("RANK", "0"))
     attempts_path = cell_dir / "attempts.json"
-    attempt = (read_json(attempts_path) or {}).get("attempt", 0) + 1
+    previous = read_json(attempts_path) or {}
+    attempt = previous.get("attempt", 0) + 1
     if rank == 0:
-        history = (read_json(attempts_path) or {}).get("starts", [])
-        atomic_write_json(attempts_path, {"attempt": attempt, "starts": [*history, time.time()],
+        atomic_write_json(attempts_path, {"attempt": attempt, "starts": [*previous.get("starts", []), time.time()],
                                           "job_id": os.environ.get("SLURM_JOB_ID")})
         (cell_dir / "error.json").unlink(missing_ok=True)
     try:

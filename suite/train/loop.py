@@ -242,13 +242,14 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
                                                   None if teacher is None else teacher.head_weight)
                 scaled = loss_sum * (env.world_size / n_tok)
                 (scaler.scale(scaled) if scaler else scaled).backward()
-            agg[0] += float(loss_sum.detach())
+            loss_val = float(loss_sum.detach())
+            if not math.isfinite(loss_val):
+                raise FloatingPointError(f"loss is {loss_val} at step {step + 1}; lower optim.lr, or check the "
+                                         f"data (a run that diverged is recorded as failed)")
+            agg[0] += loss_val
             agg[1] += float(parts.get("ce", 0.0))
             agg[2] += float(parts.get("kd", 0.0))
         agg[3] += n_tok / env.world_size
-        if not math.isfinite(float(loss_sum.detach())):
-            raise FloatingPointError(f"loss is {float(loss_sum.detach())} at step {step + 1}; lower optim.lr, "
-                                     f"or check the data (a run that diverged is recorded as failed)")
         if scaler:
             scaler.unscale_(opt)
         clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
