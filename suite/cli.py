@@ -3,9 +3,11 @@
     suite sweep submit GRID.yaml [--executor slurm|local|inline]   run a grid (resubmitting resumes)
     suite sweep status|resume|cancel|collect GRID_OR_DIR         state from disk, rerun, stop, results.parquet
     suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
+    suite fit --law supervised --data runs/quickstart          fit a scaling law (chinchilla, supervised, distillation)
     suite demo                                                 the quickstart grid: teacher + students, sup vs KD
     suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
     suite bench train [--json]                                 our loop vs a Hugging Face Trainer: tokens/s ratio
+    suite bench fit [--json]                                   batched multi-start fit vs a per-start scipy loop
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ EXAMPLES = """examples:
   suite train configs/quickstart-student.yaml --set student=tiny-1M --set method.temperature=2.0
   torchrun --nproc_per_node 2 -m suite train configs/quickstart.yaml --out runs/ddp
   suite bench kd-loss --vocab 32768 --tokens 2048 --json
+  suite fit --law supervised --data runs/quickstart --bootstrap 1000 --holdout 0.2
 """
 
 
@@ -99,6 +102,10 @@ def _bench(a) -> int:
 
         res = bench(vocab=a.vocab, tokens=a.tokens, hidden=a.hidden, divergence=a.divergence, repeats=a.repeats,
                     device=a.device, dtype=a.dtype, chunk=a.chunk)
+    elif a.which == "fit":
+        from .bench.fit import bench
+
+        res = bench(points=a.points, noise=a.noise, seed=a.seed)
     elif a.which == "sweep":
         from .bench.sweep import bench
 
@@ -157,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
             v.add_argument("--dry-run", action="store_true", help="print the cells, submit nothing")
         v.set_defaults(fn=_sweep)
 
+    from .laws.cli import add_parser as add_fit
+
+    add_fit(sub)
+
     d = sub.add_parser("demo", help="quickstart: the quickstart grid end to end (teacher, students, sup vs KD)",
                        description="Runs sweeps/quickstart.yaml (local executor by default), collects "
                                    "runs/quickstart/results.parquet and prints supervised beside KD.")
@@ -166,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, sweep)")
+    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, sweep, fit)")
     bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
     k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
     k.add_argument("--vocab", type=int, default=128_000)
@@ -185,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--keep", action="store_true", help="leave the no-op jobs queued (default: scancel them)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=_bench)
+    ft = bsub.add_parser("fit", help="Chinchilla 4500-start grid on simulated points: ours vs per-start scipy "
+                                     "with numerical gradients; speed ratio and parameter difference")
+    ft.add_argument("--points", type=int, default=240)
+    ft.add_argument("--noise", type=float, default=0.01, help="log-normal noise on the simulated losses")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--json", action="store_true")
+    ft.set_defaults(fn=_bench)
     r = bsub.add_parser("train", help="tokens/s of our loop vs a Hugging Face Trainer on the same tiny model")
     r.add_argument("--model", default="tiny-1M")
     r.add_argument("--steps", type=int, default=40)

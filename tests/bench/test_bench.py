@@ -24,3 +24,16 @@ def test_train_bench_compares_the_two_loops():
     assert res["speed_ratio"] == pytest.approx(res["ours_tokens_per_s"] / res["hf_tokens_per_s"], rel=1e-3)
     # both loops really trained the same model on the same data: similar held-out losses
     assert abs(res["ours_heldout_loss"] - res["hf_heldout_loss"]) < 0.5
+
+
+def test_fit_bench_reports_speed_ratio_and_the_same_answer_as_the_naive_loop():
+    from suite.bench import fit as fit_bench
+
+    grid = {"log_A": (0, 10, 20), "log_B": (0, 10, 20), "log_E": (0, 1), "alpha": (0.5, 1), "beta": (0.5, 1)}
+    res = fit_bench.bench(points=60, grid=grid, progress=False)
+    assert res["starts"] == 72
+    for key in ["ours_seconds", "naive_seconds", "speed_ratio", "max_param_rel_diff"]:
+        assert key in res, key
+    assert res["speed_ratio"] == pytest.approx(res["naive_seconds"] / res["ours_seconds"], rel=0.02)
+    assert res["ours_objective"] <= res["naive_objective"] * (1 + 1e-6)
+    assert res["max_param_rel_diff"] < 1e-3

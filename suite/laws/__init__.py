@@ -1,0 +1,23 @@
+"""Scaling laws: forms, robust fitting, uncertainty and compute-optimal allocation.
+
+    suite fit --law supervised --data runs/quickstart --bootstrap 1000 --holdout 0.2
+
+    from suite import laws
+    law = laws.get_law("supervised")
+    res = laws.fit(law, df)                       # df: columns N, D, loss
+    law.predict(res.params, N=1e9, D=2e10)
+    laws.compute_optimal_distillation(sup, dist, N_S=1e9, C=1e21, scenario="inference")
+
+Laws register in `LAWS` (chinchilla, supervised, distillation); published coefficient sets in `PUBLISHED`.
+"""
+from .compute import (SCENARIOS, chinchilla_optimal, compute_optimal_distillation, distillation_flops,
+                      flops_per_token, optimal_teacher_loss, supervised_optimal)
+from .data import check_points, load_points, points_for, read_table
+from .fitting import FitResult, bootstrap, fit, holdout, start_grid
+from .forms import LAWS, Law, get_law
+from .published import PUBLISHED, PublishedFit, published
+
+__all__ = ["LAWS", "Law", "get_law", "PUBLISHED", "PublishedFit", "published", "fit", "bootstrap", "holdout",
+           "start_grid", "FitResult", "check_points", "load_points", "points_for", "read_table", "SCENARIOS",
+           "chinchilla_optimal", "supervised_optimal", "compute_optimal_distillation", "distillation_flops",
+           "flops_per_token", "optimal_teacher_loss"]

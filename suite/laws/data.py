@@ -1,0 +1,96 @@
+"""Law-fit input: a CSV/parquet of points, or a sweep's results.parquet, checked before any fitting.
+
+Columns: `N, D, loss` for the supervised laws and `N_S, D_S, L_T, loss` for the distillation law
+(raw parameter and token counts, loss in nats/token). A sweep's results table (runs/NAME/results.parquet,
+or the sweep directory) is read directly: the supervised laws take its `method == supervised` rows
+(teachers included) as N = N_S, D = D_S; the distillation law takes its rows that have a teacher (L_T).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..registry import did_you_mean
+from .forms import Law
+
+SWEEP_COLUMNS = ("N_S", "D_S", "loss", "method")
+
+
+def is_sweep_results(df: pd.DataFrame) -> bool:
+    return all(c in df.columns for c in SWEEP_COLUMNS)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "results.parquet").exists():
+            raise FileNotFoundError(f"{p} is a directory without results.parquet "
+                                    f"(run `suite sweep collect {p}` first)")
+        p = p / "results.parquet"
+    if not p.exists():
+        raise FileNotFoundError(f"no such data file: {p}")
+    if p.suffix in (".parquet", ".pq"):
+        return pd.read_parquet(p)
+    if p.suffix in (".csv", ".tsv", ".txt"):
+        return pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ",")
+    if p.suffix in (".json", ".jsonl"):
+        return pd.read_json(p, lines=p.suffix == ".jsonl")
+    raise ValueError(f"{p}: unknown data format {p.suffix!r}; use .csv, .tsv, .parquet, .json or .jsonl")
+
+
+def points_for(law: Law, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows and columns of `df` that `law` fits, mapping a sweep's results table to law columns."""
+    if not is_sweep_results(df):
+        return df
+    if law.inputs == ("N", "D"):
+        return df[df["method"] == "supervised"].rename(columns={"N_S": "N", "D_S": "D"}).reset_index(drop=True)
+    if law.inputs == ("N_S", "D_S", "L_T") and "L_T" in df.columns:
+        return df[df["L_T"].notna() & (df["method"] != "supervised")].reset_index(drop=True)
+    return df
+
+
+def load_points(path: str | Path, law: Law) -> pd.DataFrame:
+    return points_for(law, read_table(path))
+
+
+def check_points(law: Law, data: Mapping[str, Any] | pd.DataFrame, loss: Any = None,
+                 source: str = "data") -> dict[str, np.ndarray]:
+    """Float arrays for the law's inputs and "loss", or a ValueError that says what is wrong and where."""
+    need = (*law.inputs, "loss")
+    have = list(data.columns) if isinstance(data, pd.DataFrame) else list(data.keys())
+    cols: dict[str, Any] = {k: data[k] for k in law.inputs if k in have}
+    if loss is not None:
+        cols["loss"] = loss
+    elif "loss" in have:
+        cols["loss"] = data["loss"]
+    missing = [k for k in need if k not in cols]
+    if missing:
+        hints = "".join(did_you_mean(m, have) for m in missing)
+        raise ValueError(f"{source}: the {law.name} law needs columns {', '.join(need)}; missing "
+                         f"{', '.join(missing)}{hints} (columns present: {', '.join(map(str, have)) or 'none'})")
+    out: dict[str, np.ndarray] = {}
+    for k in need:
+        try:
+            v = np.asarray(cols[k], dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: column {k!r} is not numeric") from None
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise ValueError(f"{source}: column {k!r} has {bad.size} NaN or infinite value(s), at row(s) "
+                             f"{', '.join(map(str, bad[:10]))}{' ...' if bad.size > 10 else ''}")
+        neg = np.flatnonzero(v <= 0)
+        if neg.size:
+            raise ValueError(f"{source}: column {k!r} must be positive (the law is fitted in log space); "
+                             f"row {neg[0]} is {v[neg[0]]}" + (f" and {neg.size - 1} more" if neg.size > 1 else ""))
+        out[k] = v
+    n = {len(v) for v in out.values()}
+    if len(n) != 1:
+        raise ValueError(f"{source}: columns have different lengths {sorted(n)}")
+    p = len(law.fit_names)
+    if len(out["loss"]) <= p:
+        raise ValueError(f"{source}: the {law.name} law has {p} parameters and needs at least {p + 1} points; "
+                         f"got {len(out['loss'])}")
+    return out

@@ -1,0 +1,258 @@
+"""Scaling-law forms, written in log-sum-exp form with analytic Jacobians.
+
+    from suite.laws import get_law
+    law = get_law("supervised")
+    law.predict({"E": 1.22, "A": 3355, ...}, N=1.82e9, D=36.4e9)        # 2.2509
+
+A law is fitted in log space: it maps a parameter vector theta (its `fit_names`, e.g. log A rather than A,
+so that every coordinate has a similar scale) and prepared inputs to log L, and gives d log L / d theta for
+every start and every point at once: theta is (S, p), the inputs are (n,), log L is (S, n) and its
+Jacobian (p, S, n), parameter-major so the fitter's products run over contiguous (S, n) blocks. A new law registers under a name and needs only `log_predict`; the Jacobian falls back to
+central differences.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..registry import Registry
+
+LAWS: Registry[type["Law"]] = Registry("scaling law")
+
+
+def _lse_parts(terms) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    m = np.where(np.isfinite(m), m, 0.0)
+    # Differences below -600 are clipped before exp: exp(-600) ~ 1e-261 is nothing next to 1, and it keeps
+    # numpy off the denormal path, 10-30x slower (the start grids put terms thousands of nats apart).
+    es = [np.exp(np.maximum(t - m, -600.0)) for t in terms]
+    tot = es[0]
+    for e in es[1:]:
+        tot = tot + e
+    return m, es, tot
+
+
+def _softmax(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """log(sum exp(terms)) and the softmax weights exp(term - lse), elementwise over broadcast terms."""
+    m, es, tot = _lse_parts(terms)
+    return m + np.log(tot), [e / tot for e in es]
+
+
+def _lse(*terms: np.ndarray) -> np.ndarray:
+    m, _, tot = _lse_parts(terms)
+    return m + np.log(tot)
+
+
+def _col(theta: np.ndarray, k: int) -> np.ndarray:
+    return theta[:, k, None]  # (S, 1): broadcasts against (n,) inputs
+
+
+class Law:
+    """One scaling-law form. Subclasses set the class attributes and `log_predict` (and `jacobian` for speed)."""
+
+    name: str = ""
+    inputs: tuple[str, ...] = ()            # data columns, in the names of the papers
+    fit_names: tuple[str, ...] = ()         # the fitted coordinates (logs of scale parameters)
+    param_names: tuple[str, ...] = ()       # reported parameters, as named in the papers
+    log_params: frozenset[str] = frozenset()  # reported names whose fitted coordinate is log_<name>
+    bounds: tuple[tuple[float, float], ...] = ()
+    grid: Mapping[str, tuple[float, ...]] = {}  # default multi-start grid, per fit name (the paper's)
+    delta: float = 1e-3                     # default Huber delta on log L
+    citation: str = ""
+
+    def __init__(self, **context: Any):
+        if context:
+            raise TypeError(f"law {self.name!r} takes no context, got {sorted(context)}")
+
+    # ---- parameter conversion ---------------------------------------------------------------------
+    def to_params(self, theta: np.ndarray) -> dict[str, float]:
+        t = dict(zip(self.fit_names, np.asarray(theta, dtype=float).tolist()))
+        return {n: float(np.exp(t[f"log_{n}"])) if n in self.log_params else float(t[n]) for n in self.param_names}
+
+    def from_params(self, params: Mapping[str, float]) -> np.ndarray:
+        missing = [n for n in self.param_names if n not in params]
+        if missing:
+            raise ValueError(f"{self.name} law needs parameters {list(self.param_names)}; missing {missing}")
+        vals = {f"log_{n}" if n in self.log_params else n:
+                float(np.log(params[n])) if n in self.log_params else float(params[n]) for n in self.param_names}
+        return np.array([vals[f] for f in self.fit_names])
+
+    # ---- evaluation --------------------------------------------------------------------------------
+    def prepare(self, data: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The inputs as float arrays plus whatever the form needs precomputed (logs), once per data set."""
+        z = {k: np.asarray(data[k], dtype=float).reshape(-1) for k in self.inputs}
+        for k in self.inputs:
+            with np.errstate(divide="ignore"):
+                z[f"log_{k}"] = np.log(z[k])
+        return z
+
+    def log_predict(self, theta: np.ndarray, z: Mapping[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def jacobian(self, theta: np.ndarray, z: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(log L, d log L / d theta) with shapes (S, n) and (p, S, n); central differences by default."""
+        theta = np.atleast_2d(theta)
+        lp = self.log_predict(theta, z)
+        cols = []
+        for k in range(theta.shape[1]):
+            h = 1e-6 * max(1.0, float(np.abs(theta[:, k]).max()))
+            up, dn = theta.copy(), theta.copy()
+            up[:, k] += h
+            dn[:, k] -= h
+            cols.append((self.log_predict(up, z) - self.log_predict(dn, z)) / (2 * h))
+        return lp, np.stack(cols)
+
+    def predict(self, params: Mapping[str, float], data: Mapping[str, Any] | None = None, **inputs: Any) -> np.ndarray:
+        """L at the given inputs (arrays broadcast; np.inf allowed for D). Returns a float for scalar inputs."""
+        data = {**(data or {}), **inputs}
+        missing = [k for k in self.inputs if k not in data]
+        if missing:
+            raise ValueError(f"{self.name} law needs inputs {list(self.inputs)}; missing {missing}")
+        arrays = np.broadcast_arrays(*[np.asarray(data[k], dtype=float) for k in self.inputs])
+        shape = arrays[0].shape
+        z = self.prepare(dict(zip(self.inputs, arrays)))
+        out = np.exp(self.log_predict(self.from_params(params)[None, :], z)[0]).reshape(shape)
+        return float(out) if out.ndim == 0 else out
+
+    def compute(self, data: Mapping[str, Any]) -> np.ndarray:
+        """Training compute of each point (6·N·D), used to order points for held-out extrapolation."""
+        n, d = (self.inputs[0], self.inputs[1])
+        return 6.0 * np.asarray(data[n], dtype=float) * np.asarray(data[d], dtype=float)
+
+
+@LAWS.register("chinchilla")
+class Chinchilla(Law):
+    """L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, approach 3)."""
+
+    name = "chinchilla"
+    inputs = ("N", "D")
+    fit_names = ("log_A", "log_B", "log_E", "alpha", "beta")
+    param_names = ("E", "A", "B", "alpha", "beta")
+    log_params = frozenset({"E", "A", "B"})
+    bounds = ((-20.0, 60.0), (-20.0, 60.0), (-10.0, 5.0), (0.0, 5.0), (0.0, 5.0))
+    # Hoffmann et al. App. D.2 as replicated by Besiroglu et al. 2024: 6*6*5*5*5 = 4500 starts
+    grid = {"log_A": (0, 5, 10, 15, 20, 25), "log_B": (0, 5, 10, 15, 20, 25), "log_E": (-1, -0.5, 0, 0.5, 1),
+            "alpha": (0, 0.5, 1, 1.5, 2), "beta": (0, 0.5, 1, 1.5, 2)}
+    delta = 1e-3
+    citation = "Hoffmann et al. 2022 (arXiv 2203.15556), eq. 2 and App. D.2"
+
+    def _terms(self, theta, z):
+        t1 = _col(theta, 0) - _col(theta, 3) * z["log_N"]
+        t2 = _col(theta, 1) - _col(theta, 4) * z["log_D"]
+        t3 = np.broadcast_to(_col(theta, 2), t1.shape)
+        return t1, t2, t3
+
+    def log_predict(self, theta, z):
+        return _lse(*self._terms(np.atleast_2d(theta), z))
+
+    def jacobian(self, theta, z):
+        theta = np.atleast_2d(theta)
+        lp, (s1, s2, s3) = _softmax(*self._terms(theta, z))
+        return lp, np.stack([s1, s2, s3, -s1 * z["log_N"], -s2 * z["log_D"]])
+
+
+@LAWS.register("supervised")
+class Supervised(Law):
+    """L(N, D) = E + (A/N^alpha + B/D^beta)^gamma (Busbridge et al. 2025, eq. 1)."""
+
+    name = "supervised"
+    inputs = ("N", "D")
+    fit_names = ("log_A", "log_B", "log_E", "alpha", "beta", "gamma")
+    param_names = ("E", "A", "B", "alpha", "beta", "gamma")
+    log_params = frozenset({"E", "A", "B"})
+    bounds = ((-20.0, 60.0), (-20.0, 60.0), (-10.0, 5.0), (0.0, 5.0), (0.0, 5.0), (0.0, 5.0))
+    # Busbridge et al. App. F.1: 5*5*6*4*4*4 = 9600 starts
+    grid = {"log_A": (0, 5, 10, 15, 20), "log_B": (0, 5, 10, 15, 20), "log_E": (-1, -0.5, 0, 0.5, 1, 1.5),
+            "alpha": (0, 0.5, 1, 1.5), "beta": (0, 0.5, 1, 1.5), "gamma": (0, 0.5, 1, 1.5)}
+    delta = 1e-4
+    citation = "Busbridge et al. 2025 (arXiv 2502.08606), eq. 1 and App. F.1"
+
+    def _parts(self, theta, z):
+        t1 = _col(theta, 0) - _col(theta, 3) * z["log_N"]
+        t2 = _col(theta, 1) - _col(theta, 4) * z["log_D"]
+        u, (p1, p2) = _softmax(t1, t2)                 # log(A/N^alpha + B/D^beta)
+        g = _col(theta, 5)
+        lp, (q1, q2) = _softmax(np.broadcast_to(_col(theta, 2), u.shape), g * u)
+        return lp, u, p1, p2, q1, q2, g
+
+    def log_predict(self, theta, z):
+        theta = np.atleast_2d(theta)
+        u = _lse(_col(theta, 0) - _col(theta, 3) * z["log_N"], _col(theta, 1) - _col(theta, 4) * z["log_D"])
+        return _lse(np.broadcast_to(_col(theta, 2), u.shape), _col(theta, 5) * u)
+
+    def jacobian(self, theta, z):
+        lp, u, p1, p2, q1, q2, g = self._parts(np.atleast_2d(theta), z)
+        return lp, np.stack([q2 * g * p1, q2 * g * p2, q1, -q2 * g * p1 * z["log_N"], -q2 * g * p2 * z["log_D"],
+                             q2 * u])
+
+
+@LAWS.register("distillation")
+class Distillation(Law):
+    """L_S(N_S, D_S, L_T) = L_T + L_T^-c0 (1 + (L_T/(L~_S d1))^(1/f1))^(-c1 f1) (A'/N_S^alpha' + B'/D_S^beta')^gamma'
+    (Busbridge et al. 2025, eq. 8), with L~_S = L(N_S, D_S) from a fitted supervised law."""
+
+    name = "distillation"
+    inputs = ("N_S", "D_S", "L_T")
+    fit_names = ("log_A", "log_B", "alpha", "beta", "gamma", "c0", "c1", "f1", "log_d1")
+    param_names = ("A", "B", "alpha", "beta", "gamma", "c0", "c1", "f1", "d1")
+    log_params = frozenset({"A", "B", "d1"})
+    bounds = ((-20.0, 60.0), (-20.0, 60.0), (0.0, 5.0), (0.0, 5.0), (0.0, 5.0), (0.0, 50.0), (0.0, 1e4),
+              (1e-3, 10.0), (-5.0, 5.0))
+    # Busbridge et al. App. F.2: 5*5*3*3*3*4*4*4*5 = 432,000 starts (f1 = 0 is clipped to its bound 1e-3)
+    grid = {"log_A": (0, 5, 10, 15, 20), "log_B": (0, 5, 10, 15, 20), "alpha": (0, 0.5, 1), "beta": (0, 0.5, 1),
+            "gamma": (0, 0.5, 1), "c0": (0, 0.5, 1, 1.5), "c1": (0, 0.5, 1, 1.5), "f1": (0, 0.5, 1, 1.5),
+            "log_d1": (-1, -0.5, 0, 0.5, 1)}
+    delta = 1e-4
+    citation = "Busbridge et al. 2025 (arXiv 2502.08606), eq. 8 and App. F.2"
+
+    def __init__(self, supervised: Mapping[str, float] | None = None, supervised_law: str = "supervised"):
+        """`supervised`: parameters of the student's supervised law (a fit's params, or a published set)."""
+        if supervised is None:
+            raise ValueError("the distillation law needs the student's supervised law: pass supervised=params "
+                             "(a fitted supervised law's parameters, or published('busbridge2025-supervised'))")
+        self.supervised_law = LAWS.get(supervised_law)()
+        self.supervised = dict(supervised)
+        self._sup_theta = self.supervised_law.from_params(self.supervised)
+
+    def prepare(self, data):
+        z = super().prepare(data)
+        sup = self.supervised_law.prepare({"N": z["N_S"], "D": z["D_S"]})
+        z["log_L_sup"] = self.supervised_law.log_predict(self._sup_theta[None, :], sup)[0]
+        return z
+
+    def _parts(self, theta, z):
+        lt = z["log_L_T"]
+        t1 = _col(theta, 0) - _col(theta, 2) * z["log_N_S"]
+        t2 = _col(theta, 1) - _col(theta, 3) * z["log_D_S"]
+        u, (p1, p2) = _softmax(t1, t2)
+        g, c0, c1, f1, ld1 = (_col(theta, k) for k in range(4, 9))
+        v = (lt - z["log_L_sup"] - ld1) / f1          # log of (L_T / (L~_S d1))^(1/f1)
+        s, (_, sig) = _softmax(np.zeros_like(v), v)   # log(1 + x^(1/f1)) and its slope in v
+        k = -c0 * lt - c1 * f1 * s + g * u
+        lp, (_, q) = _softmax(np.broadcast_to(lt, k.shape), k)
+        return lp, q, u, p1, p2, g, c1, f1, v, s, sig, lt
+
+    def log_predict(self, theta, z):
+        theta = np.atleast_2d(theta)
+        lt = z["log_L_T"]
+        u = _lse(_col(theta, 0) - _col(theta, 2) * z["log_N_S"], _col(theta, 1) - _col(theta, 3) * z["log_D_S"])
+        g, c0, c1, f1, ld1 = (_col(theta, k) for k in range(4, 9))
+        v = (lt - z["log_L_sup"] - ld1) / f1
+        k = -c0 * lt - c1 * f1 * _lse(np.zeros_like(v), v) + g * u
+        return _lse(np.broadcast_to(lt, k.shape), k)
+
+    def jacobian(self, theta, z):
+        lp, q, u, p1, p2, g, c1, f1, v, s, sig, lt = self._parts(np.atleast_2d(theta), z)
+        return lp, np.stack([q * g * p1, q * g * p2, -q * g * p1 * z["log_N_S"], -q * g * p2 * z["log_D_S"], q * u,
+                             -q * lt, -q * f1 * s, q * c1 * (sig * v - s), q * c1 * sig])
+
+    def compute(self, data):
+        return 6.0 * np.asarray(data["N_S"], dtype=float) * np.asarray(data["D_S"], dtype=float)
+
+
+def get_law(name: str, **context: Any) -> Law:
+    """An instance of the registered law `name`; the distillation law takes `supervised=params`."""
+    return LAWS.get(name)(**context)
