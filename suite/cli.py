@@ -4,6 +4,7 @@
     suite sweep status|resume|cancel|collect GRID_OR_DIR         state from disk, rerun, stop, results.parquet
     suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
     suite fit --law supervised --data runs/quickstart          fit a scaling law (chinchilla, supervised, distillation)
+    suite report analysis/quickstart.yaml [--check]            figures, tables, fitted laws -> reports/quickstart/
     suite demo                                                 the quickstart grid: teacher + students, sup vs KD
     suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
     suite bench train [--json]                                 our loop vs a Hugging Face Trainer: tokens/s ratio
@@ -89,10 +90,17 @@ def _sweep(a) -> int:
     raise AssertionError(a.verb)
 
 
+def _report(a) -> int:
+    from .report.build import main_report
+
+    return main_report(a)
+
+
 def _demo(a) -> int:
     from .demo import demo
 
-    demo(a.grid, executor=a.executor, runs=a.runs, progress=not a.no_progress)
+    demo(a.grid, executor=a.executor, runs=a.runs, progress=not a.no_progress,
+         analysis=None if a.no_report else a.analysis, report_dir=a.report_dir)
     return 0
 
 
@@ -168,12 +176,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fit(sub)
 
-    d = sub.add_parser("demo", help="quickstart: the quickstart grid end to end (teacher, students, sup vs KD)",
+    rp = sub.add_parser("report", help="regenerate a report (figures, tables, fitted laws) from an analysis spec",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Reads the sweep's results.parquet named in the spec, fits its laws and writes "
+                                    "index.md, index.html (self-contained), figures/*.png|svg, tables/*.md|tex|csv "
+                                    "and summary.json. The same results give the same files.",
+                        epilog="examples:\n  suite report analysis/quickstart.yaml\n"
+                               "  suite report analysis/quickstart.yaml --out /tmp/qs --check")
+    rp.add_argument("spec", help="analysis spec YAML (analysis/NAME.yaml)")
+    rp.add_argument("--out", help="report directory (default: reports/NAME)")
+    rp.add_argument("--results", help="results table or sweep directory to use instead of the spec's sweep "
+                                      "(e.g. reports/quickstart/results.parquet, the copy every report keeps)")
+    rp.add_argument("--check", action="store_true",
+                    help="open the page in headless chromium: console errors, broken images, screenshot.png")
+    rp.add_argument("--quiet", action="store_true", help="no progress lines")
+    rp.set_defaults(fn=_report)
+
+    d = sub.add_parser("demo", help="quickstart end to end: grid (teachers, supervised, KD), laws, report",
                        description="Runs sweeps/quickstart.yaml (local executor by default), collects "
-                                   "runs/quickstart/results.parquet and prints supervised beside KD.")
+                                   "runs/quickstart/results.parquet, prints supervised beside KD, fits the scaling "
+                                   "laws and writes reports/quickstart/ (about 15 minutes on 2 CPU cores).")
     d.add_argument("--grid", default="sweeps/quickstart.yaml")
     d.add_argument("--executor", default="local", choices=["slurm", "local", "inline"])
     d.add_argument("--runs", default="runs")
+    d.add_argument("--analysis", default="analysis/quickstart.yaml", help="analysis spec of the report")
+    d.add_argument("--report-dir", default=None, help="default: the spec's (reports/quickstart)")
+    d.add_argument("--no-report", action="store_true", help="stop after collecting results")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 

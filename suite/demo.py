@@ -1,15 +1,17 @@
-"""`suite demo`: the quickstart. Runs sweeps/quickstart.yaml with the local executor (a teacher, then
-students of 3 sizes × 2 budgets × {supervised, kd} on the synthetic language), collects
-runs/quickstart/results.parquet and prints held-out losses, supervised beside KD.
+"""`suite demo`: the quickstart, end to end. Runs sweeps/quickstart.yaml with the local executor (three
+teachers, supervised runs of 3 sizes x 3 budgets, KD students of 3 sizes x 2 budgets from each teacher, on the
+synthetic language), collects runs/quickstart/results.parquet, prints supervised beside KD, then fits the
+scaling laws and writes the report of analysis/quickstart.yaml to reports/quickstart/.
 
-    suite demo                              # ~7 minutes on 2 CPU cores; rerunning resumes
-    suite demo --grid sweeps/my.yaml --executor slurm
+    suite demo                              # ~15 minutes on 2 CPU cores; rerunning resumes
+    suite demo --grid sweeps/my.yaml --executor slurm --analysis analysis/my.yaml
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 QUICKSTART = "sweeps/quickstart.yaml"
+ANALYSIS = "analysis/quickstart.yaml"
 
 
 def find(path: str | Path) -> Path:
@@ -21,37 +23,41 @@ def find(path: str | Path) -> Path:
 
 
 def demo(grid: str | Path = QUICKSTART, executor: str = "local", runs: str | Path = "runs",
-         progress: bool = True):
+         progress: bool = True, analysis: str | Path | None = ANALYSIS, report_dir: str | Path | None = None):
+    """Run the grid, collect, print the comparison, and (with `analysis`) write the report; returns the table."""
     import pandas as pd
 
-    from .sweep import collect, open_sweep, submit
+    from .sweep import collect, open_sweep, submit, status
 
     sw = open_sweep(find(grid), runs=runs)
     submit(sw, executor=executor, progress=progress)
-    df = pd.read_parquet(collect(sw))
+    results = collect(sw)
+    df = pd.read_parquet(results)
     print()
     print(comparison_table(df))
+    failed = status(sw)["counts"]["failed"]
+    if failed:
+        print(f"\n{failed} cell(s) failed: `suite sweep status {sw.root}` shows them; the report uses the rest")
+    if analysis:
+        from .report import build_report
+
+        page = build_report(find(analysis), out=report_dir, results=results)
+        print(f"\nreport: {page}  (and {page.with_suffix('.md').name}, figures/, tables/, summary.json)")
     return df
 
 
 def comparison_table(df) -> str:
-    """Held-out loss of each student size and budget, supervised beside KD, with the teacher and E."""
-    if df.empty:
+    """Held-out loss of each student size and budget, supervised beside KD from each teacher (the report's
+    `results` table), with the exact irreducible loss E of the synthetic language."""
+    from .report.tables import results
+
+    made = results(df, {}) if not df.empty else None
+    if made is None:
         return "(no finished cells)"
+    shown, _, _ = made
     lines = []
-    teachers = df[df.group == "teacher"] if "group" in df else df.iloc[:0]
-    for _, t in teachers.iterrows():
-        lines.append(f"teacher {t['name']}: N = {t['N_S']:,}, D = {t['D_S']:,}, held-out loss {t['loss']:.4f}")
     if "bayes_loss" in df and df["bayes_loss"].notna().any():
-        lines.append(f"irreducible loss E (exact, synthetic language): {df['bayes_loss'].dropna().iloc[0]:.4f} nats/token")
-    students = df[df.group != "teacher"] if "group" in df else df
-    head = f"{'student':<10} {'N_S':>9} {'D_S':>9} {'supervised':>11} {'kd':>9} {'kd - sup':>9}"
-    lines += ["", head, "-" * len(head)]
-    for (student, n, d), g in students.groupby(["student", "N_S", "D_S"], sort=False):
-        sup = g.loc[g.method == "supervised", "loss"]
-        kd = g.loc[g.method == "kd", "loss"]
-        s = f"{sup.iloc[0]:.4f}" if len(sup) else "-"
-        k = f"{kd.iloc[0]:.4f}" if len(kd) else "-"
-        diff = f"{kd.iloc[0] - sup.iloc[0]:+.4f}" if len(sup) and len(kd) else "-"
-        lines.append(f"{student:<10} {n:>9,} {d:>9,} {s:>11} {k:>9} {diff:>9}")
+        lines.append(f"irreducible loss E (exact, synthetic language): {df['bayes_loss'].dropna().iloc[0]:.4f} "
+                     f"nats/token; held-out losses below, nats/token")
+    lines.append(shown.to_string(index=False))
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import pandas as pd
 from ..registry import did_you_mean
 from .forms import Law
 
-SWEEP_COLUMNS = ("N_S", "D_S", "loss", "method")
+SWEEP_COLUMNS = ("N_S", "D_S", "method")
 
 
 def is_sweep_results(df: pd.DataFrame) -> bool:

@@ -63,6 +63,7 @@ class _Objective:
         self.lo, self.hi = np.array(law.bounds, dtype=float).T
         for k, v in (fixed or {}).items():  # a held parameter is a coordinate whose bounds meet
             self.lo[k] = self.hi[k] = v
+        self.held = self.lo == self.hi
 
     def single(self) -> "_Objective":
         """The same objective in float32: half the memory traffic, for the scouting pass only."""
@@ -129,6 +130,11 @@ class _Objective:
                     irls = irls * w
                 H = np.einsum("psn,qsn->spq", J * irls, J, optimize=True)
             H, g = H.astype(float), g.astype(float)
+            if self.held.any():  # held coordinates take no step: an identity block, zero gradient
+                H[:, self.held, :] = 0.0
+                H[:, :, self.held] = 0.0
+                H[:, self.held, self.held] = 1.0
+                g[:, self.held] = 0.0
             d = np.einsum("spp->sp", H)
             damp = mu[act, None] * (d + 1e-9 * d.max(axis=1, keepdims=True) + 1e-12)
             A = H + damp[:, :, None] * eye
@@ -366,6 +372,9 @@ def _holdout(law: Law, cols: dict[str, np.ndarray], y: np.ndarray, frac: float, 
     order = np.argsort(c, kind="stable")
     n_test = max(1, int(round(frac * len(y))))
     train, test = order[:-n_test], order[-n_test:]
+    if len(train) <= len(law.fit_names):
+        raise ValueError(f"holdout {frac} leaves {len(train)} of {len(y)} points to fit the {law.name} law, which has "
+                         f"{len(law.fit_names)} parameters; hold out less or run more cells")
     sub = fit(law, {**{k: v[train] for k, v in cols.items()}, "loss": y[train]}, **kw)
     pred = law.predict(sub.params, {k: v[test] for k, v in cols.items()})
     obs = y[test]

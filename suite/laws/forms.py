@@ -107,7 +107,7 @@ class Law:
 
     def predict(self, params: Mapping[str, float], data: Mapping[str, Any] | None = None, **inputs: Any) -> np.ndarray:
         """L at the given inputs (arrays broadcast; np.inf allowed for D). Returns a float for scalar inputs."""
-        data = {**(data or {}), **inputs}
+        data = {**({} if data is None else {k: data[k] for k in self.inputs if k in data}), **inputs}
         missing = [k for k in self.inputs if k not in data]
         if missing:
             raise ValueError(f"{self.name} law needs inputs {list(self.inputs)}; missing {missing}")

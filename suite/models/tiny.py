@@ -52,6 +52,8 @@ TINY = Registry[TinyConfig]("tiny model")
 
 # name: (hidden, layers, heads, ffn); N = layers·(4·d² + 3·d·ffn + 2d) for llama with full MHA
 _SHAPES = {
+    "0.01M": (32, 1, 2, 64),      # N =    10,336   (capacity-limited on the synthetic language: N matters)
+    "0.03M": (32, 2, 2, 86),      # N =    24,864
     "0.1M": (64, 2, 4, 172),      # N =    99,136
     "0.5M": (96, 4, 4, 256),      # N =   443,232
     "1M": (128, 5, 4, 344),       # N =   989,568

@@ -1,0 +1,90 @@
+"""Fit the laws an analysis spec names to a sweep's results table."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..config import ConfigError
+from ..laws import FitResult, Law, PUBLISHED, check_points, fit, get_law, points_for, published, read_table
+from .spec import LawSpec, ReportSpec
+
+
+@dataclass(frozen=True)
+class Fitted:
+    name: str
+    spec: LawSpec
+    law: Law
+    points: pd.DataFrame
+    result: FitResult
+
+
+def load_results(spec: ReportSpec, root: Path | None = None, results: str | Path | None = None
+                 ) -> tuple[pd.DataFrame, Path]:
+    p = Path(results or spec.sweep)
+    if not p.is_absolute() and root is not None and not p.exists():
+        p = root / p
+    if not p.exists():
+        raise ConfigError(f"{spec.source}: sweep: {p} does not exist (run the sweep and "
+                          f"`suite sweep collect`, or point sweep: at a results .parquet/.csv)")
+    try:
+        df = read_table(p)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{spec.source}: sweep: {e}") from None
+    if df.empty:
+        raise ConfigError(f"{spec.source}: sweep: {p} has no finished cells")
+    return df, p if p.is_file() else p / "results.parquet"
+
+
+def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> dict[str, Fitted]:
+    """Fits in dependency order: supervised fits first, then the distillation fits built on them."""
+    out: dict[str, Fitted] = {}
+    order = sorted(spec.laws.items(), key=lambda kv: kv[1].law == "distillation")
+    for name, ls in order:
+        context = {}
+        if ls.law == "distillation":
+            context["supervised"] = (out[ls.supervised].result.params if ls.supervised in out
+                                     else published(ls.supervised).params)
+        law = get_law(ls.law, **context)
+        pts = df.query(ls.rows).rename(columns={"N_S": "N", "D_S": "D"}) if ls.rows and law.inputs == ("N", "D") \
+            else df.query(ls.rows) if ls.rows else points_for(law, df)
+        where = f"{spec.source}: laws.{name}"
+        try:
+            check_points(law, pts, source=where)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        say(f"fitting {name} ({ls.law} law) to {len(pts)} points"
+            + (f", {ls.bootstrap} bootstrap resamples" if ls.bootstrap else ""))
+        fixed = {k: _fixed_value(v, df, f"{where}.fixed.{k}") for k, v in ls.fixed.items()}
+        try:
+            with warnings.catch_warnings():  # bound warnings go into the report (fit_quality, headline)
+                warnings.simplefilter("ignore")
+                res = fit(law, pts, delta=ls.delta, bootstrap=ls.bootstrap, ci=ls.ci, seed=ls.seed,
+                          holdout=ls.holdout, fixed=fixed or None)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        out[name] = Fitted(name, ls, law, pts.reset_index(drop=True), res)
+    return out
+
+
+def _fixed_value(v, df: pd.DataFrame, where: str) -> float:
+    if v == "bayes_loss":
+        if "bayes_loss" not in df or df["bayes_loss"].isna().all():
+            raise ConfigError(f"{where}: 'bayes_loss' needs runs on synthetic data (results column bayes_loss)")
+        return float(df["bayes_loss"].dropna().iloc[0])
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number or 'bayes_loss', got {v!r}") from None
+
+
+def comparison_set(f: Fitted) -> str | None:
+    """The published coefficient set to put beside a fit."""
+    if f.spec.compare:
+        return f.spec.compare
+    default = {"supervised": "busbridge2025-supervised", "distillation": "busbridge2025-distillation",
+               "chinchilla": "epoch2024"}.get(f.spec.law)
+    return default if default in PUBLISHED else None

@@ -1,0 +1,312 @@
+"""`suite report analysis/NAME.yaml`: results table -> fitted laws -> figures, tables, index.md/html, summary.json.
+
+    suite report analysis/quickstart.yaml               # writes reports/quickstart/
+    suite report analysis/quickstart.yaml --out /tmp/r
+
+The page is a list of blocks (heading, text, figure, table) rendered twice, as Markdown and as one
+self-contained HTML file (inline CSS, relative image links). summary.json holds every number the page
+states, each with where it came from; timings are left out so the same results give the same files.
+"""
+from __future__ import annotations
+
+import html
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_write_json, atomic_write_text
+from .analysis import Fitted, comparison_set, fit_laws, load_results
+from .figures import FIGURES
+from .figures import save as save_figure
+from .spec import ReportSpec, load_spec
+from .tables import TABLES, fmt, to_html, to_markdown
+from .tables import write as write_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str                 # h1 | h2 | p | figure | table | list
+    text: str = ""
+    path: str = ""            # figure: relative png path
+    table: pd.DataFrame | None = None
+    items: tuple[str, ...] = ()
+
+
+def _round(x: Any) -> Any:
+    """Numbers as the JSON states them: floats to 10 significant digits (stable across platforms)."""
+    if isinstance(x, dict):
+        return {str(k): _round(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_round(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not np.isfinite(x) else float(f"{float(x):.10g}")
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def headline(df: pd.DataFrame, fits: dict[str, Fitted]) -> tuple[list[str], dict[str, Any]]:
+    """The sentences at the top of the report and the numbers behind them."""
+    lines, nums = [], {}
+    if "bayes_loss" in df and df["bayes_loss"].notna().any():
+        e = float(df["bayes_loss"].dropna().iloc[0])
+        nums["irreducible_loss_exact"] = {"value": e, "source": "results: bayes_loss (exact entropy rate of the "
+                                                                 "synthetic language)"}
+        lines.append(f"The data's irreducible loss is known exactly: E = {e:.4f} nats/token.")
+    kd = df[df["L_T"].notna()] if "L_T" in df else df.iloc[:0]
+    sup = df[df["method"] == "supervised"] if "method" in df else df
+    if not kd.empty and not sup.empty:
+        diffs = []
+        for (n, d), g in kd.groupby(["N_S", "D_S"]):
+            s = sup[(sup["N_S"] == n) & (sup["D_S"] == d)]
+            if len(s):
+                diffs.append(float(g["loss"].min()) - float(s["loss"].mean()))
+        if diffs:
+            wins = sum(x < 0 for x in diffs)
+            nums["kd_minus_supervised"] = {"values": diffs, "wins": wins, "pairs": len(diffs),
+                                           "source": "tables/results.csv: best KD − supervised"}
+            lines.append(f"KD beats supervised training in {wins} of {len(diffs)} student/budget pairs; the best KD "
+                         f"student minus supervised ranges from {min(diffs):+.4f} to {max(diffs):+.4f} nats/token.")
+    for f in fits.values():
+        p = f.result.params
+        key = f"fit.{f.name}"
+        if f.spec.law in ("supervised", "chinchilla"):
+            nums[key] = {"params": p, "source": f"tables/fits.csv ({f.spec.law} law on {f.result.n_points} points)"}
+            held = f.result.context.get("fixed") or {}
+            s = (f"Fitted {f.spec.law} law '{f.name}' ({f.result.n_points} points): "
+                 + ", ".join(f"{k} = {p[k]:.4g}" + (" (held)" if k in held else "")
+                             for k in ("E", "alpha", "beta", "gamma") if k in p))
+            if f.result.ci and "E" not in held:
+                lo, hi = f.result.ci["E"]
+                s += f"; E's {f.result.ci_level:.0%} bootstrap interval [{lo:.4f}, {hi:.4f}]"
+            if "irreducible_loss_exact" in nums and "E" not in held:
+                e = nums["irreducible_loss_exact"]["value"]
+                s += f"; the exact E is {e:.4f}, so the fit's E is off by {(p['E'] - e) / e:+.1%}"
+                nums[key]["E_error_vs_exact"] = (p["E"] - e) / e
+            if "alpha" in p and "gamma" in p:
+                s += (f". Effective exponents: loss - E ~ N^-{p['alpha'] * p['gamma']:.3f} at infinite data and "
+                      f"~ D^-{p['beta'] * p['gamma']:.3f} at infinite size")
+            lines.append(s + ".")
+        else:
+            nums[key] = {"params": p, "source": f"tables/fits.csv (distillation law on {f.result.n_points} points)"}
+            lines.append(f"Fitted distillation law '{f.name}' ({f.result.n_points} points): alpha' = {p['alpha']:.3f}, "
+                         f"beta' = {p['beta']:.3f}, gamma' = {p['gamma']:.3f}, c0 = {p['c0']:.3f}, d1 = {p['d1']:.3f}.")
+        if f.result.holdout:
+            h = f.result.holdout
+            nums[key]["holdout"] = h
+            lines.append(f"Extrapolating the {f.name} fit from the lower-compute {h['n_fit']} points to the top "
+                         f"{h['n_test']}: mean relative error {h['mean_rel_error']:.2%}.")
+        if f.result.at_bound:
+            lines.append(f"Caution: the {f.name} fit ended with {', '.join(f.result.at_bound)} on a bound; "
+                         f"those coefficients are not identified by these runs.")
+    lines += _crossover_lines(df, fits, nums)
+    return lines, nums
+
+
+def _crossover_lines(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, Any]) -> list[str]:
+    """Where the fitted laws say supervised training catches up with KD from the strongest teacher."""
+    sup = next((f for f in fits.values() if f.spec.law == "supervised"), None)
+    dist = next((f for f in fits.values() if f.spec.law == "distillation"), None)
+    if sup is None or dist is None or "L_T" not in df or df["L_T"].isna().all():
+        return []
+    lt = float(df["L_T"].min())
+    d = np.geomspace(1e3, 1e12, 2000)
+    out = {}
+    for n in sorted(df.loc[df["L_T"].notna(), "N_S"].unique()):
+        gap = (sup.law.predict(sup.result.params, N=np.full_like(d, n), D=d)
+               - dist.law.predict(dist.result.params, N_S=np.full_like(d, n), D_S=d, L_T=np.full_like(d, lt)))
+        cross = np.flatnonzero((gap[:-1] > 0) & (gap[1:] <= 0))
+        out[int(n)] = float(d[cross[0] + 1]) if cross.size else None
+    nums["supervised_catches_up_at_tokens"] = {"teacher_L_T": lt, "by_N_S": out,
+                                               "source": "fitted supervised and distillation laws"}
+    found = {n: v for n, v in out.items() if v is not None}
+    if not found:
+        return [f"The fitted laws put KD from the L_T = {lt:.3f} teacher ahead of supervised training at every "
+                f"budget up to 1e12 tokens for these student sizes."]
+    parts = ", ".join(f"{n:,} parameters at {v:.3g} tokens" if v is not None else f"{n:,} parameters never "
+                      f"(up to 1e12 tokens)" for n, v in out.items())
+    return [f"By the fitted laws, supervised training catches up with KD from the L_T = {lt:.3f} teacher at: {parts} "
+            f"(Busbridge et al.: distillation wins only at modest budgets)."]
+
+
+def render_markdown(title: str, blocks: list[Block]) -> str:
+    out = [f"# {title}", ""]
+    for b in blocks:
+        if b.kind == "h2":
+            out += [f"## {b.text}", ""]
+        elif b.kind == "p":
+            out += [b.text, ""]
+        elif b.kind == "list":
+            out += [f"- {it}" for it in b.items] + [""]
+        elif b.kind == "figure":
+            out += [f"![{b.text}]({b.path})", "", f"*{b.text}*", ""]
+        elif b.kind == "table":
+            out += [to_markdown(b.table), f"*{b.text}*", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;
+color:#1d1d1f;line-height:1.5}
+h1{font-size:1.7em;border-bottom:2px solid #ddd;padding-bottom:.3em}h2{font-size:1.3em;margin-top:1.8em}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption,.caption{color:#555;font-size:.9em;margin-top:.3em}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0;display:block;overflow-x:auto}
+th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right;white-space:nowrap}
+th{background:#f5f5f7}td:first-child,th:first-child{text-align:left}
+ul{padding-left:1.3em}.meta{color:#777;font-size:.85em}
+"""
+
+
+def render_html(title: str, blocks: list[Block]) -> str:
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for b in blocks:
+        if b.kind == "h2":
+            parts.append(f"<h2>{html.escape(b.text)}</h2>")
+        elif b.kind == "p":
+            parts.append(f"<p>{html.escape(b.text)}</p>")
+        elif b.kind == "list":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "figure":
+            parts.append(f"<figure><img src=\"{html.escape(b.path)}\" alt=\"{html.escape(b.text)}\">"
+                         f"<figcaption>{html.escape(b.text)}</figcaption></figure>")
+        elif b.kind == "table":
+            parts.append(to_html(b.table) + f"<p class=\"caption\">{html.escape(b.text)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _rel(p: Path) -> str:
+    p = p.resolve()
+    for base in (Path.cwd(), ROOT):
+        if p.is_relative_to(base):
+            return str(p.relative_to(base))
+    return str(p)
+
+
+def _published_table(name: str) -> tuple[pd.DataFrame, str]:
+    p = Path(name) if Path(name).exists() else ROOT / "analysis" / "published" / f"{name}.csv"
+    df = pd.read_csv(p)
+    return df, str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def build_report(spec_path: str | Path, out: str | Path | None = None, results: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> Path:
+    """Regenerate a report directory from an analysis spec; returns the path of index.html.
+    `results` overrides the spec's sweep (a sweep directory or results file). The results table is copied
+    into the report as results.parquet, so a committed report can be regenerated from itself."""
+    say = progress or (lambda m: print(m, file=sys.stderr))
+    spec: ReportSpec = load_spec(spec_path)
+    df, results_path = load_results(spec, ROOT, results)
+    out_dir = Path(out or spec.out or Path("reports") / spec.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    own = out_dir / "results.parquet"
+    if not own.exists() or own.resolve() != results_path.resolve():
+        tmp = own.with_suffix(".parquet.tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(own)
+    say(f"report {spec.name}: {len(df)} runs from {results_path} -> {out_dir}")
+    fits = fit_laws(spec, df, say)
+    title = spec.title or f"Report: {spec.name}"
+    lines, nums = headline(df, fits)
+    blocks: list[Block] = []
+    if spec.description:
+        blocks.append(Block("p", spec.description))
+    blocks += [Block("h2", "Headline"), Block("list", items=tuple(lines))]
+    import hashlib
+
+    digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()[:16]
+    spec_rel = _rel(Path(spec.source))
+    summary: dict[str, Any] = {"name": spec.name, "results": "results.parquet", "results_sha256": digest,
+                               "n_runs": int(len(df)), "spec": spec_rel,
+                               "headline": nums, "fits": {}, "figures": {}, "tables": {}, "published": {}}
+    for f in fits.values():
+        d = f.result.to_dict()
+        d.pop("seconds", None)
+        d["compare_with"] = comparison_set(f)
+        summary["fits"][f.name] = d
+
+    fig_dir, tab_dir = out_dir / "figures", out_dir / "tables"
+    if spec.figures:
+        blocks.append(Block("h2", "Figures"))
+    for name in spec.figures:
+        say(f"figure {name}")
+        made = FIGURES.get(name)(df, fits)
+        if made is None:
+            blocks.append(Block("p", f"({name}: nothing to draw for these runs.)"))
+            summary["figures"][name] = None
+            continue
+        fig, caption = made
+        paths = save_figure(fig, fig_dir, name)
+        blocks.append(Block("figure", caption, path=f"figures/{name}.png"))
+        summary["figures"][name] = {"caption": caption, "files": [str(p.relative_to(out_dir)) for p in paths]}
+
+    if spec.tables:
+        blocks.append(Block("h2", "Tables"))
+    for name in spec.tables:
+        say(f"table {name}")
+        made = TABLES.get(name)(df, fits)
+        if made is None:
+            summary["tables"][name] = None
+            continue
+        shown, raw, caption = made
+        write_table(tab_dir, name, shown, raw, caption)
+        blocks.append(Block("table", caption + f" (tables/{name}.csv, .md, .tex)", table=shown))
+        summary["tables"][name] = {"caption": caption, "rows": _round(raw.to_dict(orient="records"))}
+
+    if spec.published:
+        blocks.append(Block("h2", "Published reference tables"))
+        blocks.append(Block("p", "Published numbers, as printed by their sources; every row carries its citation. "
+                                 "Our measured numbers are in the tables above and marked 'ours'."))
+    for name in spec.published:
+        pub, rel = _published_table(name)
+        cols = [c for c in ("model", "quantity", "metric", "value", "ci_low", "ci_high") if c in pub]
+        shown = pub[cols].copy()
+        for c in ("value", "ci_low", "ci_high"):
+            if c in shown:
+                shown[c] = shown[c].map(lambda v: fmt(v) if pd.notna(v) else "–")
+        cites = sorted(set(pub["citation"].dropna())) if "citation" in pub else []
+        blocks.append(Block("table", f"{name}: " + "; ".join(cites) + f" ({rel})", table=shown))
+        summary["published"][name] = {"file": rel, "rows": int(len(pub)), "citations": cites}
+
+    blocks += [Block("h2", "Provenance"),
+               Block("list", items=(f"results: results.parquet beside this page ({len(df)} runs; sha256 of its "
+                                    f"CSV form {digest})",
+                                    f"analysis spec: {spec_rel}",
+                                    f"regenerate: suite report {spec_rel} --results {_rel(own)} --out {_rel(out_dir)}"))]
+    atomic_write_text(out_dir / "index.md", render_markdown(title, blocks))
+    atomic_write_text(out_dir / "index.html", render_html(title, blocks))
+    atomic_write_json(out_dir / "summary.json", _round(summary))
+    say(f"wrote {out_dir / 'index.html'}")
+    return out_dir / "index.html"
+
+
+def main_report(a) -> int:
+    from ..config import ConfigError
+
+    try:
+        path = build_report(a.spec, a.out, results=a.results, progress=(lambda m: None) if a.quiet else None)
+    except ConfigError as e:
+        print(f"suite report: error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    if a.check:
+        from .browser import check_page
+
+        res = check_page(path, Path(path).parent / "screenshot.png")
+        print(json.dumps({k: v for k, v in res.items() if k != "screenshot_bytes"}, indent=2))
+        bad = res["console_errors"] or res["page_errors"] or res["broken_images"] or res.get("failed_requests")
+        return 1 if bad else 0
+    return 0

@@ -1,0 +1,249 @@
+"""Report figures: each is a function of the results table and the fits, registered by name.
+
+A figure function returns (matplotlib Figure, caption), or None with nothing to draw (the report says so).
+Files are written as PNG and SVG with fixed metadata so regenerating gives the same bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..registry import Registry
+
+FIGURES: Registry[Callable[..., Any]] = Registry("figure")
+STYLE = {"figsize": (6.4, 4.2), "dpi": 110, "cmap": "viridis", "marker_size": 36, "band_alpha": 0.18}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "suite", "axes.grid": True, "grid.alpha": 0.3, "font.size": 9,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, dpi=STYLE["dpi"], bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    _plt().close(fig)
+    return [png, svg]
+
+
+def _colors(n: int):
+    plt = _plt()
+    cmap = plt.get_cmap(STYLE["cmap"])
+    return [cmap(x) for x in np.linspace(0.05, 0.85, max(n, 1))]
+
+
+def _fmt_count(x: float) -> str:
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{suf}"
+    return f"{x:.3g}"
+
+
+def _first(fits: dict, *laws: str):
+    for f in fits.values():
+        if f.spec.law in laws:
+            return f
+    return None
+
+
+def _band(fitted, inputs: dict[str, np.ndarray], level: float = 0.9):
+    """Percentile band of the law's prediction over the bootstrap resamples, or None."""
+    res = fitted.result
+    if res.samples is None or len(res.samples) < 10:
+        return None
+    names = list(fitted.law.param_names)
+    preds = np.array([fitted.law.predict(dict(zip(names, s)), inputs) for s in res.samples])
+    q = (1 - level) / 2 * 100
+    return np.nanpercentile(preds, [q, 100 - q], axis=0)
+
+
+def _irreducible(ax, df: pd.DataFrame) -> float | None:
+    """Draw the data's exact irreducible loss (synthetic language) when the results carry it."""
+    if "bayes_loss" in df and df["bayes_loss"].notna().any():
+        e = float(df["bayes_loss"].dropna().iloc[0])
+        ax.axhline(e, color="0.3", ls=":", lw=1, label=f"irreducible E = {e:.3f} (exact)")
+        return e
+    return None
+
+
+def _supervised_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["method"] == "supervised"] if "method" in df else df
+
+
+def _kd_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["L_T"].notna() & (df["method"] != "supervised")] if "L_T" in df else df.iloc[:0]
+
+
+@FIGURES.register("loss_vs_tokens")
+def loss_vs_tokens(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    sup = _supervised_rows(df)
+    if sup.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=STYLE["figsize"])
+    fitted = _first(fits, "supervised", "chinchilla")
+    sizes = sorted(sup["N_S"].unique())
+    d = np.geomspace(sup["D_S"].min() / 2, sup["D_S"].max() * 4, 120)
+    for c, n in zip(_colors(len(sizes)), sizes):
+        g = sup[sup["N_S"] == n].sort_values("D_S")
+        ax.scatter(g["D_S"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3, label=f"N = {_fmt_count(n)}")
+        if fitted is not None:
+            ax.plot(d, fitted.law.predict(fitted.result.params, N=np.full_like(d, n), D=d), color=c, lw=1.4)
+            band = _band(fitted, {"N": np.full_like(d, n), "D": d})
+            if band is not None:
+                ax.fill_between(d, band[0], band[1], color=c, alpha=STYLE["band_alpha"], lw=0)
+    floor = _irreducible(ax, df)
+    lo = min(float(sup["loss"].min()), floor if floor is not None else np.inf)
+    hi = float(sup["loss"].max())
+    ax.set_ylim(lo - 0.05 * (hi - lo) - 0.02, hi + 0.1 * (hi - lo) + 0.02)  # bands may run off: the data decides
+    ax.set_xscale("log")
+    ax.set_xlabel("training tokens D (log scale)")
+    ax.set_ylabel("held-out cross-entropy L (nats/token)")
+    ax.legend(fontsize=8, frameon=False)
+    cap = "Held-out loss of supervised runs against tokens, one colour per model size"
+    if fitted is not None:
+        cap += f"; lines: the fitted {fitted.spec.law} law ({fitted.name})"
+        cap += ", bands: its 90% bootstrap interval" if fitted.result.samples is not None else ""
+    return fig, cap + "."
+
+
+@FIGURES.register("capacity_gap")
+def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    kd = _kd_rows(df)
+    if kd.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=STYLE["figsize"])
+    fitted = _first(fits, "distillation")
+    keys = sorted({(n, d) for n, d in zip(kd["N_S"], kd["D_S"])})
+    lt = np.linspace(max(kd["L_T"].min() - 0.15, 1e-3), kd["L_T"].max() + 0.3, 150)
+    for c, (n, d) in zip(_colors(len(keys)), keys):
+        g = kd[(kd["N_S"] == n) & (kd["D_S"] == d)].sort_values("L_T")
+        ax.scatter(g["L_T"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3,
+                   label=f"N_S = {_fmt_count(n)}, D_S = {_fmt_count(d)}")
+        if fitted is not None:
+            ax.plot(lt, fitted.law.predict(fitted.result.params, N_S=np.full_like(lt, n), D_S=np.full_like(lt, d),
+                                           L_T=lt), color=c, lw=1.2)
+    ax.plot(lt, lt, color="0.5", ls="--", lw=1, label="student = teacher")
+    ax.set_xlabel("teacher held-out loss L_T (nats/token)")
+    ax.set_ylabel("student held-out loss L_S (nats/token)")
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    cap = "Distilled students' loss against their teacher's loss, one colour per student size and budget"
+    if fitted is not None:
+        cap += f"; lines: the fitted distillation law (Busbridge et al. eq. 8, {fitted.name})"
+    return fig, cap + ". A U-shape is the capacity gap: a stronger teacher is not always a better one."
+
+
+@FIGURES.register("crossover")
+def crossover(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    sup, kd = _supervised_rows(df), _kd_rows(df)
+    if sup.empty or kd.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=STYLE["figsize"])
+    fs, fd = _first(fits, "supervised", "chinchilla"), _first(fits, "distillation")
+    best_lt = float(kd["L_T"].min())
+    sizes = sorted(kd["N_S"].unique())
+    d = np.geomspace(min(sup["D_S"].min(), kd["D_S"].min()) / 2, max(sup["D_S"].max(), kd["D_S"].max()) * 30, 150)
+    for c, n in zip(_colors(len(sizes)), sizes):
+        s = sup[sup["N_S"] == n].sort_values("D_S")
+        k = kd[(kd["N_S"] == n) & np.isclose(kd["L_T"], best_lt)].sort_values("D_S")
+        ax.scatter(s["D_S"], s["loss"], color=c, marker="o", s=STYLE["marker_size"], zorder=3,
+                   label=f"N = {_fmt_count(n)} supervised")
+        ax.scatter(k["D_S"], k["loss"], color=c, marker="^", s=STYLE["marker_size"], zorder=3,
+                   label=f"N = {_fmt_count(n)} KD")
+        if fs is not None:
+            ax.plot(d, fs.law.predict(fs.result.params, N=np.full_like(d, n), D=d), color=c, lw=1.3)
+        if fd is not None:
+            ax.plot(d, fd.law.predict(fd.result.params, N_S=np.full_like(d, n), D_S=d, L_T=np.full_like(d, best_lt)),
+                    color=c, lw=1.3, ls="--")
+    ax.axhline(best_lt, color="0.4", ls="-.", lw=1, label=f"teacher L_T = {best_lt:.3f}")
+    floor = _irreducible(ax, df)
+    both = pd.concat([sup["loss"], kd["loss"]])
+    lo, hi = min(float(both.min()), floor or np.inf, best_lt), float(both.max())
+    ax.set_ylim(lo - 0.05 * (hi - lo) - 0.02, hi + 0.1 * (hi - lo) + 0.02)
+    ax.set_xscale("log")
+    ax.set_xlabel("student tokens D_S (log scale)")
+    ax.set_ylabel("held-out loss (nats/token)")
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    return fig, (f"Supervised (circles, solid: supervised law) against distillation from the strongest teacher "
+                 f"(triangles, dashed: distillation law at L_T = {best_lt:.3f}), extrapolated 30x beyond the "
+                 f"largest budget: where the curves cross, supervised training catches up.")
+
+
+@FIGURES.register("residuals")
+def residuals(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    if not fits:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=STYLE["figsize"])
+    for c, f in zip(_colors(len(fits)), fits.values()):
+        pred = f.law.predict(f.result.params, f.points)
+        r = np.log(pred) - np.log(f.points["loss"].to_numpy(dtype=float))
+        ax.scatter(f.law.compute(f.points), r * 100, color=c, s=STYLE["marker_size"], label=f"{f.name} ({f.spec.law})")
+    ax.axhline(0, color="0.3", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute 6·N·D (FLOPs, log scale)")
+    ax.set_ylabel("log residual, log L_fit − log L_obs (%)")
+    ax.legend(fontsize=8, frameon=False)
+    return fig, "Fit residuals in log space (percent of the loss) against each run's training compute."
+
+
+@FIGURES.register("method_bars")
+def method_bars(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    bench = [c for c in df.columns if c.startswith("benchmarks.") and df[c].notna().any()]
+    metrics = bench or ["loss"]
+    students = df[df["method"].notna()] if "method" in df else df
+    if students.empty:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(STYLE["figsize"][0] * 1.3, 3.2 * len(metrics)), squeeze=False)
+    label = students.apply(lambda r: r["method"] + (f" (T L={r['L_T']:.2f})" if pd.notna(r.get("L_T")) else ""), axis=1)
+    students = students.assign(_variant=label, _cell=students.apply(
+        lambda r: f"N={_fmt_count(r['N_S'])}\nD={_fmt_count(r['D_S'])}", axis=1))
+    variants = sorted(students["_variant"].unique(), key=lambda v: (not v.startswith("supervised"), v))
+    cells = list(dict.fromkeys(students.sort_values(["N_S", "D_S"])["_cell"]))
+    width = 0.8 / len(variants)
+    for ax, m in zip(axes[:, 0], metrics):
+        for j, (c, v) in enumerate(zip(_colors(len(variants)), variants)):
+            g = students[students["_variant"] == v].groupby("_cell")[m].mean()
+            x = [i + (j - (len(variants) - 1) / 2) * width for i, cell in enumerate(cells) if cell in g.index]
+            ax.bar(x, [g[cell] for cell in cells if cell in g.index], width=width, color=c, label=v)
+        ax.set_xticks(range(len(cells)), cells, fontsize=7)
+        ax.set_ylabel("held-out loss (nats/token)" if m == "loss" else m.removeprefix("benchmarks."))
+        if m == "loss":
+            _irreducible(ax, df)
+            lo = min(students[m].min(), df["bayes_loss"].min() if "bayes_loss" in df else np.inf)
+            ax.set_ylim(lo - 0.1 * (students[m].max() - lo) - 0.02, None)
+        ax.legend(fontsize=7, frameon=False, ncol=min(len(variants), 4))
+    what = "held-out loss (lower is better)" if metrics == ["loss"] else "each benchmark"
+    return fig, f"Method comparison on {what}, per student size and budget."
+
+
+@FIGURES.register("forgetting")
+def forgetting(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    """General-ability score across continual-learning tasks (columns `stage` and `benchmarks.*`)."""
+    if "stage" not in df or not any(c.startswith("benchmarks.") for c in df.columns):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=STYLE["figsize"])
+    metrics = [c for c in df.columns if c.startswith("benchmarks.")]
+    methods = sorted(df["method"].dropna().unique())
+    for c, m in zip(_colors(len(methods)), methods):
+        g = df[df["method"] == m].groupby("stage")[metrics].mean().mean(axis=1)
+        ax.plot(g.index, g.values, marker="o", color=c, label=m)
+    ax.set_xlabel("continual-learning stage (tasks learned)")
+    ax.set_ylabel("mean general-benchmark score")
+    ax.legend(fontsize=8, frameon=False)
+    return fig, "Forgetting: mean general-ability score after each task, per method."
