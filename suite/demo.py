@@ -49,6 +49,7 @@ def demo(grid: str | Path = QUICKSTART, executor: str = "local", runs: str | Pat
 def comparison_table(df) -> str:
     """Held-out loss of each student size and budget, supervised beside KD from each teacher (the report's
     `results` table), with the exact irreducible loss E of the synthetic language."""
+    from .laws import exact_irreducible
     from .report.tables import results
 
     made = results(df, {}) if not df.empty else None
@@ -56,8 +57,9 @@ def comparison_table(df) -> str:
         return "(no finished cells)"
     shown, _, _ = made
     lines = []
-    if "bayes_loss" in df and df["bayes_loss"].notna().any():
-        lines.append(f"irreducible loss E (exact, synthetic language): {df['bayes_loss'].dropna().iloc[0]:.4f} "
-                     f"nats/token; held-out losses below, nats/token")
+    e = exact_irreducible(df)
+    if e is not None:
+        lines.append(f"irreducible loss E (exact, synthetic language): {e:.4f} nats/token; held-out losses below, "
+                     f"nats/token")
     lines.append(shown.to_string(index=False))
     return "\n".join(lines)

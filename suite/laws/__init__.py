@@ -12,12 +12,13 @@ Laws register in `LAWS` (chinchilla, supervised, distillation); published coeffi
 """
 from .compute import (SCENARIOS, chinchilla_optimal, compute_optimal_distillation, distillation_flops,
                       flops_per_token, optimal_teacher_loss, supervised_optimal)
-from .data import check_points, load_points, points_for, read_table
+from .data import check_points, exact_irreducible, kd_rows, load_points, points_for, read_table, supervised_rows
 from .fitting import FitResult, bootstrap, fit, holdout, start_grid
 from .forms import LAWS, Law, get_law
 from .published import PUBLISHED, PublishedFit, published
 
 __all__ = ["LAWS", "Law", "get_law", "PUBLISHED", "PublishedFit", "published", "fit", "bootstrap", "holdout",
-           "start_grid", "FitResult", "check_points", "load_points", "points_for", "read_table", "SCENARIOS",
+           "start_grid", "FitResult", "check_points", "exact_irreducible", "kd_rows", "supervised_rows",
+           "load_points", "points_for", "read_table", "SCENARIOS",
            "chinchilla_optimal", "supervised_optimal", "compute_optimal_distillation", "distillation_flops",
            "flops_per_token", "optimal_teacher_loss"]

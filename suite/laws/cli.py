@@ -68,7 +68,9 @@ def _run(a) -> int:
             sup_law = get_law("supervised")
             sup_points = points_for(sup_law, table)
             check_points(sup_law, sup_points, source=f"{a.data} (supervised runs)")
-            sup = fit(sup_law, sup_points, progress=say)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sup = fit(sup_law, sup_points, progress=say)
             context["supervised"] = sup.params
         else:
             raise ValueError("the distillation law needs the student's supervised law: pass --supervised-params "
@@ -89,7 +91,8 @@ def _run(a) -> int:
 
 def format_fit(res: FitResult) -> str:
     lines = [f"{res.law} law, {res.n_points} points: summed Huber (delta {res.delta:g}) = {res.objective:.6g}",
-             f"  {res.starts} starts ({res.method}), {res.refined} refined, {res.converged} converged, "
+             f"  {res.starts} starts ({res.method}; {res.searched} searched), {res.refined} refined, "
+             f"{res.converged} converged, "
              f"{res.seconds:.2f} s"]
     for name, v in res.params.items():
         ci = f"   {res.ci_level:.0%} CI [{res.ci[name][0]:.5g}, {res.ci[name][1]:.5g}]" if res.ci else ""

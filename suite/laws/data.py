@@ -7,6 +7,7 @@ or the sweep directory) is read directly: the supervised laws take its `method =
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,15 +42,44 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise ValueError(f"{p}: unknown data format {p.suffix!r}; use .csv, .tsv, .parquet, .json or .jsonl")
 
 
+def supervised_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """A sweep's supervised runs (teachers included)."""
+    return df[df["method"] == "supervised"] if "method" in df else df
+
+
+def kd_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """A sweep's distilled students: runs with a teacher loss L_T that are not supervised."""
+    if "L_T" not in df:
+        return df.iloc[:0]
+    return df[df["L_T"].notna() & (df["method"] != "supervised")] if "method" in df else df[df["L_T"].notna()]
+
+
+def exact_irreducible(df: pd.DataFrame) -> float | None:
+    """The data's exact irreducible loss when the runs carry it (synthetic language: column bayes_loss)."""
+    if "bayes_loss" in df and df["bayes_loss"].notna().any():
+        return float(df["bayes_loss"].dropna().iloc[0])
+    return None
+
+
 def points_for(law: Law, df: pd.DataFrame) -> pd.DataFrame:
-    """The rows and columns of `df` that `law` fits, mapping a sweep's results table to law columns."""
+    """The rows and columns of `df` that `law` fits, mapping a sweep's results table to law columns.
+    Sweep rows whose loss is not finite (a diverged cell) are dropped with a warning naming the cells."""
     if not is_sweep_results(df):
         return df
     if law.inputs == ("N", "D"):
-        return df[df["method"] == "supervised"].rename(columns={"N_S": "N", "D_S": "D"}).reset_index(drop=True)
-    if law.inputs == ("N_S", "D_S", "L_T") and "L_T" in df.columns:
-        return df[df["L_T"].notna() & (df["method"] != "supervised")].reset_index(drop=True)
-    return df
+        rows = supervised_rows(df).rename(columns={"N_S": "N", "D_S": "D"})
+    elif law.inputs == ("N_S", "D_S", "L_T"):
+        rows = kd_rows(df)
+    else:
+        return df
+    if "loss" in rows:
+        bad = ~np.isfinite(pd.to_numeric(rows["loss"], errors="coerce"))
+        if bad.any():
+            ids = rows.loc[bad, "name" if "name" in rows else "cell_id" if "cell_id" in rows else "loss"]
+            warnings.warn(f"{law.name} law: dropping {int(bad.sum())} run(s) without a finite loss: "
+                          f"{', '.join(map(str, ids[:10]))}", stacklevel=2)
+            rows = rows[~bad]
+    return rows.reset_index(drop=True)
 
 
 def load_points(path: str | Path, law: Law) -> pd.DataFrame:

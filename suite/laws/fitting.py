@@ -9,7 +9,7 @@ How the multi-start grid is made fast without changing its answer:
 1. Every start of the grid descends at once: a batched Levenberg-Marquardt on the Huber loss (IRLS weights),
    vectorized over starts and points with the law's analytic Jacobian. The 4500-start Chinchilla grid on
    240 points takes `scout` (15) array steps of shape (5, 4500, 240) instead of 4500 Python-level optimizer
-   loops. Grids larger than `prune` starts (the distillation grid has 432,000) are first cut to the `prune`
+   loops. Grids larger than `prune` starts (the distillation grid has 216,000) are first cut to the `prune`
    starts with the lowest objective, a cheap vectorized pass.
 2. The `keep` (128) best scouts descend on, batched, until they converge. (On the Chinchilla grid the best
    basin is reached by a few starts within 10 steps and by hundreds within 20.)
@@ -188,7 +188,8 @@ class FitResult:
     objective: float
     n_points: int
     starts: int
-    converged: int      # starts whose descent ended at a stationary point
+    converged: int      # starts whose descent ended at a stationary point (of the `searched`)
+    searched: int       # starts that descended: all, or the `prune` lowest-objective ones of a larger grid
     refined: int        # starts run to convergence (method "fast": the `keep` best scouts; "full": all)
     delta: float
     method: str
@@ -204,7 +205,8 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"law": self.law, "params": self.params, "objective": self.objective,
-                               "n_points": self.n_points, "starts": self.starts, "converged": self.converged,
+                               "n_points": self.n_points, "starts": self.starts, "searched": self.searched,
+                               "converged": self.converged,
                                "refined": self.refined,
                                "delta": self.delta, "method": self.method, "seconds": round(self.seconds, 3),
                                "at_bound": list(self.at_bound), "warnings": list(self.warnings)}
@@ -273,14 +275,23 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
     delta = float(law.delta if delta is None else delta)
     if method not in ("fast", "full"):
         raise ValueError(f"fit method must be 'fast' or 'full', got {method!r}")
+    if bootstrap and not 0 < ci < 1:
+        raise ValueError(f"ci level must be in (0, 1), e.g. 0.9, got {ci}")
+    if holdout is not None and not 0 < holdout < 1:
+        raise ValueError(f"holdout fraction must be in (0, 1), e.g. 0.2, got {holdout}")
     held = _held(law, fixed)
     obj = _Objective(law, cols, y, delta, held)
-    starts = np.asarray(grid, dtype=float) if isinstance(grid, np.ndarray) else start_grid(law, grid)
+    if isinstance(grid, np.ndarray):
+        starts = np.array(grid, dtype=float)  # a copy: held values are written into it
+        if starts.ndim != 2 or starts.shape[1] != len(law.fit_names):
+            raise ValueError(f"starts must have shape (S, {len(law.fit_names)}) for the {law.name} law "
+                             f"({', '.join(law.fit_names)}); got {starts.shape}")
+        starts = np.clip(starts, obj.lo, obj.hi)
+    else:
+        starts = start_grid(law, grid)
     if held:  # one start value per held coordinate
         starts[:, list(held)] = list(held.values())
         starts = np.unique(starts, axis=0)
-    if starts.ndim != 2 or starts.shape[1] != len(law.fit_names):
-        raise ValueError(f"starts must have shape (S, {len(law.fit_names)}) for the {law.name} law")
     say = progress or (lambda _: None)
     n_starts = len(starts)
 
@@ -289,7 +300,7 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
         results = [obj.lbfgsb(s) for s in starts]
         f = np.array([r.fun for r in results])
         converged = int(sum(bool(r.success) for r in results))
-        refined = n_starts
+        refined = searched = n_starts
         best = results[int(np.argmin(f))]
         theta, fbest = best.x, float(best.fun)
     else:
@@ -303,7 +314,7 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
         rest = np.ones(len(f), dtype=bool)
         rest[best_scouts] = False
         ends, f, conv2 = obj.descend(ends[best_scouts].astype(float), max_iter=400)
-        converged, refined = int(conv[rest].sum() + conv2.sum()), len(best_scouts)
+        converged, refined, searched = int(conv[rest].sum() + conv2.sum()), len(best_scouts), len(starts)
         cand = [obj.lbfgsb(ends[i]) for i in _distinct(ends, f, polish)]
         if not cand:
             raise FloatingPointError(f"{law.name} fit: the objective is not finite at any start")
@@ -321,8 +332,8 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
     for n in notes:
         warnings.warn(n, stacklevel=2)
     res = FitResult(law=law.name, params=law.to_params(theta), theta=tuple(map(float, theta)), objective=fbest,
-                    n_points=len(y), starts=n_starts, converged=converged,
-                    refined=refined, delta=delta, method=method,
+                    n_points=len(y), starts=n_starts, searched=searched,
+                    converged=converged, refined=refined, delta=delta, method=method,
                     seconds=0.0, at_bound=bound, warnings=tuple(notes),
                     context={**_context(law), **({"fixed": dict(fixed)} if fixed else {})})
     extra: dict[str, Any] = {}

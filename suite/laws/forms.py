@@ -201,7 +201,8 @@ class Distillation(Law):
     log_params = frozenset({"A", "B", "d1"})
     bounds = ((-20.0, 60.0), (-20.0, 60.0), (0.0, 5.0), (0.0, 5.0), (0.0, 5.0), (0.0, 50.0), (0.0, 1e4),
               (1e-3, 10.0), (-5.0, 5.0))
-    # Busbridge et al. App. F.2: 5*5*3*3*3*4*4*4*5 = 432,000 starts (f1 = 0 is clipped to its bound 1e-3)
+    # Busbridge et al. App. F.2: 5*5*3*3*3*4*4*4*5 = 216,000 starts (the spec's "432,000"
+    # is an arithmetic slip; f1 = 0 is clipped to its bound 1e-3)
     grid = {"log_A": (0, 5, 10, 15, 20), "log_B": (0, 5, 10, 15, 20), "alpha": (0, 0.5, 1), "beta": (0, 0.5, 1),
             "gamma": (0, 0.5, 1), "c0": (0, 0.5, 1, 1.5), "c1": (0, 0.5, 1, 1.5), "f1": (0, 0.5, 1, 1.5),
             "log_d1": (-1, -0.5, 0, 0.5, 1)}

@@ -39,7 +39,8 @@ _add(PublishedFit(
     "Hoffmann et al. 2022, unrounded values from the arXiv TeX source, as quoted by Besiroglu et al. 2024"))
 _add(PublishedFit(
     "epoch2024", "chinchilla", {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658},
-    "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, Table 1 (arXiv 2404.10102)",
+    "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, Table 1 estimates (arXiv 2404.10102); "
+    "95% bootstrap CIs from their data_analysis.ipynb",
     ci={"E": (1.769, 1.871), "A": (285.214, 743.626), "B": (1042.357, 5810.344), "alpha": (0.317, 0.373),
         "beta": (0.331, 0.415)}, ci_level=0.95, n_points=240))
 _add(PublishedFit(

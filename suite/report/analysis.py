@@ -9,7 +9,8 @@ from typing import Callable
 import pandas as pd
 
 from ..config import ConfigError
-from ..laws import FitResult, Law, PUBLISHED, check_points, fit, get_law, points_for, published, read_table
+from ..laws import (PUBLISHED, FitResult, Law, check_points, exact_irreducible, fit, get_law, points_for,
+                    published, read_table)
 from .spec import LawSpec, ReportSpec
 
 
@@ -44,14 +45,16 @@ def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> 
     out: dict[str, Fitted] = {}
     order = sorted(spec.laws.items(), key=lambda kv: kv[1].law == "distillation")
     for name, ls in order:
+        where = f"{spec.source}: laws.{name}"
         context = {}
         if ls.law == "distillation":
             context["supervised"] = (out[ls.supervised].result.params if ls.supervised in out
                                      else published(ls.supervised).params)
         law = get_law(ls.law, **context)
-        pts = df.query(ls.rows).rename(columns={"N_S": "N", "D_S": "D"}) if ls.rows and law.inputs == ("N", "D") \
-            else df.query(ls.rows) if ls.rows else points_for(law, df)
-        where = f"{spec.source}: laws.{name}"
+        try:
+            pts = points_for(law, df.query(ls.rows) if ls.rows else df)
+        except Exception as e:  # a pandas query is user code: its errors are spec errors
+            raise ConfigError(f"{where}.rows: {ls.rows!r} failed: {type(e).__name__}: {e}") from None
         try:
             check_points(law, pts, source=where)
         except ValueError as e:
@@ -72,13 +75,24 @@ def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> 
 
 def _fixed_value(v, df: pd.DataFrame, where: str) -> float:
     if v == "bayes_loss":
-        if "bayes_loss" not in df or df["bayes_loss"].isna().all():
+        e = exact_irreducible(df)
+        if e is None:
             raise ConfigError(f"{where}: 'bayes_loss' needs runs on synthetic data (results column bayes_loss)")
-        return float(df["bayes_loss"].dropna().iloc[0])
+        return e
     try:
         return float(v)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: expected a number or 'bayes_loss', got {v!r}") from None
+
+
+def fit_of(fits: dict[str, Fitted], *laws: str) -> Fitted | None:
+    """The first fit of one of `laws`, in spec order."""
+    return next((f for f in fits.values() if f.spec.law in laws), None)
+
+
+def supervised_params_of(dist: Fitted) -> dict[str, float]:
+    """The supervised law a distillation fit was fitted against (its L~_S): use it, not another fit."""
+    return dict(dist.law.supervised)
 
 
 def comparison_set(f: Fitted) -> str | None:

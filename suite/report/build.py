@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_write_json, atomic_write_text
-from .analysis import Fitted, comparison_set, fit_laws, load_results
+from ..laws import exact_irreducible, get_law, kd_rows
+from .analysis import Fitted, comparison_set, fit_laws, fit_of, load_results, supervised_params_of
 from .figures import FIGURES
 from .figures import save as save_figure
 from .spec import ReportSpec, load_spec
@@ -57,25 +58,22 @@ def _round(x: Any) -> Any:
 def headline(df: pd.DataFrame, fits: dict[str, Fitted]) -> tuple[list[str], dict[str, Any]]:
     """The sentences at the top of the report and the numbers behind them."""
     lines, nums = [], {}
-    if "bayes_loss" in df and df["bayes_loss"].notna().any():
-        e = float(df["bayes_loss"].dropna().iloc[0])
+    e = exact_irreducible(df)
+    if e is not None:
         nums["irreducible_loss_exact"] = {"value": e, "source": "results: bayes_loss (exact entropy rate of the "
                                                                  "synthetic language)"}
         lines.append(f"The data's irreducible loss is known exactly: E = {e:.4f} nats/token.")
-    kd = df[df["L_T"].notna()] if "L_T" in df else df.iloc[:0]
-    sup = df[df["method"] == "supervised"] if "method" in df else df
-    if not kd.empty and not sup.empty:
-        diffs = []
-        for (n, d), g in kd.groupby(["N_S", "D_S"]):
-            s = sup[(sup["N_S"] == n) & (sup["D_S"] == d)]
-            if len(s):
-                diffs.append(float(g["loss"].min()) - float(s["loss"].mean()))
+    made = TABLES.get("results")(df, fits)
+    if made is not None:
+        raw = made[1]
+        diffs = raw[raw.columns[-1]].dropna().tolist()  # best distilled - supervised, seeds averaged
         if diffs:
             wins = sum(x < 0 for x in diffs)
             nums["kd_minus_supervised"] = {"values": diffs, "wins": wins, "pairs": len(diffs),
-                                           "source": "tables/results.csv: best KD − supervised"}
-            lines.append(f"KD beats supervised training in {wins} of {len(diffs)} student/budget pairs; the best KD "
-                         f"student minus supervised ranges from {min(diffs):+.4f} to {max(diffs):+.4f} nats/token.")
+                                           "source": f"tables/results.csv: {raw.columns[-1]}"}
+            lines.append(f"Distillation beats supervised training in {wins} of {len(diffs)} student/budget pairs; the "
+                         f"best distilled student minus supervised ranges from {min(diffs):+.4f} to "
+                         f"{max(diffs):+.4f} nats/token.")
     for f in fits.values():
         p = f.result.params
         key = f"fit.{f.name}"
@@ -113,29 +111,34 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted]) -> tuple[list[str], dict
 
 
 def _crossover_lines(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, Any]) -> list[str]:
-    """Where the fitted laws say supervised training catches up with KD from the strongest teacher."""
-    sup = next((f for f in fits.values() if f.spec.law == "supervised"), None)
-    dist = next((f for f in fits.values() if f.spec.law == "distillation"), None)
-    if sup is None or dist is None or "L_T" not in df or df["L_T"].isna().all():
+    """Where the fitted laws say supervised training catches up with KD from the strongest teacher, from the
+    smallest budget we ran up to 1e12 tokens; the supervised law is the one the distillation law was fitted on."""
+    dist = fit_of(fits, "distillation")
+    kd = kd_rows(df)
+    if dist is None or kd.empty:
         return []
-    lt = float(df["L_T"].min())
-    d = np.geomspace(1e3, 1e12, 2000)
-    out = {}
-    for n in sorted(df.loc[df["L_T"].notna(), "N_S"].unique()):
-        gap = (sup.law.predict(sup.result.params, N=np.full_like(d, n), D=d)
+    sup_law, sup_params = get_law("supervised"), supervised_params_of(dist)
+    lt = float(kd["L_T"].min())
+    d = np.geomspace(float(kd["D_S"].min()), 1e12, 2000)
+    verdicts, by_n = [], {}
+    for n in sorted(kd["N_S"].unique()):
+        gap = (sup_law.predict(sup_params, N=np.full_like(d, n), D=d)
                - dist.law.predict(dist.result.params, N_S=np.full_like(d, n), D_S=d, L_T=np.full_like(d, lt)))
+        if gap[0] <= 0:
+            by_n[int(n)] = {"verdict": "supervised ahead from the smallest budget", "tokens": None}
+            verdicts.append(f"{int(n):,} parameters: supervised is already ahead at {d[0]:.3g} tokens")
+            continue
         cross = np.flatnonzero((gap[:-1] > 0) & (gap[1:] <= 0))
-        out[int(n)] = float(d[cross[0] + 1]) if cross.size else None
-    nums["supervised_catches_up_at_tokens"] = {"teacher_L_T": lt, "by_N_S": out,
-                                               "source": "fitted supervised and distillation laws"}
-    found = {n: v for n, v in out.items() if v is not None}
-    if not found:
-        return [f"The fitted laws put KD from the L_T = {lt:.3f} teacher ahead of supervised training at every "
-                f"budget up to 1e12 tokens for these student sizes."]
-    parts = ", ".join(f"{n:,} parameters at {v:.3g} tokens" if v is not None else f"{n:,} parameters never "
-                      f"(up to 1e12 tokens)" for n, v in out.items())
-    return [f"By the fitted laws, supervised training catches up with KD from the L_T = {lt:.3f} teacher at: {parts} "
-            f"(Busbridge et al.: distillation wins only at modest budgets)."]
+        if cross.size:
+            by_n[int(n)] = {"verdict": "supervised catches up", "tokens": float(d[cross[0] + 1])}
+            verdicts.append(f"{int(n):,} parameters: supervised catches up at {d[cross[0] + 1]:.3g} tokens")
+        else:
+            by_n[int(n)] = {"verdict": "distillation ahead throughout", "tokens": None}
+            verdicts.append(f"{int(n):,} parameters: distillation stays ahead up to 1e12 tokens")
+    nums["supervised_vs_distillation"] = {"teacher_L_T": lt, "by_N_S": by_n,
+                                          "source": f"fitted laws: {dist.name} and the supervised law it was fitted on"}
+    return [f"By the fitted laws, against KD from the L_T = {lt:.3f} teacher: " + "; ".join(verdicts)
+            + " (Busbridge et al.: distillation wins only at modest budgets, unless the teacher is free)."]
 
 
 def render_markdown(title: str, blocks: list[Block]) -> str:
@@ -189,11 +192,10 @@ def render_html(title: str, blocks: list[Block]) -> str:
 
 
 def _rel(p: Path) -> str:
-    p = p.resolve()
-    for base in (Path.cwd(), ROOT):
-        if p.is_relative_to(base):
-            return str(p.relative_to(base))
-    return str(p)
+    """Paths as the report states them: relative to the repository when inside it (the same from any working
+    directory, and what `suite report` run from the repository root accepts), else absolute."""
+    p = Path(p).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
 def _published_table(name: str) -> tuple[pd.DataFrame, str]:
@@ -305,7 +307,11 @@ def main_report(a) -> int:
     if a.check:
         from .browser import check_page
 
-        res = check_page(path, Path(path).parent / "screenshot.png")
+        try:
+            res = check_page(path, Path(path).parent / "screenshot.png")
+        except RuntimeError as e:  # no chromium, or it would not start: say so, no traceback
+            print(f"suite report: --check: {e}", file=sys.stderr)
+            return 2
         print(json.dumps({k: v for k, v in res.items() if k != "screenshot_bytes"}, indent=2))
         bad = res["console_errors"] or res["page_errors"] or res["broken_images"] or res.get("failed_requests")
         return 1 if bad else 0

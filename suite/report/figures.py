@@ -11,7 +11,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..laws import exact_irreducible, get_law, kd_rows, supervised_rows
 from ..registry import Registry
+from .analysis import fit_of, supervised_params_of
+from .tables import fmt_count
 
 FIGURES: Registry[Callable[..., Any]] = Registry("figure")
 STYLE = {"figsize": (6.4, 4.2), "dpi": 110, "cmap": "viridis", "marker_size": 36, "band_alpha": 0.18}
@@ -43,20 +46,6 @@ def _colors(n: int):
     return [cmap(x) for x in np.linspace(0.05, 0.85, max(n, 1))]
 
 
-def _fmt_count(x: float) -> str:
-    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if x >= div:
-            return f"{x / div:.3g}{suf}"
-    return f"{x:.3g}"
-
-
-def _first(fits: dict, *laws: str):
-    for f in fits.values():
-        if f.spec.law in laws:
-            return f
-    return None
-
-
 def _band(fitted, inputs: dict[str, np.ndarray], level: float = 0.9):
     """Percentile band of the law's prediction over the bootstrap resamples, or None."""
     res = fitted.result
@@ -70,39 +59,32 @@ def _band(fitted, inputs: dict[str, np.ndarray], level: float = 0.9):
 
 def _irreducible(ax, df: pd.DataFrame) -> float | None:
     """Draw the data's exact irreducible loss (synthetic language) when the results carry it."""
-    if "bayes_loss" in df and df["bayes_loss"].notna().any():
-        e = float(df["bayes_loss"].dropna().iloc[0])
+    e = exact_irreducible(df)
+    if e is not None:
         ax.axhline(e, color="0.3", ls=":", lw=1, label=f"irreducible E = {e:.3f} (exact)")
-        return e
-    return None
-
-
-def _supervised_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["method"] == "supervised"] if "method" in df else df
-
-
-def _kd_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["L_T"].notna() & (df["method"] != "supervised")] if "L_T" in df else df.iloc[:0]
+    return e
 
 
 @FIGURES.register("loss_vs_tokens")
 def loss_vs_tokens(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
-    sup = _supervised_rows(df)
+    sup = supervised_rows(df)
     if sup.empty:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=STYLE["figsize"])
-    fitted = _first(fits, "supervised", "chinchilla")
+    fitted = fit_of(fits, "supervised", "chinchilla")
     sizes = sorted(sup["N_S"].unique())
+    banded = False
     d = np.geomspace(sup["D_S"].min() / 2, sup["D_S"].max() * 4, 120)
     for c, n in zip(_colors(len(sizes)), sizes):
         g = sup[sup["N_S"] == n].sort_values("D_S")
-        ax.scatter(g["D_S"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3, label=f"N = {_fmt_count(n)}")
+        ax.scatter(g["D_S"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3, label=f"N = {fmt_count(n)}")
         if fitted is not None:
             ax.plot(d, fitted.law.predict(fitted.result.params, N=np.full_like(d, n), D=d), color=c, lw=1.4)
             band = _band(fitted, {"N": np.full_like(d, n), "D": d})
             if band is not None:
                 ax.fill_between(d, band[0], band[1], color=c, alpha=STYLE["band_alpha"], lw=0)
+                banded = True
     floor = _irreducible(ax, df)
     lo = min(float(sup["loss"].min()), floor if floor is not None else np.inf)
     hi = float(sup["loss"].max())
@@ -114,24 +96,24 @@ def loss_vs_tokens(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     cap = "Held-out loss of supervised runs against tokens, one colour per model size"
     if fitted is not None:
         cap += f"; lines: the fitted {fitted.spec.law} law ({fitted.name})"
-        cap += ", bands: its 90% bootstrap interval" if fitted.result.samples is not None else ""
+        cap += ", bands: its 90% bootstrap interval" if banded else ""
     return fig, cap + "."
 
 
 @FIGURES.register("capacity_gap")
 def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
-    kd = _kd_rows(df)
+    kd = kd_rows(df)
     if kd.empty:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=STYLE["figsize"])
-    fitted = _first(fits, "distillation")
+    fitted = fit_of(fits, "distillation")
     keys = sorted({(n, d) for n, d in zip(kd["N_S"], kd["D_S"])})
     lt = np.linspace(max(kd["L_T"].min() - 0.15, 1e-3), kd["L_T"].max() + 0.3, 150)
     for c, (n, d) in zip(_colors(len(keys)), keys):
         g = kd[(kd["N_S"] == n) & (kd["D_S"] == d)].sort_values("L_T")
         ax.scatter(g["L_T"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3,
-                   label=f"N_S = {_fmt_count(n)}, D_S = {_fmt_count(d)}")
+                   label=f"N_S = {fmt_count(n)}, D_S = {fmt_count(d)}")
         if fitted is not None:
             ax.plot(lt, fitted.law.predict(fitted.result.params, N_S=np.full_like(lt, n), D_S=np.full_like(lt, d),
                                            L_T=lt), color=c, lw=1.2)
@@ -147,12 +129,15 @@ def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
 
 @FIGURES.register("crossover")
 def crossover(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
-    sup, kd = _supervised_rows(df), _kd_rows(df)
+    sup, kd = supervised_rows(df), kd_rows(df)
     if sup.empty or kd.empty:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=STYLE["figsize"])
-    fs, fd = _first(fits, "supervised", "chinchilla"), _first(fits, "distillation")
+    fd = fit_of(fits, "distillation")
+    # the supervised curve is the one the distillation law was fitted against (its L~_S), when there is one
+    sup_params, sup_law = ((supervised_params_of(fd), get_law("supervised")) if fd is not None else
+                           ((fs.result.params, fs.law) if (fs := fit_of(fits, "supervised", "chinchilla")) else (None, None)))
     best_lt = float(kd["L_T"].min())
     sizes = sorted(kd["N_S"].unique())
     d = np.geomspace(min(sup["D_S"].min(), kd["D_S"].min()) / 2, max(sup["D_S"].max(), kd["D_S"].max()) * 30, 150)
@@ -160,11 +145,11 @@ def crossover(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
         s = sup[sup["N_S"] == n].sort_values("D_S")
         k = kd[(kd["N_S"] == n) & np.isclose(kd["L_T"], best_lt)].sort_values("D_S")
         ax.scatter(s["D_S"], s["loss"], color=c, marker="o", s=STYLE["marker_size"], zorder=3,
-                   label=f"N = {_fmt_count(n)} supervised")
+                   label=f"N = {fmt_count(n)} supervised")
         ax.scatter(k["D_S"], k["loss"], color=c, marker="^", s=STYLE["marker_size"], zorder=3,
-                   label=f"N = {_fmt_count(n)} KD")
-        if fs is not None:
-            ax.plot(d, fs.law.predict(fs.result.params, N=np.full_like(d, n), D=d), color=c, lw=1.3)
+                   label=f"N = {fmt_count(n)} KD")
+        if sup_params is not None:
+            ax.plot(d, sup_law.predict(sup_params, N=np.full_like(d, n), D=d), color=c, lw=1.3)
         if fd is not None:
             ax.plot(d, fd.law.predict(fd.result.params, N_S=np.full_like(d, n), D_S=d, L_T=np.full_like(d, best_lt)),
                     color=c, lw=1.3, ls="--")
@@ -211,7 +196,7 @@ def method_bars(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     fig, axes = plt.subplots(len(metrics), 1, figsize=(STYLE["figsize"][0] * 1.3, 3.2 * len(metrics)), squeeze=False)
     label = students.apply(lambda r: r["method"] + (f" (T L={r['L_T']:.2f})" if pd.notna(r.get("L_T")) else ""), axis=1)
     students = students.assign(_variant=label, _cell=students.apply(
-        lambda r: f"N={_fmt_count(r['N_S'])}\nD={_fmt_count(r['D_S'])}", axis=1))
+        lambda r: f"N={fmt_count(r['N_S'])}\nD={fmt_count(r['D_S'])}", axis=1))
     variants = sorted(students["_variant"].unique(), key=lambda v: (not v.startswith("supervised"), v))
     cells = list(dict.fromkeys(students.sort_values(["N_S", "D_S"])["_cell"]))
     width = 0.8 / len(variants)
@@ -224,7 +209,7 @@ def method_bars(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
         ax.set_ylabel("held-out loss (nats/token)" if m == "loss" else m.removeprefix("benchmarks."))
         if m == "loss":
             _irreducible(ax, df)
-            lo = min(students[m].min(), df["bayes_loss"].min() if "bayes_loss" in df else np.inf)
+            lo = min(students[m].min(), exact_irreducible(df) or np.inf)
             ax.set_ylim(lo - 0.1 * (students[m].max() - lo) - 0.02, None)
         ax.legend(fontsize=7, frameon=False, ncol=min(len(variants), 4))
     what = "held-out loss (lower is better)" if metrics == ["loss"] else "each benchmark"

@@ -27,7 +27,7 @@ from ..registry import did_you_mean
 class LawSpec:
     law: str                                  # a key of suite.laws.LAWS
     supervised: str | None = None             # distillation: the name of the supervised fit to build on
-    rows: str | None = None                   # pandas query selecting the points (default: by law)
+    rows: str | None = None                   # pandas query on the results, applied before the law picks its rows
     delta: float | None = None
     bootstrap: int = 0
     ci: float = 0.9
@@ -79,13 +79,16 @@ def load_spec(path: str | Path) -> ReportSpec:
                 raise ConfigError(f"{where}: laws.{fname}.supervised: the distillation law needs the name of a "
                                   f"supervised fit in this spec (or a published set)")
         fits[fname] = lw
-    for fname, lw in fits.items():
-        from ..laws import PUBLISHED
+    from ..laws import PUBLISHED
 
-        if lw.supervised and lw.supervised not in fits and lw.supervised not in PUBLISHED:
-            choices = [n for n, f in fits.items() if f.law == "supervised"] + PUBLISHED.names()
-            raise ConfigError(f"{where}: laws.{fname}.supervised: {lw.supervised!r} is neither a fit of this spec "
-                              f"nor a published set{did_you_mean(lw.supervised, choices)}; valid: {', '.join(choices)}")
+    choices = [n for n, f in fits.items() if f.law == "supervised"] + \
+              [n for n, p in PUBLISHED.items() if p.law == "supervised"]
+    for fname, lw in fits.items():
+        if lw.supervised and lw.supervised not in choices:
+            what = ("is not a supervised-law fit" if lw.supervised in fits or lw.supervised in PUBLISHED
+                    else "is neither a fit of this spec nor a published set")
+            raise ConfigError(f"{where}: laws.{fname}.supervised: {lw.supervised!r} {what}"
+                              f"{did_you_mean(lw.supervised, choices)}; valid: {', '.join(choices)}")
     for kind, names, registry in (("figures", spec.figures, FIGURES), ("tables", spec.tables, TABLES)):
         for n in names:
             if n not in registry:

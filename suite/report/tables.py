@@ -17,7 +17,7 @@ from ..registry import Registry
 TABLES: Registry[Callable[..., Any]] = Registry("table")
 
 
-def _fmt_count(x: float) -> str:
+def fmt_count(x: float) -> str:
     for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if x >= div:
             return f"{x / div:.3g}{suf}"
@@ -35,37 +35,54 @@ def fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-@TABLES.register("results")
-def results(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
-    """Held-out loss per student size and budget: supervised beside KD from each teacher."""
-    if "method" not in df or df.empty:
-        return None
-    teachers = {}
+def _variant_labels(rows: pd.DataFrame, df: pd.DataFrame) -> pd.Series:
+    """A column label per distilled run: method (+ divergence when it varies) and its teacher, e.g.
+    "kd ← T 1.86M/1.5M (L_T 2.241)"; runs that differ only by seed share a label (and are averaged)."""
+    teachers: dict[Any, str] = {}
     if "teacher_id" in df and "cell_id" in df:
-        by_id = df.set_index("cell_id")
+        by_id = df.drop_duplicates("cell_id").set_index("cell_id")
         for tid in df["teacher_id"].dropna().unique():
             if tid in by_id.index:
                 t = by_id.loc[tid]
-                teachers[tid] = f"KD, T = {_fmt_count(t['N_S'])}/{_fmt_count(t['D_S'])} (L_T {t['loss']:.3f})"
-    rows = []
-    for (n, d), g in df.groupby(["N_S", "D_S"], sort=True):
-        sup = g.loc[g["method"] == "supervised", "loss"]
-        row: dict[str, Any] = {"N_S": int(n), "D_S": int(d), "supervised": float(sup.mean()) if len(sup) else np.nan}
-        for _, r in g[g["method"] != "supervised"].iterrows():
-            col = teachers.get(r.get("teacher_id"), f"{r['method']} (L_T {r.get('L_T', np.nan):.3f})")
-            row[col] = float(r["loss"])
-        rows.append(row)
-    raw = pd.DataFrame(rows)
-    kd_cols = sorted(c for c in raw.columns if c not in ("N_S", "D_S", "supervised"))
-    best = raw[kd_cols].min(axis=1) if kd_cols else pd.Series(np.nan, index=raw.index)
-    raw = raw[["N_S", "D_S", "supervised"] + kd_cols].assign(**{"best KD − supervised": best - raw["supervised"]})
+                teachers[tid] = f"T {fmt_count(t['N_S'])}/{fmt_count(t['D_S'])} (L_T {t['loss']:.3f})"
+    div = "method_params.divergence"
+    vary = div in rows and rows[div].nunique(dropna=True) > 1
+
+    def label(r) -> str:
+        m = str(r["method"]) + (f"/{r[div]}" if vary and pd.notna(r.get(div)) else "")
+        t = teachers.get(r.get("teacher_id")) or (f"L_T {r['L_T']:.3f}" if pd.notna(r.get("L_T")) else "")
+        return f"{m} ← {t}" if t else m
+
+    return rows.apply(label, axis=1)
+
+
+@TABLES.register("results")
+def results(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+    """Held-out loss per student size and budget: supervised beside each distilled variant (seeds averaged)."""
+    if "method" not in df or df.empty:
+        return None
+    sup = df[df["method"] == "supervised"].groupby(["N_S", "D_S"])["loss"].mean().rename("supervised")
+    other = df[df["method"] != "supervised"]
+    raw = sup.to_frame()
+    cols: list[str] = []
+    if not other.empty:
+        wide = other.assign(_v=_variant_labels(other, df)).pivot_table(index=["N_S", "D_S"], columns="_v",
+                                                                   values="loss", aggfunc="mean")
+        cols = sorted(wide.columns)
+        raw = raw.join(wide[cols], how="outer")
+    raw = raw.sort_index().reset_index()
+    raw["N_S"], raw["D_S"] = raw["N_S"].astype(int), raw["D_S"].astype(int)
+    best = raw[cols].min(axis=1) if cols else pd.Series(np.nan, index=raw.index)
+    raw = raw[["N_S", "D_S", "supervised"] + cols].assign(**{"best distilled − supervised": best - raw["supervised"]})
     shown = raw.copy()
-    shown["N_S"] = raw["N_S"].map(_fmt_count)
-    shown["D_S"] = raw["D_S"].map(_fmt_count)
-    for c in raw.columns[2:]:
-        shown[c] = raw[c].map(lambda v: fmt(v) if not str(c).startswith("best") else (f"{v:+.4f}" if pd.notna(v) else "–"))
-    return shown, raw, ("Held-out cross-entropy (nats/token) of every finished cell: supervised beside KD from each "
-                        "teacher; the last column is the best KD student minus supervised (negative: KD helps).")
+    shown["N_S"] = raw["N_S"].map(fmt_count)
+    shown["D_S"] = raw["D_S"].map(fmt_count)
+    for c in raw.columns[2:-1]:
+        shown[c] = raw[c].map(fmt)
+    shown[raw.columns[-1]] = raw[raw.columns[-1]].map(lambda v: f"{v:+.4f}" if pd.notna(v) else "–")
+    return shown, raw, ("Held-out cross-entropy (nats/token) of every finished cell, averaged over seeds: supervised "
+                        "beside each distilled variant and its teacher; the last column is the best distilled "
+                        "student minus supervised at the same size and tokens (negative: distillation helps).")
 
 
 @TABLES.register("fits")
@@ -86,8 +103,10 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
             plo, phi = (pub.ci.get(k, (np.nan, np.nan)) if pub else (np.nan, np.nan))
             held = k in (res.context.get("fixed") or {})
             rows.append({"fit": f.name, "law": f.spec.law, "parameter": k, "ours": v, "ours_ci_low": lo,
-                         "ours_ci_high": hi, "held": held, "published": pub.params.get(k, np.nan) if pub else np.nan,
-                         "published_ci_low": plo, "published_ci_high": phi, "published_source": pub_name or ""})
+                         "ours_ci_high": hi, "ours_ci_level": res.ci_level if res.ci else np.nan, "held": held,
+                         "published": pub.params.get(k, np.nan) if pub else np.nan, "published_ci_low": plo,
+                         "published_ci_high": phi, "published_ci_level": pub.ci_level if pub else np.nan,
+                         "published_source": pub_name or ""})
     raw = pd.DataFrame(rows)
 
     def ci(lo, hi):
@@ -96,9 +115,12 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
     shown = pd.DataFrame({
         "fit": raw["fit"], "parameter": raw["parameter"],
         "ours (measured)": [fmt(v) + (" (held)" if h else "") for v, h in zip(raw["ours"], raw["held"])],
-        "ours 90% CI": [ci(a, b) for a, b in zip(raw["ours_ci_low"], raw["ours_ci_high"])],
+        "ours CI": [ci(a, b) + (f" ({lv:.0%})" if pd.notna(a) else "")
+                    for a, b, lv in zip(raw["ours_ci_low"], raw["ours_ci_high"], raw["ours_ci_level"])],
         "published": raw["published"].map(fmt),
-        "published CI": [ci(a, b) for a, b in zip(raw["published_ci_low"], raw["published_ci_high"])],
+        "published CI": [ci(a, b) + (f" ({lv:.0%})" if pd.notna(a) and pd.notna(lv) else "")
+                         for a, b, lv in zip(raw["published_ci_low"], raw["published_ci_high"],
+                                             raw["published_ci_level"])],
         "published source": raw["published_source"]})
     return shown, raw, ("Fitted law coefficients (ours, on this sweep's tiny models and synthetic data) beside the "
                         "published coefficients of the same law (other models, other data: compare shapes, "
@@ -113,7 +135,8 @@ def fit_quality(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFram
     for f in fits.values():
         r = f.result
         rows.append({"fit": f.name, "law": f.spec.law, "points": r.n_points, "huber_delta": r.delta,
-                     "objective": r.objective, "starts": r.starts, "converged": r.converged,
+                     "objective": r.objective, "starts": r.starts, "searched": r.searched,
+                     "converged": r.converged,
                      "bootstrap": r.n_bootstrap, "holdout_mean_rel_error": (r.holdout or {}).get("mean_rel_error"),
                      "at_bound": ", ".join(r.at_bound) or "–"})
     raw = pd.DataFrame(rows)
@@ -121,7 +144,8 @@ def fit_quality(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFram
     for c in ("objective", "huber_delta", "holdout_mean_rel_error"):
         shown[c] = raw[c].map(lambda v: fmt(v) if c != "holdout_mean_rel_error" or v is None or pd.isna(v)
                               else f"{v:.2%}")
-    return shown, raw, ("How each fit went: summed Huber objective, starts of the multi-start grid, bootstrap "
+    return shown, raw, ("How each fit went: summed Huber objective, starts of the multi-start grid (searched: those "
+                        "that descended after the cheap screening of large grids; converged: of those), bootstrap "
                         "resamples, held-out extrapolation error (fit on low compute, scored on the highest) "
                         "and parameters that ended on a bound.")
 
@@ -131,19 +155,21 @@ def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFra
     """From the fitted laws: the best teacher loss for each student size at each budget, and its gain."""
     from ..laws import optimal_teacher_loss
 
-    sup = next((f for f in fits.values() if f.spec.law == "supervised"), None)
-    dist = next((f for f in fits.values() if f.spec.law == "distillation"), None)
-    if sup is None or dist is None or "L_T" not in df:
+    from ..laws import kd_rows
+    from .analysis import fit_of, supervised_params_of
+
+    dist = fit_of(fits, "distillation")
+    kd = kd_rows(df)
+    if dist is None or kd.empty:
         return None
-    kd = df[df["L_T"].notna()]
     rows = []
     for n, d in sorted({(n, d) for n, d in zip(kd["N_S"], kd["D_S"])}):
-        r = optimal_teacher_loss(sup.result.params, dist.result.params, n, d,
+        r = optimal_teacher_loss(supervised_params_of(dist), dist.result.params, n, d,
                                  L_T_range=(float(kd["L_T"].min()) * 0.8, float(kd["L_T"].max()) * 1.3))
         rows.append({"N_S": int(n), "D_S": int(d), "L_T_opt": r["L_T"], "L_S_opt": r["L_S"],
                      "L_supervised": r["L_supervised"], "gain": r["gain"]})
     raw = pd.DataFrame(rows)
-    shown = pd.DataFrame({"N_S": raw["N_S"].map(_fmt_count), "D_S": raw["D_S"].map(_fmt_count),
+    shown = pd.DataFrame({"N_S": raw["N_S"].map(fmt_count), "D_S": raw["D_S"].map(fmt_count),
                           "best teacher L_T": raw["L_T_opt"].map(fmt), "student L_S": raw["L_S_opt"].map(fmt),
                           "supervised L": raw["L_supervised"].map(fmt),
                           "gain (nats)": raw["gain"].map(lambda v: f"{v:+.4f}")})

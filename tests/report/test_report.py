@@ -154,11 +154,20 @@ def test_committed_quickstart_report_regenerates_from_its_results(tmp_path):
         assert new[key] == old[key], key
     assert new["headline"]["kd_minus_supervised"] == old["headline"]["kd_minus_supervised"]
     assert new["tables"]["results"] == old["tables"]["results"]
+    results = pd.read_parquet(committed / "results.parquet")
     for name, fit in old["fits"].items():
-        assert set(new["fits"][name]["params"]) == set(fit["params"])
-        if not fit["at_bound"]:
-            for k, v in fit["params"].items():
-                assert new["fits"][name]["params"][k] == pytest.approx(v, rel=1e-3), (name, k)
+        mine = new["fits"][name]
+        assert set(mine["params"]) == set(fit["params"]) and mine["n_points"] == fit["n_points"]
+        # what a fit pins down even on a ridge: its objective and its predictions at the data
+        assert mine["objective"] == pytest.approx(fit["objective"], rel=1e-4), name
+        ctx = fit.get("context", {})
+        law = get_law(fit["law"], supervised=ctx["supervised"]) if fit["law"] == "distillation" else get_law(fit["law"])
+        from suite.laws import points_for
+        pts = points_for(law, results)
+        np.testing.assert_allclose(law.predict(mine["params"], pts), law.predict(fit["params"], pts), rtol=1e-3)
+        for k, v in fit["params"].items():  # coefficients away from any bound: to 3 digits
+            if k not in fit["at_bound"] and f"log_{k}" not in fit["at_bound"] and not fit["at_bound"]:
+                assert mine["params"][k] == pytest.approx(v, rel=1e-3), (name, k)
     for rel in ("tables/results.md", "tables/results.tex", "tables/results.csv"):
         assert (out / rel).read_text() == (committed / rel).read_text(), rel
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(p.name for p in (committed / "figures").iterdir())
