@@ -1,4 +1,5 @@
-"""Evaluation: held-out cross-entropy (and, from the evaluation issue on, benchmarks)."""
+"""Evaluation: held-out cross-entropy; LLM judges for benchmark scoring (benchmarks: the evaluation issue)."""
 from .heldout import heldout_loss
+from .judges import JUDGES, JudgeConfig, JudgeError, make_judge
 
-__all__ = ["heldout_loss"]
+__all__ = ["heldout_loss", "JUDGES", "JudgeConfig", "JudgeError", "make_judge"]
