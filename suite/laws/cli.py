@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json
-from .data import check_points, is_sweep_results, points_for, read_table
+from .data import is_sweep_results, points_for, read_table
 from .fitting import FitResult, fit
 from .forms import LAWS, get_law
 from .published import PUBLISHED, published
@@ -66,23 +66,19 @@ def _run(a) -> int:
             say("distillation: fitting the supervised law to the sweep's supervised runs first "
                 "(pass --supervised-params to use another)")
             sup_law = get_law("supervised")
-            sup_points = points_for(sup_law, table)
-            check_points(sup_law, sup_points, source=f"{a.data} (supervised runs)")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sup = fit(sup_law, sup_points, progress=say)
+                sup = fit(sup_law, points_for(sup_law, table), progress=say, source=f"{a.data} (supervised runs)")
             context["supervised"] = sup.params
         else:
             raise ValueError("the distillation law needs the student's supervised law: pass --supervised-params "
                              "FILE.json (from `suite fit --law supervised --json`) or a published set "
                              f"({', '.join(n for n in PUBLISHED.names() if 'supervised' in n)})")
     law = get_law(a.law, **context)
-    points = points_for(law, table)
-    check_points(law, points, source=str(a.data))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound warnings are reported in the result
-        res = fit(law, points, delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci, seed=a.seed,
-                  holdout=a.holdout, fixed=parse_fixed(a.fix), progress=say)
+        res = fit(law, points_for(law, table), delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci,
+                  seed=a.seed, holdout=a.holdout, fixed=parse_fixed(a.fix), progress=say, source=str(a.data))
     if a.out:
         atomic_write_json(Path(a.out), res.to_dict())
     print(json.dumps(res.to_dict(), indent=2) if a.json else format_fit(res))

@@ -19,6 +19,7 @@ How the multi-start grid is made fast without changing its answer:
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 import warnings
@@ -92,14 +93,14 @@ class _Objective:
         t32 = theta.astype(np.float32)
         return np.concatenate([z32.value(t32[i:i + chunk]) for i in range(0, len(t32), chunk)])
 
-    def value_and_grad(self, theta: np.ndarray, weights: np.ndarray | None = None):
+    def grad(self, theta: np.ndarray, weights: np.ndarray | None = None):
+        """(gradient (S, p), residuals r (S, n), Jacobian (p, S, n)) of the summed Huber loss."""
         lp, J = self.law.jacobian(np.atleast_2d(theta), self.z)
         r = lp - self.y
         psi = np.clip(r, -self.delta, self.delta)
-        h = huber(r, self.delta)
         if weights is not None:
-            h, psi = h * weights, psi * weights
-        return h.sum(axis=1), np.einsum("psn,sn->sp", J, psi), r, J
+            psi = psi * weights
+        return np.einsum("psn,sn->sp", J, psi), r, J
 
     # ---- batched Levenberg-Marquardt ----------------------------------------------------------------
     def descend(self, theta: np.ndarray, weights: np.ndarray | None = None, max_iter: int = 200,
@@ -123,7 +124,7 @@ class _Objective:
                 break
             th, w = theta[act], None if weights is None else weights[act]
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                _, g, r, J = self.value_and_grad(th, w)
+                g, r, J = self.grad(th, w)
                 a = np.abs(r)
                 irls = np.where(a <= self.delta, 1.0, self.delta / np.maximum(a, 1e-300))
                 if w is not None:
@@ -166,8 +167,10 @@ class _Objective:
         w = None if weights is None else weights[None, :]
 
         def fg(x):
-            v, g, _, _ = self.value_and_grad(x[None, :], w)
-            return (float(v[0]), g[0]) if np.isfinite(v[0]) else (1e300, np.zeros_like(x))
+            g, r, _ = self.grad(x[None, :], w)
+            h = huber(r, self.delta)
+            v = float((h if w is None else h * w).sum())
+            return (v, g[0]) if np.isfinite(v) else (1e300, np.zeros_like(x))
 
         def fv(x):
             return float(min(self.value(x[None, :], w)[0], 1e300))
@@ -262,15 +265,15 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
         grid: Mapping[str, Any] | np.ndarray | None = None, method: str = "fast", scout: int = 15,
         keep: int = 128, polish: int = 8, prune: int = 20_000, fixed: Mapping[str, float] | None = None,
         bootstrap: int = 0, ci: float = 0.9, seed: int = 0, holdout: float | None = None,
-        progress: Callable[[str], None] | None = None) -> FitResult:
+        progress: Callable[[str], None] | None = None, source: str = "data") -> FitResult:
     """Fit `law` to points. `data` maps the law's inputs (and "loss", unless `loss` is given) to arrays,
     e.g. a DataFrame with columns N, D, loss. `fixed` holds parameters at given values (paper names, e.g.
-    {"gamma": 1.0}). See the module docstring for `method`, `scout`, `keep`, `polish`
+    {"gamma": 1.0}). `source` names the data in error messages. See the module docstring for `method`, `scout`, `keep`, `polish`
     and `prune`."""
     from .data import check_points
 
     t0 = time.perf_counter()
-    cols = check_points(law, data, loss)
+    cols = check_points(law, data, loss, source=source)
     y = cols.pop("loss")
     delta = float(law.delta if delta is None else delta)
     if method not in ("fast", "full"):
@@ -344,13 +347,7 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
         say(f"{law.name}: held-out extrapolation on the top {holdout:.0%} of compute")
         extra["holdout"] = _holdout(law, cols, y, holdout, delta=delta, grid=grid, method=method,
                                     scout=scout, keep=keep, polish=polish, prune=prune, fixed=fixed)
-    return _replace(res, seconds=time.perf_counter() - t0, **extra)
-
-
-def _replace(res: FitResult, **kw: Any) -> FitResult:
-    import dataclasses
-
-    return dataclasses.replace(res, **kw)
+    return dataclasses.replace(res, seconds=time.perf_counter() - t0, **extra)
 
 
 def _context(law: Law) -> dict[str, Any]:

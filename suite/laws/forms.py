@@ -250,9 +250,6 @@ class Distillation(Law):
         return lp, np.stack([q * g * p1, q * g * p2, -q * g * p1 * z["log_N_S"], -q * g * p2 * z["log_D_S"], q * u,
                              -q * lt, -q * f1 * s, q * c1 * (sig * v - s), q * c1 * sig])
 
-    def compute(self, data):
-        return 6.0 * np.asarray(data["N_S"], dtype=float) * np.asarray(data["D_S"], dtype=float)
-
 
 def get_law(name: str, **context: Any) -> Law:
     """An instance of the registered law `name`; the distillation law takes `supervised=params`."""

@@ -9,7 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import ConfigError
-from ..laws import (PUBLISHED, FitResult, Law, check_points, exact_irreducible, fit, get_law, points_for,
+from ..laws import (PUBLISHED, FitResult, Law, exact_irreducible, fit, get_law, points_for,
                     published, read_table)
 from .spec import LawSpec, ReportSpec
 
@@ -55,10 +55,6 @@ def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> 
             pts = points_for(law, df.query(ls.rows) if ls.rows else df)
         except Exception as e:  # a pandas query is user code: its errors are spec errors
             raise ConfigError(f"{where}.rows: {ls.rows!r} failed: {type(e).__name__}: {e}") from None
-        try:
-            check_points(law, pts, source=where)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
         say(f"fitting {name} ({ls.law} law) to {len(pts)} points"
             + (f", {ls.bootstrap} bootstrap resamples" if ls.bootstrap else ""))
         fixed = {k: _fixed_value(v, df, f"{where}.fixed.{k}") for k, v in ls.fixed.items()}
@@ -66,9 +62,9 @@ def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> 
             with warnings.catch_warnings():  # bound warnings go into the report (fit_quality, headline)
                 warnings.simplefilter("ignore")
                 res = fit(law, pts, delta=ls.delta, bootstrap=ls.bootstrap, ci=ls.ci, seed=ls.seed,
-                          holdout=ls.holdout, fixed=fixed or None)
-        except ValueError as e:
-            raise ConfigError(f"{where}: {e}") from None
+                          holdout=ls.holdout, fixed=fixed or None, source=where)
+        except ValueError as e:  # data errors already name `where`; others (holdout, ci) get it here
+            raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
         out[name] = Fitted(name, ls, law, pts.reset_index(drop=True), res)
     return out
 

@@ -55,15 +55,17 @@ def _round(x: Any) -> Any:
     return x
 
 
-def headline(df: pd.DataFrame, fits: dict[str, Fitted]) -> tuple[list[str], dict[str, Any]]:
-    """The sentences at the top of the report and the numbers behind them."""
+def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = None
+             ) -> tuple[list[str], dict[str, Any]]:
+    """The sentences at the top of the report and the numbers behind them; `results` is the results table
+    (TABLES["results"]'s output), computed here when not given."""
     lines, nums = [], {}
     e = exact_irreducible(df)
     if e is not None:
         nums["irreducible_loss_exact"] = {"value": e, "source": "results: bayes_loss (exact entropy rate of the "
                                                                  "synthetic language)"}
         lines.append(f"The data's irreducible loss is known exactly: E = {e:.4f} nats/token.")
-    made = TABLES.get("results")(df, fits)
+    made = results if results is not None else TABLES.get("results")(df, fits)
     if made is not None:
         raw = made[1]
         diffs = raw[raw.columns[-1]].dropna().tolist()  # best distilled - supervised, seeds averaged
@@ -222,7 +224,11 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
     say(f"report {spec.name}: {len(df)} runs from {results_path} -> {out_dir}")
     fits = fit_laws(spec, df, say)
     title = spec.title or f"Report: {spec.name}"
-    lines, nums = headline(df, fits)
+    tables = {}  # each table computed once: the headline reads the results table too
+    for name in dict.fromkeys(("results", *spec.tables)):
+        say(f"table {name}")
+        tables[name] = TABLES.get(name)(df, fits)
+    lines, nums = headline(df, fits, tables["results"])
     blocks: list[Block] = []
     if spec.description:
         blocks.append(Block("p", spec.description))
@@ -258,8 +264,7 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
     if spec.tables:
         blocks.append(Block("h2", "Tables"))
     for name in spec.tables:
-        say(f"table {name}")
-        made = TABLES.get(name)(df, fits)
+        made = tables[name]
         if made is None:
             summary["tables"][name] = None
             continue

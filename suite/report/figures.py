@@ -51,10 +51,16 @@ def _band(fitted, inputs: dict[str, np.ndarray], level: float = 0.9):
     res = fitted.result
     if res.samples is None or len(res.samples) < 10:
         return None
-    names = list(fitted.law.param_names)
-    preds = np.array([fitted.law.predict(dict(zip(names, s)), inputs) for s in res.samples])
+    law, names = fitted.law, list(fitted.law.param_names)
+    thetas = np.array([law.from_params(dict(zip(names, s))) for s in res.samples])
+    preds = np.exp(law.log_predict(thetas, law.prepare(inputs)))  # every resample in one batched call
     q = (1 - level) / 2 * 100
     return np.nanpercentile(preds, [q, 100 - q], axis=0)
+
+
+def _ylim_to_data(ax, lo: float, hi: float) -> None:
+    """Limit the y axis to the measured range: fitted bands and extrapolations may run off, the data decides."""
+    ax.set_ylim(lo - 0.05 * (hi - lo) - 0.02, hi + 0.1 * (hi - lo) + 0.02)
 
 
 def _irreducible(ax, df: pd.DataFrame) -> float | None:
@@ -88,7 +94,7 @@ def loss_vs_tokens(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     floor = _irreducible(ax, df)
     lo = min(float(sup["loss"].min()), floor if floor is not None else np.inf)
     hi = float(sup["loss"].max())
-    ax.set_ylim(lo - 0.05 * (hi - lo) - 0.02, hi + 0.1 * (hi - lo) + 0.02)  # bands may run off: the data decides
+    _ylim_to_data(ax, lo, hi)
     ax.set_xscale("log")
     ax.set_xlabel("training tokens D (log scale)")
     ax.set_ylabel("held-out cross-entropy L (nats/token)")
@@ -157,7 +163,7 @@ def crossover(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     floor = _irreducible(ax, df)
     both = pd.concat([sup["loss"], kd["loss"]])
     lo, hi = min(float(both.min()), floor or np.inf, best_lt), float(both.max())
-    ax.set_ylim(lo - 0.05 * (hi - lo) - 0.02, hi + 0.1 * (hi - lo) + 0.02)
+    _ylim_to_data(ax, lo, hi)
     ax.set_xscale("log")
     ax.set_xlabel("student tokens D_S (log scale)")
     ax.set_ylabel("held-out loss (nats/token)")

@@ -103,8 +103,3 @@ def load_spec(path: str | Path) -> ReportSpec:
 
     return dataclasses.replace(spec, laws=fits)
 
-
-def spec_summary(spec: ReportSpec) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(spec)
