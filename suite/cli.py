@@ -3,12 +3,15 @@
     suite sweep submit GRID.yaml [--executor slurm|local|inline]   run a grid (resubmitting resumes)
     suite sweep status|resume|cancel|collect GRID_OR_DIR         state from disk, rerun, stop, results.parquet
     suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
+    suite eval --model DIR --benchmarks mmlu,ai2d,heldout      evaluate a model (lm-eval MMLU, VLMEvalKit formats)
+    suite score --benchmark ai2d --predictions FILE            score a predictions file made by any tool
     suite fit --law supervised --data runs/quickstart          fit a scaling law (chinchilla, supervised, distillation)
     suite report analysis/quickstart.yaml [--check]            figures, tables, fitted laws -> reports/quickstart/
     suite demo                                                 the quickstart grid: teacher + students, sup vs KD
     suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
     suite bench train [--json]                                 our loop vs a Hugging Face Trainer: tokens/s ratio
     suite bench fit [--json]                                   batched multi-start fit vs a per-start scipy loop
+    suite bench vlm-eval [--json]                              batched vs one-at-a-time VLM generation
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ EXAMPLES = """examples:
   torchrun --nproc_per_node 2 -m suite train configs/quickstart.yaml --out runs/ddp
   suite bench kd-loss --vocab 32768 --tokens 2048 --json
   suite fit --law supervised --data runs/quickstart --bootstrap 1000 --holdout 0.2
+  suite eval --model runs/quickstart/<cell>/model --benchmarks heldout,mmlu --data-root data --num-fewshot 5
+  suite score --benchmark mathvista --predictions m_MathVista_MINI.xlsx --judge openai:gpt-4o-mini --json
 """
 
 
@@ -114,6 +119,11 @@ def _bench(a) -> int:
         from .bench.fit import bench
 
         res = bench(points=a.points, noise=a.noise, seed=a.seed)
+    elif a.which == "vlm-eval":
+        from .bench.vlm_eval import bench
+
+        res = bench(model=a.model, benchmark=a.benchmark, samples=a.samples, batch=a.batch,
+                    max_new_tokens=a.max_new_tokens, seed=a.seed, repeats=a.repeats)
     elif a.which == "sweep":
         from .bench.sweep import bench
 
@@ -172,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
             v.add_argument("--dry-run", action="store_true", help="print the cells, submit nothing")
         v.set_defaults(fn=_sweep)
 
+    from .eval.run import add_parser as add_eval
+    from .eval.vlm.cli import add_parser as add_score
     from .laws.cli import add_parser as add_fit
 
+    add_eval(sub)
+    add_score(sub)
     add_fit(sub)
 
     rp = sub.add_parser("report", help="regenerate a report (figures, tables, fitted laws) from an analysis spec",
@@ -205,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, sweep, fit)")
+    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, sweep, fit, vlm-eval)")
     bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
     k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
     k.add_argument("--vocab", type=int, default=128_000)
@@ -231,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--json", action="store_true")
     ft.set_defaults(fn=_bench)
+    ve = bsub.add_parser("vlm-eval", help="batched vs one-sample-at-a-time generation on a tiny VLM: speed ratio "
+                                          "and identical greedy predictions")
+    ve.add_argument("--model", default="tiny-llava", help="tiny VLM name (tiny-llava, tiny-qwen2vl, ...)")
+    ve.add_argument("--benchmark", default="ai2d", choices=["ai2d", "mathvista", "mmvet"])
+    ve.add_argument("--samples", type=int, default=64)
+    ve.add_argument("--batch", type=int, default=16)
+    ve.add_argument("--max-new-tokens", type=int, default=16)
+    ve.add_argument("--seed", type=int, default=0)
+    ve.add_argument("--repeats", type=int, default=3, help="best of N interleaved timings per side")
+    ve.add_argument("--json", action="store_true")
+    ve.set_defaults(fn=_bench)
     r = bsub.add_parser("train", help="tokens/s of our loop vs a Hugging Face Trainer on the same tiny model")
     r.add_argument("--model", default="tiny-1M")
     r.add_argument("--steps", type=int, default=40)

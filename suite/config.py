@@ -4,7 +4,7 @@
     cfg.cell_id       # content hash of everything that changes the result (not the name)
 
 Unknown keys and wrong types fail with the file, the dotted key and the valid choices:
-    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: data, method, name, optim, student, teacher, train
+    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: continual, data, eval, method, name, optim, student, teacher, train
 """
 from __future__ import annotations
 
@@ -77,6 +77,45 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Benchmarks a cell runs on its final model (`suite eval` takes the same keys)."""
+    benchmarks: tuple[str, ...] = ()   # mmlu | ai2d | mmvet | mathvista | heldout (heldout is always measured)
+    data_root: str | None = None       # MMLU: DIR/mmlu (cais/mmlu layout); VLM TSVs: DIR ($LMUData by default)
+    judge: str = "none"                # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID
+    num_fewshot: int = 0               # MMLU shots from `dev` (first_n, as upstream)
+    limit: int | None = None           # at most this many questions per task / benchmark (smoke runs)
+    batch_size: int = 16
+    prompt_style: str = "default"      # VLM prompts: default (VLMEvalKit dataset prompts) | internvl | qwen2vl
+    mmlu_task: str = "local"           # local: our configs over data_root files | upstream: lm-eval's `mmlu` (hub)
+    max_new_tokens: int | None = None  # VLM answers; None: the benchmark's (16 AI2D, 1024 MM-Vet / MathVista)
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    """A stage of a continual-learning sequence (GeRe; suite/continual/): train on task `stage` of `tasks`
+    from `init`, with the general replay set of `data`. A grid expands a cell with `tasks` into one cell per task."""
+    tasks: str | None = None           # preset (synthetic-5 | olora-long | olora-order4 | olora-order5) or "a,b,c"
+    data_dir: str | None = None        # O-LoRA CL_Benchmark root (DATA_DIR/<TYPE>/<task>/train.json, labels.json)
+    stage: int = 0                     # this cell's task, 1..K (a sweep sets it)
+    init: str | None = None            # model it starts from: path / HF id, "@group" in a grid, then the previous stage
+    base: str | None = None            # model of the replay snapshot and thresholds (default: stage 1's init)
+    epochs: float = 1.0                # passes over the task's rows (and the replay rows mixed in)
+    train_limit: int | None = None     # at most this many training rows per task
+    test_limit: int | None = None      # at most this many test rows per task when scoring accuracy
+    max_source_len: int = 512          # prompt tokens, BOS included (methods.md B.7)
+    max_target_len: int = 50           # label tokens, EOS included
+    replay: int = 1000                 # N general samples replayed (the first N of `data`); 0: none
+    replay_len: int = 563              # tokens per replay sample (512 + 50 + 1)
+    replay_per_batch: int = 0          # 0: each replay sample once per epoch, shuffled in; k: k in every global batch
+    replay_bos: bool = False           # start replay samples with BOS (the reference adds no special tokens)
+    lora: int = 0                      # LoRA rank (peft), merged into the weights after the stage; 0: full fine-tuning
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    eval_batch_size: int = 32          # prompts per generation batch when scoring accuracy
+
+
+@dataclass(frozen=True)
 class MethodConfig:
     name: str = "supervised"
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -91,6 +130,8 @@ class CellConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)
 
     @property
     def cell_id(self) -> str:
@@ -102,10 +143,18 @@ class CellConfig:
         return d
 
 
+# Sections added after cells were first hashed: left out of the hash while at their defaults, so adding a
+# section never renames existing cells (and resubmitting an old grid still resumes it).
+_OPTIONAL_SECTIONS = {"eval": EvalConfig, "continual": ContinualConfig}
+
+
 def cell_id(cfg: CellConfig) -> str:
     """12 hex chars of sha256 over the canonical JSON of everything but the name."""
     d = cfg.to_dict()
     d.pop("name", None)
+    for key, cls in _OPTIONAL_SECTIONS.items():
+        if getattr(cfg, key) == cls():
+            d.pop(key, None)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -249,9 +298,32 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellCon
     method = _method_config(data.pop("method", "supervised"), f"{source}: method")
     cfg = build_dataclass(CellConfig, data, where=source)
     cfg = dataclasses.replace(cfg, method=method)
+    if cfg.eval.benchmarks:
+        from .eval.run import parse_benchmarks
+        from .registry import UnknownNameError
+
+        try:
+            parse_benchmarks(cfg.eval.benchmarks, where=f"{source}: eval.benchmarks")
+        except UnknownNameError as e:
+            raise ConfigError(str(e)) from None
+    for key, valid in (("prompt_style", ("default", "internvl", "qwen2vl")), ("mmlu_task", ("local", "upstream"))):
+        value = getattr(cfg.eval, key)
+        if value not in valid:
+            raise ConfigError(f"{source}: eval.{key}: {value!r} is not one of {', '.join(valid)}"
+                              f"{did_you_mean(value, valid)}")
     if method.name and _needs_teacher(method.name) and not cfg.teacher:
         raise ConfigError(f"{source}: method {method.name!r} needs a teacher (teacher: PATH_OR_HF_ID)")
+    if cfg.continual != ContinualConfig() or getattr(_method_class(method.name), "continual", False):
+        from .continual import check_config
+
+        check_config(cfg, source)
     return cfg
+
+
+def _method_class(name: str):
+    from .methods import METHODS
+
+    return METHODS.get(name)
 
 
 def _needs_teacher(name: str) -> bool:

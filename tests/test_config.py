@@ -11,7 +11,7 @@ def test_quickstart_configs_load():
 
 
 @pytest.mark.parametrize("data,msgs", [
-    ({"trian": {}}, ["grid.yaml", "'trian'", "did you mean 'train'", "valid: data, method"]),
+    ({"trian": {}}, ["grid.yaml", "'trian'", "did you mean 'train'", "valid: continual, data, eval, method"]),
     ({"train": {"tokns": 5}}, ["grid.yaml: train", "did you mean 'tokens'", "batch_size"]),
     ({"train": {"batch_size": "many"}}, ["train.batch_size", "expected int"]),
     ({"method": "kdd"}, ["unknown method 'kdd'", "did you mean 'kd'", "supervised"]),

@@ -1,4 +1,5 @@
-"""LLM judges for benchmark scoring: an OpenAI-compatible chat endpoint, or none (never a silent substitute).
+"""LLM judges for benchmark scoring: an OpenAI-compatible endpoint, a local HF chat model, or none (never a silent
+substitute).
 
     from suite.eval.judges import make_judge
     judge = make_judge("openai:gpt-4o-mini")                    # key from $OPENAI_API_KEY, base from $OPENAI_API_BASE
@@ -6,6 +7,7 @@
     judge.chat([{"role": "user", "content": "..."}])           # -> str; cached, retried, never logs the key
     judge.map(list_of_message_lists, temperature=0.0)          # bounded concurrency, results in input order
     make_judge("none")                                          # exact matching only: scorers say so in their output
+    make_judge("hf:Qwen/Qwen2.5-7B-Instruct")                   # a local Hugging Face chat model (path or id)
 
 Every score records `judge.name`. A local vLLM / LMDeploy / llama.cpp server works through the same client
 (VLMEvalKit's LOCAL_LLM route). Responses are cached on disk by the hash of the request (model, messages,
@@ -40,7 +42,7 @@ class JudgeError(RuntimeError):
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    kind: str = "none"                          # none | openai
+    kind: str = "none"                          # none | openai | hf
     model: str = ""
     base_url: str | None = None                 # ".../v1"; default $OPENAI_API_BASE or https://api.openai.com/v1
     api_key_env: str = "OPENAI_API_KEY"         # the key is read from this variable, never stored in configs
@@ -51,7 +53,7 @@ class JudgeConfig:
     backoff_s: float = 1.0                      # sleep backoff_s * 2**attempt (capped at 30 s) between tries
     concurrency: int = 8
     cache_dir: str | None = None                # default ~/.cache/suite/judge
-    extra: dict[str, Any] = field(default_factory=dict)   # merged into every request body
+    extra: dict[str, Any] = field(default_factory=dict)   # merged into every request body (hf: device, dtype, seed)
 
 
 @JUDGES.register("none")
@@ -97,14 +99,17 @@ class OpenAIJudge:
     def __repr__(self) -> str:  # the key stays out of reprs, logs and tracebacks
         return f"OpenAIJudge(model={self.name!r}, url={self.url!r}, key={'set' if self._key else 'unset'})"
 
+    def _redact(self, text: str) -> str:
+        """`text` with the key masked: some servers and proxies echo the key they rejected in a 401 body."""
+        return text.replace(self._key, "***") if self._key else text
+
     def _body(self, messages: Messages, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
         return {"model": self.config.model, "messages": [dict(m) for m in messages],
                 "temperature": self.config.temperature if temperature is None else temperature,
                 "max_tokens": self.config.max_tokens if max_tokens is None else max_tokens, **self.config.extra}
 
     def _cache_path(self, body: Mapping[str, Any]) -> Path:
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        return self._cache / digest[:2] / f"{digest}.json"
+        return _cache_file(self._cache, body)
 
     def chat(self, messages: Messages, temperature: float | None = None, max_tokens: int | None = None) -> str:
         body = self._body(messages, temperature, max_tokens)
@@ -140,7 +145,7 @@ class OpenAIJudge:
                     out = json.loads(resp.read().decode())
                 return out["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as e:
-                detail = e.read().decode(errors="replace")[:300]
+                detail = self._redact(e.read().decode(errors="replace"))[:300]
                 last = f"HTTP {e.code} from {self.url}: {detail}"
                 if e.code != 429 and e.code < 500:  # bad request, key or model: retrying will not help
                     raise JudgeError(f"judge {self.name}: {last}") from None
@@ -165,8 +170,129 @@ class OpenAIJudge:
             return False
 
 
+def _cache_file(cache_dir: Path, body: Mapping[str, Any]) -> Path:
+    """The on-disk answer of a request: sha256 of its canonical JSON, fanned out over 256 folders."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return cache_dir / digest[:2] / f"{digest}.json"
+
+
+@JUDGES.register("hf")
+class HFJudge:
+    """A local Hugging Face chat model (a path or a hub id) as the judge; no server needed.
+
+    The prompt goes through the tokenizer's chat template when it has one, else a plain "role: content" join
+    ending in "assistant:". Temperature 0 decodes greedily; above 0 it samples with a generator seeded from
+    `extra["seed"]` (default 0) and the request, so a rerun gives the same answers. Answers are cached on disk
+    by request hash like the OpenAI judge, and the model is loaded only when an answer is not cached.
+    `extra` may set `device` ("cpu", "cuda", ...; default cuda when available) and `dtype` ("bfloat16", ...).
+    """
+
+    available = True
+    sequential = True  # one model copy: requests run one after another
+
+    def __init__(self, config: JudgeConfig):
+        if not config.model:
+            raise ValueError("an hf judge needs a model path or id (e.g. hf:Qwen/Qwen2.5-7B-Instruct)")
+        self.config = config
+        self.name = config.model
+        self._cache = Path(config.cache_dir or Path.home() / ".cache" / "suite" / "judge")
+        self._lock = threading.Lock()
+        self._model = self._tok = self._device = None
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0}
+
+    def __repr__(self) -> str:
+        return f"HFJudge(model={self.name!r}, loaded={self._model is not None})"
+
+    def _load(self):
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            extra = self.config.extra
+            device = extra.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+            kw = {"dtype": getattr(torch, extra["dtype"])} if extra.get("dtype") else {}
+            from transformers.utils import logging as hf_logging
+
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # a "Loading weights" bar per judge load is noise in score logs
+            try:
+                tok = AutoTokenizer.from_pretrained(self.config.model)
+                model = AutoModelForCausalLM.from_pretrained(self.config.model, **kw).to(device).eval()
+            except (OSError, ValueError) as e:
+                raise JudgeError(f"hf judge: could not load {self.config.model!r} (a local directory with "
+                                 f"config.json and tokenizer files, or a reachable hub id): {e}") from e
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
+            self._tok, self._model, self._device = tok, model, device
+        return self._tok, self._model
+
+    def _prompt(self, tok, messages: Messages) -> str:
+        msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return "\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\nassistant:"
+
+    def chat(self, messages: Messages, temperature: float | None = None, max_tokens: int | None = None) -> str:
+        body = {"kind": "hf", "model": self.config.model, "messages": [dict(m) for m in messages],
+                "temperature": self.config.temperature if temperature is None else temperature,
+                "max_tokens": self.config.max_tokens if max_tokens is None else max_tokens,
+                "seed": self.config.extra.get("seed", 0)}
+        path = _cache_file(self._cache, body)
+        if path.exists():
+            try:
+                text = json.loads(path.read_text())["content"]
+                self.stats["cache_hits"] += 1
+                return text
+            except (ValueError, KeyError):
+                pass
+        with self._lock:  # one generation at a time on the one model copy
+            text = self._generate(body)
+        atomic_write_json(path, {"model": self.config.model, "content": text})
+        return text
+
+    def _generate(self, body: Mapping[str, Any]) -> str:
+        import torch
+
+        tok, model = self._load()
+        self.stats["requests"] += 1
+        enc = tok(self._prompt(tok, body["messages"]), return_tensors="pt", add_special_tokens=False)
+        enc = {k: v.to(self._device) for k, v in enc.items()}
+        n_in = enc["input_ids"].shape[1]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        kw: dict[str, Any] = {"max_new_tokens": int(body["max_tokens"]), "pad_token_id": pad}
+        temperature = float(body["temperature"])
+        if temperature > 0:
+            kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)  # plain sampling at T
+        else:
+            kw.update(do_sample=False)
+        seed = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:15], 16)
+        try:
+            with torch.random.fork_rng(devices=[self._device] if str(self._device).startswith("cuda") else []):
+                torch.manual_seed(seed)  # sampling is a function of the request and extra["seed"]
+                with torch.no_grad():
+                    out = model.generate(**enc, **kw)
+        except (RuntimeError, ValueError) as e:
+            raise JudgeError(f"hf judge {self.name}: generation failed: {type(e).__name__}: {e}") from e
+        return tok.decode(out[0, n_in:], skip_special_tokens=True).strip()
+
+    def map(self, batch: Sequence[Messages], temperature: float | None = None,
+            max_tokens: int | None = None) -> list[str]:
+        """One request after another (a single model copy); results in input order."""
+        return [self.chat(m, temperature, max_tokens) for m in batch]
+
+    def working(self) -> bool:
+        """Loads the model and answers one short request (cached after the first success)."""
+        try:
+            self.chat([{"role": "user", "content": "Reply with OK."}], max_tokens=4)
+            return True
+        except JudgeError:
+            return False
+
+
 def make_judge(spec: str | Mapping[str, Any] | JudgeConfig | None):
-    """"none" / "exact_matching" / "openai:MODEL" / "openai:MODEL@BASE_URL", a mapping, or a JudgeConfig."""
+    """"none" / "exact_matching" / "openai:MODEL" / "openai:MODEL@BASE_URL" / "hf:PATH_OR_ID", a mapping, or a
+    JudgeConfig."""
     from ..config import build_dataclass
 
     if spec is None or spec in ("none", "exact_matching"):
@@ -175,7 +301,7 @@ def make_judge(spec: str | Mapping[str, Any] | JudgeConfig | None):
         cfg = spec
     elif isinstance(spec, str):
         kind, _, rest = spec.partition(":")
-        model, _, base = rest.partition("@")
+        model, _, base = rest.partition("@") if kind != "hf" else (rest, "", "")  # a local path may hold "@"
         cfg = JudgeConfig(kind=kind, model=model, base_url=base or None)
     else:
         cfg = build_dataclass(JudgeConfig, dict(spec), "judge")

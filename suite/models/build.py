@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -41,16 +42,24 @@ def build_model(spec: str, vocab_size: int | None = None, seed: int | None = Non
             f"model {spec!r}: no config.json in {path.resolve()} (expected a checkpoint saved by `suite train` "
             f"or `save_pretrained`); tiny names: {', '.join(TINY.names())}")
     kwargs = {"dtype": torch_dtype} if torch_dtype else {}
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    if looks_local:
-        hf_logging.disable_progress_bar()  # a "Loading weights" bar per local load is noise; downloads keep theirs
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path) if looks_local else spec, **kwargs)
+        with quiet_local_load(looks_local):
+            return AutoModelForCausalLM.from_pretrained(str(path) if looks_local else spec, **kwargs)
     except OSError as e:
         raise OSError(f"could not load model {spec!r} (not a tiny name, local checkpoint, or reachable hub id; "
                       f"tiny names: {', '.join(TINY.names())}): {e}") from e
+
+
+@contextlib.contextmanager
+def quiet_local_load(local: bool = True):
+    """No "Loading weights" bar for a local load (noise in run logs); downloads keep theirs."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    if local:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
     finally:
         if bars:
             hf_logging.enable_progress_bar()

@@ -59,6 +59,8 @@ def _variant_labels(rows: pd.DataFrame, df: pd.DataFrame) -> pd.Series:
 @TABLES.register("results")
 def results(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """Held-out loss per student size and budget: supervised beside each distilled variant (seeds averaged)."""
+    if "continual.stage" in df:  # continual-learning stages have their own tables (report/continual.py)
+        df = df[df["continual.stage"].isna()]
     if "method" not in df or df.empty:
         return None
     sup = df[df["method"] == "supervised"].groupby(["N_S", "D_S"])["loss"].mean().rename("supervised")

@@ -194,6 +194,9 @@ def collect(sw: Sweep) -> Path:
     for col in df.columns:  # lists and mixed objects do not go into parquet columns as they are
         if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (list, dict))).any():
             df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+        elif df[col].dtype == object and df[col].map(lambda v: isinstance(v, str)).any():
+            # strings beside numbers (a method weight of 100 or "dy"): all as text
+            df[col] = df[col].map(lambda v: v if v is None or isinstance(v, str) or v != v else json.dumps(v))
     out = sw.root / "results.parquet"
     tmp = out.with_name(f".{out.name}.tmp")
     df.to_parquet(tmp, index=False)

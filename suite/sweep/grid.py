@@ -245,7 +245,11 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
                     cell = _deep_merge(cell, patch)
             ref = cell.get("teacher")
             ref = ref[1:] if isinstance(ref, str) and ref.startswith("@") else None
-            pending.append((gname, cell, res, ref, where))
+            stages = _sequence(cell, where)  # a continual-learning sequence: one cell per task, chained
+            for k, stage in enumerate(stages or ()):  # the dependency: stage 1's init group, then the previous stage
+                pending.append((gname, stage, res, len(pending) - 1 if k else _init_ref(stage), where))
+            if not stages:
+                pending.append((gname, cell, res, ref, where))
     if not pending:
         raise ConfigError(f"{source}: cells: the grid expands to no cells")
 
@@ -269,6 +273,12 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
         method = cell.get("method", "supervised")
         mname = method.get("name") if isinstance(method, Mapping) else method
         needs = _needs_teacher(mname, where)
+        stage = isinstance(cell.get("continual"), Mapping) and bool(cell["continual"].get("stage"))
+        if stage and ref is not None:  # a continual stage starts from its parent's model
+            parent = build(ref if isinstance(ref, int) else
+                           _resolve_ref(ref, names_by_group, pending, cells, where, "continual.init"), (*stack, i))
+            teacher_id = parent.id
+            _link_stage(cell, parent)
         if not needs:
             cell.pop("teacher", None)
         elif ref is not None:
@@ -302,21 +312,46 @@ def _needs_teacher(method: Any, where: str) -> bool:
     return bool(METHODS.get(method).needs_teacher)
 
 
-def _resolve_ref(ref: str, names_by_group, pending, cells, where) -> int:
+def _resolve_ref(ref: str, names_by_group, pending, cells, where, what: str = "teacher") -> int:
     if ref in names_by_group:
         idx = names_by_group[ref]
         if len(idx) != 1:
-            raise ConfigError(f"{where}: teacher '@{ref}' names a group of {len(idx)} cells; a teacher must be "
+            raise ConfigError(f"{where}: {what} '@{ref}' names a group of {len(idx)} cells; a {what} must be "
                               f"one cell (give it its own group)")
         return idx[0]
     groups = sorted(names_by_group)
-    raise ConfigError(f"{where}: teacher '@{ref}' is not a cell group of this grid{did_you_mean(ref, groups)}; "
+    raise ConfigError(f"{where}: {what} '@{ref}' is not a cell group of this grid{did_you_mean(ref, groups)}; "
                       f"groups: {', '.join(groups)}")
+
+
+def _sequence(cell: dict, where: str) -> list[dict] | None:
+    from ..continual.sequence import expand_sequence
+
+    try:
+        return expand_sequence(cell)
+    except ValueError as e:
+        raise ConfigError(f"{where}: continual: {e}") from None
+
+
+def _init_ref(cell: dict) -> str | None:
+    from ..continual.sequence import init_ref
+
+    return init_ref(cell)
+
+
+def _link_stage(cell: dict, parent: Cell) -> None:
+    from ..continual.sequence import link_stage
+
+    link_stage(cell, parent)
 
 
 def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
     def base(c: Cell) -> str:
         cfg = c.config
+        if cfg.continual.stage:
+            from ..continual.sequence import stage_name
+
+            return cfg.name or stage_name(cfg)
         parts = [cfg.method.name]
         if c.teacher_id:
             parts.append("T" + _size_label(by_id[c.teacher_id].config.student))

@@ -26,12 +26,16 @@ _STOP_WAIT_S = 50  # how long the signal handler waits for the step boundary; be
 
 def resolve_teacher(cfg, cell_dir: Path) -> str | None:
     """`cell:<id>` -> `<sweep dir>/<id>/model` (the teacher cell's final model)."""
-    t = cfg.teacher
-    if t and t.startswith(TEACHER_REF):
-        tid = t[len(TEACHER_REF):]
+    return resolve_cell_ref(cfg.teacher, cell_dir, "teacher")
+
+
+def resolve_cell_ref(ref: str | None, cell_dir: Path, what: str = "model") -> str | None:
+    """`cell:<id>` -> `<sweep dir>/<id>/model`, once that cell has finished; None for anything else."""
+    if ref and ref.startswith(TEACHER_REF):
+        tid = ref[len(TEACHER_REF):]
         path = Path(cell_dir).parent / tid / "model"
         if not (path.parent / "result.json").exists():
-            raise RuntimeError(f"teacher cell {tid} has not finished (no {path.parent / 'result.json'})")
+            raise RuntimeError(f"{what} cell {tid} has not finished (no {path.parent / 'result.json'})")
         return str(path)
     return None
 

@@ -13,6 +13,9 @@ Token budget: D tokens are trained exactly. Step s trains examples [s·B, (s+1)�
 are a pure function of their index, so the data position is the step); the last step masks the labels
 past D. Each micro-batch's summed loss is divided by the step's token count (× world size, which DDP's
 gradient averaging undoes), so gradients match one process with the whole batch.
+
+A continual-learning stage (a `continual` section; suite/continual/stage.py) reads task and replay rows
+instead, trains whole epochs of them, and its loss is per example: divided by the step's example count.
 """
 from __future__ import annotations
 
@@ -129,18 +132,24 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
 
     d = cfg.data
     method = make_method(cfg.method.name, dict(cfg.method.params))
+    stage = None
+    if cfg.continual.stage or getattr(method, "continual", False):
+        # a continual-learning stage (suite/continual): its task + replay rows, the previous stage's model, its steps
+        from ..continual import open_stage
+
+        stage = open_stage(cfg, method, out, device, env, _autocast(device_type, precision))
     tokenizer_spec = d.tokenizer
     if tokenizer_spec is None and d.kind != "synthetic":
         # text data: a pretrained student (or a teacher, for KD) brings its tokenizer; tiny models get a BPE
         tokenizer_spec = ((teacher_path or cfg.teacher) if method.needs_teacher else
                           None if is_tiny(cfg.student) else cfg.student)
-    source = make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
-                         tokenizer=tokenizer_spec, text_field=d.text_field, heldout_examples=d.heldout_examples,
-                         heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size,
-                         cache_dir=out / "tokenizer")
+    source = stage.general if stage is not None else make_source(
+        d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path, tokenizer=tokenizer_spec,
+        text_field=d.text_field, heldout_examples=d.heldout_examples, heldout_fraction=d.heldout_fraction,
+        tokenizer_vocab_size=d.tokenizer_vocab_size, cache_dir=out / "tokenizer")
     tok = source.tokenizer
 
-    lm = build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)
+    lm = stage.model if stage is not None else build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)
     if lm.get_output_embeddings().weight.shape[0] < len(tok):
         raise ValueError(f"student {cfg.student!r} has {lm.get_output_embeddings().weight.shape[0]} output rows, "
                          f"fewer than the tokenizer's {len(tok)} tokens")
@@ -168,6 +177,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     accum = per_rank // mb
     tps = B * T                                   # tokens per optimizer step
     steps = math.ceil(D / tps)
+    if stage is not None:  # full steps of B examples over the stage's epochs; D counts their tokens
+        steps, D = stage.steps, stage.tokens
     eval_every = tc.eval_interval or max(1, steps // 10)
     ckpt_every = tc.checkpoint_interval or max(1, steps // 10)
 
@@ -221,15 +232,20 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     last_eval = None
     window_t, window_tok = time.time(), 0
     agg = torch.zeros(4, dtype=torch.float64)  # loss, ce, kd, tokens since the last log line
+    more: dict[str, float] = {}
     for step in range(start, steps):
-        n_tok = min(tps, D - step * tps)
+        n_tok = min(tps, D - step * tps) if stage is None else B  # a stage's loss is per example
         for m in range(accum):
             first = step * B + env.rank * per_rank + m * mb
-            ex = torch.from_numpy(source.batch(list(range(first, first + mb)))).to(device)
-            inp, lab = ex[:, :-1], ex[:, 1:]
-            if n_tok < tps:  # last step: keep the first n_tok label positions of the global batch, in order
-                pos = (first - step * B) * T + torch.arange(mb * T, device=device).view(mb, T)
-                lab = lab.masked_fill(pos >= n_tok, IGNORE_INDEX)
+            extra = {}
+            if stage is not None:
+                inp, lab, extra = stage.micro_batch(step, first - step * B, mb)
+            else:
+                ex = torch.from_numpy(source.batch(list(range(first, first + mb)))).to(device)
+                inp, lab = ex[:, :-1], ex[:, 1:]
+                if n_tok < tps:  # last step: keep the first n_tok label positions of the global batch, in order
+                    pos = (first - step * B) * T + torch.arange(mb * T, device=device).view(mb, T)
+                    lab = lab.masked_fill(pos >= n_tok, IGNORE_INDEX)
             sync = m == accum - 1
             with (ddp.no_sync() if env.enabled and not sync else nullcontext()):
                 with autocast:
@@ -239,7 +255,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
                         with torch.no_grad():
                             h_t = teacher(inp)
                     loss_sum, parts = method.loss(h, model.head_weight, lab, h_t,
-                                                  None if teacher is None else teacher.head_weight)
+                                                  None if teacher is None else teacher.head_weight, **extra)
                 scaled = loss_sum * (env.world_size / n_tok)
                 (scaler.scale(scaled) if scaler else scaled).backward()
             loss_val = float(loss_sum.detach())
@@ -249,6 +265,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             agg[0] += loss_val
             agg[1] += float(parts.get("ce", 0.0))
             agg[2] += float(parts.get("kd", 0.0))
+            for k in parts.keys() - {"ce", "kd"}:  # method-specific terms (this process's share)
+                more[k] = more.get(k, 0.0) + float(parts[k])
         agg[3] += n_tok / env.world_size
         if scaler:
             scaler.unscale_(opt)
@@ -262,8 +280,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         lr = sched.get_last_lr()[0]
         sched.step()
         opt.zero_grad(set_to_none=True)
-        tokens_seen += n_tok
-        window_tok += n_tok
+        step_tok = n_tok if stage is None else stage.step_tokens(step)
+        tokens_seen += step_tok
+        window_tok += step_tok
         done = step + 1
 
         if done % tc.log_interval == 0 or done == steps:
@@ -274,6 +293,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
                    "tokens_per_s": window_tok / max(dt, 1e-9)}
             if teacher is not None:
                 rec["kd"] = agg[2].item() / agg[3].item()
+            rec.update({k: v * env.world_size / agg[3].item() for k, v in more.items()})
+            more.clear()
             log(rec)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}", refresh=False)
             agg.zero_()
@@ -295,6 +316,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
 
     if last_eval is None:  # resumed at the very end
         last_eval = heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)
+    stage_fields = stage.finish(last_eval) if stage is not None else {}  # LoRA merged; every task seen scored
     wall = time.time() - t_start
     f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
     flops = {"student_train": 3.0 * f_s * D, "teacher_logits": 0.0}
@@ -315,8 +337,28 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "versions": versions(), "git_revision": git_revision(), "config": cfg.to_dict(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    result.update(stage_fields)
     if env.is_main:
         save_pretrained(lm, out / "model", tokenizer=tok)
+        if cfg.eval.benchmarks:  # before result.json: a cell killed while evaluating reruns it (predictions cached)
+            result["benchmarks"] = _evaluate(cfg, lm, tok, source, last_eval, out, device, progress)
         atomic_write_json(out / "result.json", result)
     barrier(env)
     return result
+
+
+def _evaluate(cfg: CellConfig, lm, tok, source, loss: float, out: Path, device, progress: bool) -> dict:
+    """The cell's `eval:` benchmarks on its final model (heldout reuses the loss just measured)."""
+    from ..eval.run import evaluate
+
+    e = cfg.eval
+    others = [b for b in e.benchmarks if b != "heldout"]
+    lm.eval()
+    res = evaluate(lm, others, out_dir=out / "eval", tokenizer=tok, data_root=e.data_root, judge=e.judge,
+                   num_fewshot=e.num_fewshot, limit=e.limit, batch_size=e.batch_size, prompt_style=e.prompt_style,
+                   mmlu_task=e.mmlu_task, max_new_tokens=e.max_new_tokens, device=str(device),
+                   model_name=cfg.name or cfg.cell_id,
+                   progress=progress) if others else {}
+    if "heldout" in e.benchmarks:
+        res = {"heldout": {"loss": loss, "n": source.num_examples("heldout")}, **res}
+    return res

@@ -1,0 +1,208 @@
+"""`suite eval`: one model, several benchmarks, one summary (the same code runs inside sweep cells).
+
+    suite eval --model runs/quickstart/<cell>/model --benchmarks heldout,mmlu --data-root data/
+    suite eval --model runs/genrecal_toy/<cell>/model --benchmarks ai2d,mathvista --data-root data/toy_vlm
+    suite eval --model Qwen/Qwen2-VL-2B-Instruct --benchmarks mmvet --judge openai:gpt-4-turbo --prompt-style qwen2vl
+
+Benchmarks: mmlu (lm-eval, local cais/mmlu files under DATA_ROOT/mmlu or DATA_ROOT), ai2d / mmvet / mathvista
+(VLMEvalKit TSVs under DATA_ROOT, default $LMUData; needs a vision-language model), heldout (nats/token on the
+held-out split of the model's training data, found from the run directory's cell.json). Each benchmark's
+summary keeps the judge's name; files (lm-eval samples, predictions, judge logs, score tables) go under --out.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .._io import atomic_write_json
+
+BENCHMARKS = ("mmlu", "ai2d", "mmvet", "mathvista", "heldout")
+VLM_BENCHMARKS = ("ai2d", "mmvet", "mathvista")
+# what result.json keeps of each benchmark (the full tables stay in the eval directory)
+_SUMMARY_KEYS = ("overall", "judge", "n", "status", "scorer", "prefetch_rate", "num_fewshot", "prompt_style",
+                 "groups", "breakdown", "loss", "reason")
+
+
+def parse_benchmarks(value: str | Sequence[str], where: str = "--benchmarks") -> tuple[str, ...]:
+    from ..registry import UnknownNameError, did_you_mean
+
+    names = [b.strip().lower() for b in (value.split(",") if isinstance(value, str) else value) if b.strip()]
+    for b in names:
+        if b not in BENCHMARKS:
+            raise UnknownNameError(f"{where}: unknown benchmark {b!r}{did_you_mean(b, BENCHMARKS)}; "
+                                   f"valid: {', '.join(BENCHMARKS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def mmlu_dir(data_root: str | os.PathLike | None) -> Path:
+    """DATA_ROOT/mmlu when it exists, else DATA_ROOT itself (a directory of cais/mmlu subject folders)."""
+    if data_root is None:
+        raise FileNotFoundError("mmlu needs --data-root (a directory holding mmlu/<subject>/test-*.parquet, "
+                                "the cais/mmlu layout; suite.eval.mmlu.write_mmlu_fixture writes a small one)")
+    root = Path(os.path.expanduser(str(data_root)))
+    return root / "mmlu" if (root / "mmlu").is_dir() else root
+
+
+def _summary(res: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: res[k] for k in _SUMMARY_KEYS if k in res}
+
+
+def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, tokenizer=None,
+             data_root: str | os.PathLike | None = None, judge: Any = "none", num_fewshot: int = 0,
+             limit: int | None = None, batch_size: int = 16, prompt_style: str = "default",
+             heldout_source=None, device: str | None = None, model_name: str | None = None,
+             mmlu_task: str = "local", max_new_tokens: int | None = None,
+             progress: bool = True) -> dict[str, dict]:
+    """Run `benchmarks` on `model` (a transformers causal LM with `tokenizer`, or a `suite.models.vlm.VLM`).
+
+    Returns {benchmark: summary}; writes `out_dir/eval.json` and each benchmark's files under out_dir.
+    """
+    from ..models.vlm import VLM
+    from .judges import make_judge
+
+    names = parse_benchmarks(benchmarks)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    is_vlm = isinstance(model, VLM)
+    the_judge = make_judge(judge) if any(b in VLM_BENCHMARKS for b in names) else None
+    results: dict[str, dict] = {}
+    for name in names:
+        if name == "heldout":
+            results[name] = {"loss": _heldout(model, heldout_source, batch_size, device), "n": None}
+            if heldout_source is not None:
+                results[name]["n"] = heldout_source.num_examples("heldout")
+        elif name == "mmlu":
+            from .mmlu import evaluate_mmlu
+
+            lm, tok = (model.model, model.tokenizer) if is_vlm else (model, tokenizer)
+            if tok is None:
+                raise ValueError("mmlu needs the model's tokenizer")
+            local = mmlu_task == "local"  # upstream: lm-eval's own `mmlu`, from the hub
+            res = evaluate_mmlu(lm, tok, mmlu_dir(data_root) if local else None, num_fewshot=num_fewshot,
+                                batch_size=batch_size, limit=limit, device=device, out_dir=out / "mmlu",
+                                task=mmlu_task)
+            results[name] = {**_summary(res), "judge": "loglikelihood"}
+        else:
+            if not is_vlm:
+                raise ValueError(f"{name} is a vision-language benchmark; model "
+                                 f"{model_name or type(model).__name__} is a text-only language model")
+            from .vlm.generate import predict
+            from .vlm.score import score
+
+            info = predict(model, name, out_dir=out / name, data_root=data_root, model_name=model_name,
+                           prompt_style=prompt_style, batch_size=batch_size, limit=limit,
+                           max_new_tokens=max_new_tokens, progress=progress)
+            res = score(name, info["predictions"], data_root=data_root, judge=the_judge, out_dir=out / name,
+                        model_name=info["model"])
+            results[name] = {**_summary(res), "prompt_style": prompt_style, "predictions": info["predictions"]}
+    atomic_write_json(out / "eval.json", {"model": model_name, "benchmarks": results})
+    return results
+
+
+def _heldout(model, source, batch_size: int, device: str | None) -> float:
+    import torch
+
+    from ..models import HiddenStatesLM
+    from ..models.vlm import VLM
+    from .heldout import heldout_loss
+
+    if source is None:
+        raise ValueError("heldout needs the model's data: pass a run's model directory (runs/<sweep>/<cell>/model, "
+                         "whose cell.json names the data) or evaluate inside a cell")
+    if isinstance(model, VLM):
+        raise ValueError("heldout is a text benchmark of the language-model cells; VLMs are scored on "
+                         "ai2d / mmvet / mathvista")
+    lm = model if isinstance(model, HiddenStatesLM) else HiddenStatesLM(model)
+    dev = torch.device(device) if device else next(lm.parameters()).device
+    return heldout_loss(lm, source, batch_size=batch_size, device=dev)
+
+
+def source_for_run(model_dir: str | os.PathLike):
+    """The token source of the cell that trained `model_dir` (runs/<sweep>/<cell>/model), or None."""
+    from ..config import config_from_dict
+    from ..data import make_source
+
+    run = Path(model_dir).parent
+    found = [p for p in (run / "cell.json", run / "result.json") if p.exists()]  # sweep cell / `suite train`
+    if not found:
+        return None
+    cfg = config_from_dict(json.loads(found[0].read_text())["config"], source=str(found[0]))
+    d = cfg.data
+    tokenizer = str(Path(model_dir)) if d.kind != "synthetic" else None
+    return make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
+                       tokenizer=tokenizer, text_field=d.text_field, heldout_examples=d.heldout_examples,
+                       heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size)
+
+
+def load_for_eval(spec: str, dtype: str | None = None):
+    """(model, tokenizer) for a causal LM, or (VLM, None) for a vision-language model."""
+    from ..data import load_tokenizer
+    from ..models import build_model
+    from ..models.vlm import is_vlm, load_vlm
+
+    if is_vlm(spec):
+        return load_vlm(spec, dtype=dtype), None
+    return build_model(spec, dtype=dtype).eval(), load_tokenizer(spec)
+
+
+def main(a) -> int:
+    names = parse_benchmarks(a.benchmarks)
+    model, tok = load_for_eval(a.model, dtype=a.dtype)
+    if a.device:
+        (model.model if tok is None else model).to(a.device)
+    source = source_for_run(a.model) if "heldout" in names else None
+    name = a.model_name or Path(a.model.rstrip("/")).name
+    if name == "model":  # runs/<sweep>/<cell>/model -> the cell's directory name
+        name = Path(a.model.rstrip("/")).parent.name
+    out = Path(a.out) if a.out else Path("runs") / "eval" / name
+    res = evaluate(model, names, out_dir=out, tokenizer=tok, data_root=a.data_root, judge=a.judge,
+                   num_fewshot=a.num_fewshot, limit=a.limit, batch_size=a.batch_size, prompt_style=a.prompt_style,
+                   heldout_source=source, device=a.device, model_name=name, mmlu_task=a.mmlu_task,
+                   max_new_tokens=a.max_new_tokens,
+                   progress=not a.no_progress)
+    if a.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        for b, r in res.items():
+            value = r.get("loss") if b == "heldout" else r.get("overall")
+            # units as each field reports them: nats/token, lm-eval's acc fraction, VLMEvalKit-style percent
+            shown = ("not scored" if value is None else f"{value:.4f} nats/token" if b == "heldout" else
+                     f"acc {value:.4f}" if b == "mmlu" else f"{value:.2f} %")
+            print(f"{b:>10}: {shown}  (judge: {r.get('judge', '-')}, n={r.get('n')})")
+        print(f"-> {out / 'eval.json'}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    import argparse
+
+    p = sub.add_parser("eval", help="evaluate a model: mmlu (lm-eval), ai2d, mmvet, mathvista, heldout",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[2],
+                       epilog="examples:\n" + __doc__.split("\n\n")[1] +
+                       "\n\njudges: none (exact matching; MathVista prefetch-only; MM-Vet not scored), "
+                       "openai:MODEL[@BASE_URL] (key from $OPENAI_API_KEY), hf:PATH_OR_ID (local chat model)")
+    p.add_argument("--model", required=True, help="checkpoint directory (runs/<sweep>/<cell>/model) or HF id")
+    p.add_argument("--benchmarks", required=True, help=f"comma-separated: {','.join(BENCHMARKS)}")
+    p.add_argument("--data-root", help="benchmark files: DIR/mmlu/<subject>/..., DIR/AI2D_TEST.tsv ... "
+                                       "(VLM default: $LMUData, else ~/LMUData)")
+    p.add_argument("--judge", default="none", help="none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID")
+    p.add_argument("--out", help="output directory (default runs/eval/<model name>)")
+    p.add_argument("--num-fewshot", type=int, default=0, help="MMLU shots from dev (5 is the usual 'MMLU 5-shot')")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="VLM answer budget (default: the benchmark's: 16 AI2D, 1024 MM-Vet and MathVista)")
+    p.add_argument("--mmlu-task", default="local", choices=["local", "upstream"],
+                   help="local: our task configs over DATA_ROOT's files (offline); upstream: lm-eval's own mmlu "
+                        "(downloads cais/mmlu from the hub)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most N questions per MMLU subject / the first N of a VLM benchmark (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=16, help="MMLU loglikelihood batch / VLM generation batch")
+    p.add_argument("--prompt-style", default="default", choices=["default", "internvl", "qwen2vl"],
+                   help="VLM prompts: VLMEvalKit's dataset prompts, or a model family's own (recorded in outputs)")
+    p.add_argument("--model-name", help="name used in output files (default: the run or checkpoint name)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: where the model loads)")
+    p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="load the weights in this dtype")
+    p.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (VLM generation)")
+    p.set_defaults(fn=main)

@@ -1,0 +1,279 @@
+"""GenRecal's Recalibrator and losses (Lee et al., "GenRecal: Generation after Recalibration"; methods.md part A).
+
+    rec = Recalibrator(student_text_config, d_teacher=teacher_width)          # 2 student-shaped decoder blocks
+    r = rec(zq_s, q_mask_s, za_t, a_mask_t)           # [B, La, d_t]: the feature that predicts answer token j
+    loss, parts = genrecal_loss(r, z_t_pred, W_t, gt_t, terms=("ce", "kl"))   # through the teacher's frozen head
+
+The Recalibrator reads [student question features ; Proj-pre(teacher answer features)], runs them through
+`depth` decoder blocks built from the student's decoder config (fresh RoPE positions 0..L-1 over the joined
+sequence unless `new_positions` is off), maps back with Proj-post and a LayerNorm, and is read through the
+teacher's LM head. Shift: the answer token a[j] is predicted from joined position Lq-1+j (the last question
+position, then every answer position but the last), and the teacher's own target distribution comes from
+its position Lq_t-1+j: the same causal shift on both sides, so CE and KL line up token by token.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import cross_entropy_sum
+from .chunked import IGNORE_INDEX, head_loss
+
+
+@dataclass(frozen=True)
+class RecalibratorConfig:
+    depth: int = 2                     # decoder blocks (paper Tab. 6b: 1 -> 74.9, 2 -> 76.4, 20 -> 76.7 avg)
+    new_positions: bool = True         # fresh 0..L-1 RoPE ids over [student q ; teacher a] (Tab. 6c: +6.5 avg)
+    output_norm: str = "layernorm"     # layernorm (paper) | none (identity constructions in tests)
+    bias: bool = False                 # Proj-pre / Proj-post bias (not stated in the paper)
+    init: str = "random"               # random | student: copy the student's first `depth` decoder blocks
+
+    def __post_init__(self):
+        if self.depth < 1:
+            raise ValueError(f"recalibrator depth must be >= 1, got {self.depth}")
+        if self.output_norm not in ("layernorm", "none"):
+            raise ValueError(f"recalibrator output_norm must be layernorm or none, got {self.output_norm!r}")
+        if self.init not in ("random", "student"):
+            raise ValueError(f"recalibrator init must be random or student, got {self.init!r}")
+
+
+def _text_config(config):
+    return getattr(config, "text_config", None) or getattr(config, "get_text_config", lambda: config)()
+
+
+class Recalibrator(nn.Module):
+    """Proj-pre (d_t -> d_s), `depth` student decoder blocks, Proj-post (d_s -> d_t), LayerNorm."""
+
+    def __init__(self, student_config, d_teacher: int, cfg: RecalibratorConfig = RecalibratorConfig(),
+                 student_body: nn.Module | None = None):
+        super().__init__()
+        from transformers import AutoModel
+
+        self.cfg = cfg
+        text = copy.deepcopy(_text_config(student_config))
+        text.num_hidden_layers = cfg.depth
+        text.vocab_size, text.pad_token_id = 1, None   # the body reads features, never token ids
+        d_s = int(text.hidden_size)
+        self.d_student, self.d_teacher = d_s, int(d_teacher)
+        body = AutoModel.from_config(text)
+        body.norm = nn.Identity()                # the paper's LayerNorm comes after Proj-post instead
+        body.embed_tokens = None
+        if cfg.init == "student":
+            if student_body is None:
+                raise ValueError("recalibrator init 'student' needs the student's decoder (student_body)")
+            for mine, theirs in zip(body.layers, student_body.layers):
+                mine.load_state_dict(theirs.state_dict())
+        self.body = body
+        self.proj_pre = nn.Linear(self.d_teacher, d_s, bias=cfg.bias)
+        self.proj_post = nn.Linear(d_s, self.d_teacher, bias=cfg.bias)
+        self.norm = nn.LayerNorm(self.d_teacher) if cfg.output_norm == "layernorm" else nn.Identity()
+
+    def forward(self, zq: torch.Tensor, q_mask: torch.Tensor, za: torch.Tensor, a_mask: torch.Tensor,
+                q_positions: torch.Tensor | None = None, a_positions: torch.Tensor | None = None,
+                project_question: bool = False) -> torch.Tensor:
+        """Answer-predicting features [B, La, d_t] (zeros where a_mask is 0).
+
+        zq [B, Lq, d_s or d_t] question features with q_mask [B, Lq] (any padding side); za [B, La, d_t] teacher
+        answer features with a_mask [B, La]. `project_question`: the question is the teacher's own (the
+        regularization path), so Proj-pre maps it too. Without new positions, q_positions / a_positions give
+        each model's original ids (1-D per sample; M-RoPE ids collapse to their temporal row).
+        """
+        q = self.proj_pre(zq) if project_question else zq
+        a = self.proj_pre(za)
+        B = q.shape[0]
+        q_len, a_len = q_mask.sum(1), a_mask.sum(1)
+        L = int((q_len + a_len).max())
+        x = q.new_zeros(B, L, self.d_student)
+        mask = q_mask.new_zeros(B, L)
+        pos = torch.zeros(B, L, dtype=torch.long, device=q.device)
+        for b in range(B):  # right-padded joined rows: [question tokens ; answer tokens ; pad]
+            lq, la = int(q_len[b]), int(a_len[b])
+            x[b, :lq] = q[b][q_mask[b].bool()]
+            x[b, lq:lq + la] = a[b][a_mask[b].bool()]
+            mask[b, :lq + la] = 1
+            if self.cfg.new_positions:
+                pos[b, :lq + la] = torch.arange(lq + la, device=q.device)
+            else:
+                if q_positions is None or a_positions is None:
+                    raise ValueError("new_positions=False needs the models' own q_positions and a_positions")
+                pos[b, :lq] = q_positions[b][q_mask[b].bool()]
+                pos[b, lq:lq + la] = a_positions[b][a_mask[b].bool()]
+        h = self.body(inputs_embeds=x, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+        r = self.norm(self.proj_post(h))
+        out = r.new_zeros(B, a.shape[1], self.d_teacher)
+        for b in range(B):
+            lq, la = int(q_len[b]), int(a_len[b])
+            idx = a_mask[b].bool().nonzero().squeeze(1)
+            out[b, idx] = r[b, lq - 1:lq - 1 + la]  # position lq-1+j predicts answer token j
+        return out
+
+
+def answer_predictors(hidden: torch.Tensor, q_len: torch.Tensor, a_len: torch.Tensor, width: int) -> torch.Tensor:
+    """For right-padded [question ; answer] rows: the hidden state that predicts answer token j, i.e. position
+    q_len-1+j, as [B, width, H] (zeros past each row's answer)."""
+    B = hidden.shape[0]
+    out = hidden.new_zeros(B, width, hidden.shape[-1])
+    for b in range(B):
+        lq, la = int(q_len[b]), int(a_len[b])
+        out[b, :la] = hidden[b, lq - 1:lq - 1 + la]
+    return out
+
+
+def _ce_kl(terms: Sequence[str]):
+    """Per-chunk objective: CE against the teacher's answer ids and/or forward KL(P_teacher || P_recal), T = 1."""
+
+    def objective(zs, zt, labels):
+        total = zs.new_zeros(())
+        parts = {}
+        if "ce" in terms:
+            ce = cross_entropy_sum(zs, labels)
+            total, parts["ce"] = total + ce, ce.detach()
+        if "kl" in terms:
+            lt = F.log_softmax(zt, dim=-1)
+            kl = (lt.exp() * (lt - F.log_softmax(zs, dim=-1))).sum()
+            total, parts["kl"] = total + kl, kl.detach()
+        return total, parts
+
+    return objective
+
+
+def genrecal_loss(r: torch.Tensor, z_teacher: torch.Tensor, W_t: torch.Tensor, labels: torch.Tensor,
+                  terms: Sequence[str] = ("ce", "kl"), chunk_size: int | None = None):
+    """Σ over answer tokens of CE(head_t(r), gt_t) + KL(head_t(z_t) ‖ head_t(r)), chunked over tokens.
+
+    r, z_teacher: [B, La, d_t] answer-predicting features (Recalibrator's, teacher's own); labels [B, La] with
+    IGNORE_INDEX on padding. `terms` picks the parts ("ce", "kl"); "mse" is the feature-MSE regularizer form.
+    """
+    if "mse" in terms:
+        keep = labels != IGNORE_INDEX
+        mse = (r[keep] - z_teacher[keep].detach()).pow(2).sum(-1).sum()
+        return mse, {"mse": float(mse.detach())}
+    W_t = W_t.detach()  # the teacher's head is frozen in every stage, whatever requires_grad says
+    return head_loss(r, W_t, labels, _ce_kl(terms), h_t=z_teacher, W_t=W_t, chunk_size=chunk_size)
+
+
+# ----------------------------------------------------------------------------- the three stages
+
+REGULARIZATION = {"none": (), "mse": ("mse",), "kl": ("kl",), "ce": ("ce",), "ce+kl": ("ce", "kl")}
+
+
+@dataclass(frozen=True)
+class GenRecalParams:
+    stage: int = 1                     # 1: Recalibrator only; 2: + student LM and its CE; 3: student SFT alone
+    regularization: str = "ce+kl"      # none | mse | kl | ce | ce+kl (Tab. 13: 70.1 / 71.7 / 73.5 / 74.6 / 76.4)
+    reg_in_stage2: bool = True         # §3.3 "keep the stage-1 losses"; Alg. 3 omits L_reg (open point: kept)
+    train_projector: bool = False      # stage 2/3 also train the student's vision projector (open point: no)
+    train_head: bool = False           # stage 2 also trains the student's LM head (open point: no; stage 3 does)
+    max_answer_tokens: int | None = None
+    chunk_size: int | None = None
+    recalibrator: RecalibratorConfig = RecalibratorConfig()
+
+    def __post_init__(self):
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"genrecal.stage must be 1, 2 or 3, got {self.stage}")
+        if self.regularization not in REGULARIZATION:
+            from ..registry import did_you_mean
+
+            raise ValueError(f"genrecal.regularization {self.regularization!r}"
+                             f"{did_you_mean(self.regularization, REGULARIZATION)}; valid: {', '.join(REGULARIZATION)}")
+
+
+def _question_features(hidden, q_len):
+    """[B, Lq_max, H] right-padded question features and their mask, from right-padded [q ; a] rows."""
+    B, Lq = hidden.shape[0], int(q_len.max())
+    out = hidden.new_zeros(B, Lq, hidden.shape[-1])
+    mask = torch.zeros(B, Lq, dtype=torch.long, device=hidden.device)
+    for b in range(B):
+        out[b, :int(q_len[b])] = hidden[b, :int(q_len[b])]
+        mask[b, :int(q_len[b])] = 1
+    return out, mask
+
+
+def _answer_features(hidden, q_len, a_len):
+    """The answer tokens' own features [B, La_max, H] (positions q_len .. q_len+a_len-1) and their mask."""
+    B, La = hidden.shape[0], int(a_len.max())
+    out = hidden.new_zeros(B, La, hidden.shape[-1])
+    mask = torch.zeros(B, La, dtype=torch.long, device=hidden.device)
+    for b in range(B):
+        lq, la = int(q_len[b]), int(a_len[b])
+        out[b, :la] = hidden[b, lq:lq + la]
+        mask[b, :la] = 1
+    return out, mask
+
+
+def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams) -> list[torch.nn.Parameter]:
+    """requires_grad per stage (Tab. 9): 1 → Recalibrator; 2 → + student LM body (head, projector by switch);
+    3 → student minus its vision encoder. The vision encoder and the teacher never train. Returns the trained."""
+    student.model.requires_grad_(False)
+    if recalibrator is not None:
+        recalibrator.requires_grad_(params.stage in (1, 2))
+    if params.stage >= 2:
+        student.language_model.requires_grad_(True)
+        inner = student.model.model
+        projector = getattr(inner, "multi_modal_projector", None) or getattr(getattr(inner, "visual", None),
+                                                                             "merger", None)
+        if projector is not None and (params.stage == 3 or params.train_projector):
+            projector.requires_grad_(True)
+        if params.stage == 3 or params.train_head:
+            student.model.get_output_embeddings().requires_grad_(True)
+            student.model.get_input_embeddings().requires_grad_(True)
+    trained = [p for p in student.model.parameters() if p.requires_grad]
+    if recalibrator is not None and params.stage in (1, 2):
+        trained += list(recalibrator.parameters())
+    return trained
+
+
+def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrator: Recalibrator | None = None):
+    """Mean loss of one micro-batch of (images, question, answer) triples for the stage, and its parts.
+
+    Each term is a mean over its answer tokens (teacher tokens for the Recalibrator terms, student tokens for
+    the student's CE) and the terms are summed with weight 1, as the paper's algorithms do.
+    """
+    s = student.encode_qa(batch, params.max_answer_tokens)
+    parts: dict[str, float] = {}
+    total = torch.zeros((), device=s.labels.device)
+
+    def student_ce(hidden):
+        z = answer_predictors(hidden, s.q_len, s.a_len, s.labels.shape[1])
+        ce, _ = head_loss(z, student.head_weight, s.labels, lambda zs, zt, y: (cross_entropy_sum(zs, y), {}),
+                          chunk_size=params.chunk_size)
+        return ce / s.a_len.sum()
+
+    if params.stage == 3:
+        ce = student_ce(student.hidden(s.inputs))
+        parts["student_ce"] = float(ce.detach())
+        return ce, parts
+    if teacher is None or recalibrator is None:
+        raise ValueError("genrecal stages 1 and 2 need the teacher and the Recalibrator")
+    t = teacher.encode_qa(batch, params.max_answer_tokens)
+    with torch.no_grad():
+        ht = teacher.hidden(t.inputs)
+    W_t = teacher.head_weight
+    La = t.labels.shape[1]
+    n_t = t.a_len.sum()
+    z_t = answer_predictors(ht, t.q_len, t.a_len, La)
+    za_t, am_t = _answer_features(ht, t.q_len, t.a_len)
+    with torch.no_grad() if params.stage == 1 else torch.enable_grad():
+        hs = student.hidden(s.inputs)
+    zq_s, qm_s = _question_features(hs, s.q_len)
+    r = recalibrator(zq_s, qm_s, za_t, am_t)
+    main, p = genrecal_loss(r, z_t, W_t, t.labels, ("ce", "kl"), params.chunk_size)
+    total = total + main / n_t
+    parts.update({f"main_{k}": float(v) / float(n_t) for k, v in p.items()})
+    terms = REGULARIZATION[params.regularization]
+    if terms and (params.stage == 1 or params.reg_in_stage2):
+        zq_t, qm_t = _question_features(ht, t.q_len)
+        r2 = recalibrator(zq_t, qm_t, za_t, am_t, project_question=True)
+        reg, p = genrecal_loss(r2, z_t, W_t, t.labels, terms, params.chunk_size)
+        total = total + reg / n_t
+        parts.update({f"reg_{k}": float(v) / float(n_t) for k, v in p.items()})
+    if params.stage == 2:
+        ce = student_ce(hs)
+        total = total + ce
+        parts["student_ce"] = float(ce.detach())
+    return total, parts

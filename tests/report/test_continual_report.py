@@ -1,0 +1,54 @@
+"""Continual-learning report pieces: final-stage table (seeds averaged), per-stage table, headline verdicts."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.continual import sequence_metrics
+from suite.report.continual import continual_accuracy, continual_general, continual_table, headline_lines
+
+
+def _rows():
+    rows = [{"method": "supervised", "loss": 2.2}]
+    rise = {"seq-ft": 3.0, "replay": 1.0, "gere": 0.2}
+    for method, r in rise.items():
+        for seed in (0, 1):
+            for k in (1, 2):
+                rows.append({"method": method, "config.train.seed": seed, "continual.stage": k,
+                             "continual.n_stages": 2, "continual.task": f"syn-{k}",
+                             "continual.general_loss": 2.2 + r * k / 2 + 0.01 * seed,
+                             "continual.general_loss_base": 2.2, "continual.general_loss_nobos": 2.25,
+                             "continual.general_loss_nobos_base": 2.21, "continual.ap": 0.5 + 0.1 * seed,
+                             "continual.forgetting": 1.0, "continual.f1": 0.4, f"continual.accuracy.syn-{k}": 1.0,
+                             "method_params.weight": 100.0 if method == "gere" else np.nan, "continual.lora": 0})
+    return pd.DataFrame(rows)
+
+
+def test_final_table_averages_seeds_and_leads_with_the_base():
+    shown, raw, caption = continual_table(_rows(), {})
+    assert list(shown["method"]) == ["base model (before task 1)", "seq-ft", "replay", "gere w=100"]
+    gere = raw[raw["variant"] == "gere w=100"].iloc[0]
+    assert gere["continual.general_loss.mean"] == pytest.approx(2.405)
+    assert gere["continual.ap.std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    assert shown.iloc[3]["AP"] == "0.550 ± 0.071" and "stage 2" in caption
+    assert continual_table(pd.DataFrame([{"method": "supervised", "loss": 2.0}]), {}) is None
+
+
+def test_headline_states_both_criteria_of_the_claim():
+    nums = {}
+    lines = headline_lines(_rows(), nums)
+    claim = nums["continual"]["claim"]
+    assert claim["gere_rise"] == pytest.approx(0.205) and claim["seq_ft_rise"] == pytest.approx(3.005)
+    assert claim["keeps_general"] and claim["ap_no_worse"]
+    assert any("met" in ln and "NOT" not in ln for ln in lines)
+    assert continual_general(_rows(), {})[0] is not None and continual_accuracy(_rows(), {})[0] is not None
+
+
+def test_sequence_metrics_ap_forgetting_and_harmonic_mean():
+    hist = [{"stage": 0, "accuracy": {}, "general_loss": 2.0},
+            {"stage": 1, "accuracy": {"a": 0.8}, "general_loss": 2.1},
+            {"stage": 2, "accuracy": {"a": 0.5, "b": 0.9}, "general_loss": 2.5}]
+    m = sequence_metrics(hist, mmlu=0.6)
+    assert m["ap"] == pytest.approx(0.7) and m["forgetting"] == pytest.approx(0.3)
+    assert m["general_retention"] == pytest.approx(np.exp(-0.5))
+    assert m["f1"] == pytest.approx(2 * 0.7 * np.exp(-0.5) / (0.7 + np.exp(-0.5)))
+    assert m["f1_mmlu"] == pytest.approx(2 * 0.6 * 0.7 / 1.3)
