@@ -47,7 +47,8 @@ def check_config(cfg, source: str = "config") -> None:
         (not 0 <= c.replay_per_batch < cfg.train.batch_size, "replay_per_batch",
          f"must be in [0, train.batch_size = {cfg.train.batch_size})"),
         (c.lora < 0, "lora", "must be >= 0 (0: full fine-tuning)"),
-        (c.max_source_len < 2 or c.max_target_len < 1, "max_source_len", "max_source_len >= 2, max_target_len >= 1"),
+        (c.max_source_len < 2, "max_source_len", "must be >= 2 (BOS and a prompt token)"),
+        (c.max_target_len < 1, "max_target_len", "must be >= 1"),
         (any(not n.startswith("syn-") for n in names) and not c.data_dir, "data_dir",
          "the O-LoRA tasks are read from files: set it to the CL_Benchmark directory"),
     ]

@@ -24,8 +24,12 @@ from .tasks import Task
 
 
 def harmonic_mean(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or not (a > 0 and b > 0):
-        return None if a is None or b is None else 0.0
+    """2ab / (a + b); None when either is missing (None or NaN: a stage without MMLU, a task without test
+    rows), 0 when either is <= 0."""
+    if a is None or b is None or math.isnan(a) or math.isnan(b):
+        return None
+    if not (a > 0 and b > 0):
+        return 0.0
     return 2.0 * a * b / (a + b)
 
 

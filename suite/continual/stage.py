@@ -316,6 +316,16 @@ def replay_samples(source, data_cfg, n: int, max_len: int, bos: bool = False) ->
     else:
         docs = read_documents(data_cfg.path, text_field=data_cfg.text_field)[:n]
         ids = source.tokenizer(docs, add_special_tokens=False)["input_ids"]
+        # the corpus stream is each document then eos, and its held-out blocks are the stream's end: the replayed
+        # prefixes must lie before them, or the general held-out loss is measured on text the stage trains on
+        starts = np.cumsum([0] + [len(x) + 1 for x in ids[:-1]])
+        end = int(max((s + min(len(x), max_len) for s, x in zip(starts, ids)), default=0))
+        train_tokens = source.num_examples("train") * (source.seq_len + 1)
+        if end > train_tokens:
+            raise ValueError(f"continual.replay: the first {len(docs)} documents of {data_cfg.path!r} reach token "
+                             f"{end} of the corpus, past its {train_tokens} training tokens into the held-out blocks "
+                             f"(the last data.heldout_fraction {data_cfg.heldout_fraction}): the general held-out "
+                             f"loss would be measured on replayed text. Replay fewer samples or use a larger corpus")
     head = [source.tokenizer.bos_token_id] if bos and source.tokenizer.bos_token_id is not None else []
     return [np.asarray((head + list(x))[:max_len], dtype=np.int64) for x in ids if len(head) + len(x) > 1]
 

@@ -96,6 +96,9 @@ def sequence_tasks(spec: str) -> tuple[str, ...]:
     if spec in SEQUENCES:
         return SEQUENCES.get(spec)
     names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    for n in names:  # else it would be taken for an O-LoRA task and asked of continual.data_dir
+        if n.startswith(SYNTHETIC_PREFIX) and n[len(SYNTHETIC_PREFIX):].isdigit() and _synthetic_index(n) is None:
+            raise ValueError(f"task {n!r} in {spec!r}: the synthetic tasks are syn-1 .. syn-{_SYN_TASKS}")
     if len(names) == 1 and not _known_task(names[0]):
         raise ValueError(f"unknown task sequence {spec!r}{did_you_mean(spec, SEQUENCES.names())}; presets: "
                          f"{', '.join(SEQUENCES.names())}; or task names joined by commas (O-LoRA names such as "
@@ -180,8 +183,11 @@ def _instructions(root: Path) -> dict[str, str]:
     """A user's O-LoRA instruction_config.json (first zero-shot instruction per type), if one is beside the data."""
     for p in (root / "instruction_config.json", root.parent / "configs" / "instruction_config.json"):
         if p.exists():
-            data = json.loads(p.read_text(encoding="utf-8"))
-            return {k: next((v["instruction"] for v in vs if v.get("instruction_type") == "zero-shot"), None)
+            try:
+                data = json.loads(p.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p}: not valid JSON ({e.msg}, line {e.lineno})") from None
+            return {k: next((v.get("instruction") for v in vs if v.get("instruction_type") == "zero-shot"), None)
                     for k, vs in data.items() if isinstance(vs, list)}
     return {}
 

@@ -26,6 +26,7 @@ _METRICS = {  # column -> (label in tables, digits)
     "continual.ap": ("AP", 3),
     "continual.forgetting": ("forgetting", 3),
     "continual.f1": ("F1", 3),
+    "continual.f1_mmlu": ("F1 (MMLU)", 3),   # computed by stage_rows when the stages measured MMLU
     "last_task_acc": ("last-task acc", 3),
     "benchmarks.mmlu.overall": ("MMLU", 3),
 }
@@ -86,8 +87,6 @@ def continual_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.Data
         return None
     final = _final(rows)
     cols = [c for c in _METRICS if c in final and final[c].notna().any()]
-    if "continual.f1_mmlu" in final and final["continual.f1_mmlu"].notna().any():
-        cols.append("continual.f1_mmlu")
     raw_rows, shown_rows = [], []
     base, base_nb = _base_loss(rows), _base_loss(rows, "continual.general_loss_nobos_base")
     if base is not None:
@@ -104,7 +103,7 @@ def continual_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.Data
         for c in cols:
             m, s = g[c].mean(), g[c].std(ddof=1)
             rec[f"{c}.mean"], rec[f"{c}.std"] = m, s
-            label, digits = _METRICS.get(c, ("F1 (MMLU)", 3))
+            label, digits = _METRICS[c]
             show[label] = f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if len(g) > 1 and np.isfinite(s) else "")
         raw_rows.append(rec)
         shown_rows.append(show)

@@ -62,6 +62,7 @@ def test_a_sequence_expands_into_chained_stage_cells():
     ({"tasks": "olora-lon"}, "did you mean 'olora-long'"),
     ({"init": "@bsae"}, "continual.init '@bsae' is not a cell group"),
     ({"replay_per_batch": 4}, "replay_per_batch"),
+    ({"max_target_len": 0}, r"continual.max_target_len: must be >= 1 \(got 0\)"),
 ])
 def test_bad_sequences_name_the_key(patch, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -85,6 +85,24 @@ def test_replay_mixing_once_per_epoch_or_k_per_batch():
         Plan(20, 12, 8, 8, 1, (0,))
 
 
+def test_replay_samples_of_a_corpus_stay_out_of_its_heldout_blocks(tmp_path):
+    """The corpus's held-out blocks are the end of its token stream: replaying the first N documents must not
+    train on them (the general held-out loss would be measured on replayed text)."""
+    from suite.config import DataConfig
+
+    f = tmp_path / "docs.jsonl"
+    f.write_text("".join(json.dumps({"text": f"document {i} says the quick brown fox jumps over the lazy dog"}) + "\n"
+                         for i in range(40)))
+    cfg = DataConfig(kind="corpus", path=str(f), seq_len=16, heldout_fraction=0.25)
+    src = make_source("corpus", seq_len=16, path=str(f), heldout_fraction=0.25, tokenizer_vocab_size=300)
+    ok = replay_samples(src, cfg, 10, 12)
+    assert len(ok) == 10
+    assert list(ok[0]) == src.tokenizer(json.loads(f.read_text().splitlines()[0])["text"],
+                                        add_special_tokens=False)["input_ids"][:12]
+    with pytest.raises(ValueError, match="held-out blocks"):
+        replay_samples(src, cfg, 40, 12)
+
+
 def test_synthetic_tasks_are_deterministic_and_labelled_by_their_keywords():
     t = load_task("syn-3", language="synthetic-small")
     assert t == load_task("syn-3", language="synthetic-small")
@@ -134,3 +152,12 @@ def test_sequence_presets_and_names():
     assert sequence_tasks("syn-2, syn-1") == ("syn-2", "syn-1")
     with pytest.raises(ValueError, match="did you mean 'olora-long'"):
         sequence_tasks("olora-lon")
+    with pytest.raises(ValueError, match=r"'syn-9' .*syn-1 \.\. syn-8"):  # not taken for an O-LoRA task
+        sequence_tasks("syn-1,syn-9")
+
+
+def test_a_broken_instruction_config_is_named(tmp_path):
+    _olora_fixture(tmp_path)
+    (tmp_path / "instruction_config.json").write_text('{"SC": [')
+    with pytest.raises(ValueError, match="instruction_config.json: not valid JSON"):
+        load_task("yelp", data_dir=str(tmp_path))

@@ -149,3 +149,16 @@ def test_continual_methods_refuse_to_run_outside_a_stage_and_bad_params():
     with pytest.raises(ValueError, match="label_fit"):
         make_method("replay-l2", {"weight": "dy", "label_fit": False})
     assert math.isclose(make_method("gere").params.weight, 100.0)
+
+
+def test_zero_violations_leave_only_the_ce_even_with_the_dynamic_weight():
+    """No violation: TM = 0 / (0 + 1e-8) = 0, and 'dy' (w = CE / 1e-8) adds neither loss nor gradient."""
+    _, W, labels, b = _batch()
+    h = b.h0.clone().requires_grad_(True)          # every replay row exactly at the base states
+    total, parts = make_method("gere", {"weight": "dy"}).loss(h, W, labels, batch=b)
+    ce = _ce_per_example(h, W, labels).sum()
+    assert parts["tm"] == 0.0 and torch.isfinite(total)
+    torch.testing.assert_close(total, ce, rtol=1e-5, atol=1e-5)
+    for a, e in zip(torch.autograd.grad(total, (h, W)), torch.autograd.grad(ce, (h, W))):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)

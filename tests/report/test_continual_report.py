@@ -52,3 +52,23 @@ def test_sequence_metrics_ap_forgetting_and_harmonic_mean():
     assert m["general_retention"] == pytest.approx(np.exp(-0.5))
     assert m["f1"] == pytest.approx(2 * 0.7 * np.exp(-0.5) / (0.7 + np.exp(-0.5)))
     assert m["f1_mmlu"] == pytest.approx(2 * 0.6 * 0.7 / 1.3)
+
+
+def test_missing_mmlu_or_accuracy_gives_no_f1_rather_than_zero():
+    """A stage without MMLU (NaN in the results table) or without test rows (AP NaN) has no F1, not F1 = 0."""
+    from suite.continual import harmonic_mean
+
+    assert harmonic_mean(float("nan"), 0.5) is None and harmonic_mean(0.5, None) is None
+    assert harmonic_mean(0.0, 0.5) == 0.0
+    hist = [{"stage": 0, "accuracy": {}, "general_loss": 2.0},
+            {"stage": 1, "accuracy": {"a": float("nan")}, "general_loss": 2.0}]
+    assert sequence_metrics(hist, mmlu=0.6)["f1"] is None and sequence_metrics(hist, mmlu=0.6)["f1_mmlu"] is None
+    df = _rows()
+    df["benchmarks.mmlu.overall"] = np.nan          # e.g. only the base model ran MMLU
+    shown, raw, _ = continual_table(df, {})
+    assert "F1 (MMLU)" not in shown and "continual.f1_mmlu.mean" not in raw
+    df.loc[(df["method"] == "gere") & (df["continual.stage"] == 2), "benchmarks.mmlu.overall"] = 0.6
+    shown, raw, _ = continual_table(df, {})
+    f1 = raw.set_index("variant")["continual.f1_mmlu.mean"]
+    assert f1["gere w=100"] == pytest.approx(np.mean([2 * 0.6 * a / (0.6 + a) for a in (0.5, 0.6)]))
+    assert np.isnan(f1["seq-ft"]) and np.isnan(f1["replay"])

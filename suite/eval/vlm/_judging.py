@@ -69,6 +69,12 @@ def ask_rounds(judge: Any, prompts: Mapping[Any, str], temperatures: Sequence[fl
         if not todo:
             break
         answers = ask_many(judge, [prompts[k] for k in todo], temperature=temperature, max_tokens=max_tokens)
+        failed = [a for a in answers if isinstance(a, JudgeError)]
+        if i_try == 0 and len(failed) == len(answers) >= 2:
+            # a judge that answers nothing (server gone after its working() check was cached): an error, not
+            # a table of zeros / random picks labelled with the judge's name
+            raise JudgeError(f"judge {getattr(judge, 'name', judge)!r}: all {len(answers)} requests failed; "
+                             f"first error: {failed[0]}")
         todo = [k for k, answer in zip(todo, answers) if not accept(k, i_try, answer)]
     return todo
 

@@ -317,3 +317,18 @@ def test_string_ids_and_missing_dataset_columns(tmp_path):
     with pytest.raises(ValueError, match=r"AI2D_TEST.tsv \(merged with predictions DataFrame\): missing column\(s\) "
                                          r"'answer'; expected index, question, answer, prediction"):
         score("ai2d", pd.DataFrame({"index": [10], "prediction": ["A"]}), data_root=tmp_path)
+
+
+def test_a_judge_that_dies_after_its_check_is_an_error_not_zeros(tmp_path, scripted_judge):
+    # working() answers (and is cached), then every grading request fails: no table of 0.0 scores
+    write_vlm_fixture(tmp_path, "mmvet", n=4)
+    preds = _preds(tmp_path, "mmvet", lambda r: f"pred-{r['index']}")
+
+    def reply(body):
+        if body["messages"][-1]["content"] == "Reply with OK.":
+            return "OK"
+        raise RuntimeError("server gone")
+
+    s = scripted_judge(reply)
+    with pytest.raises(JudgeError, match="all 4 requests failed"):
+        score("mmvet", preds, data_root=tmp_path, judge=s.judge(tmp_path), out_dir=tmp_path, model_name="m")
