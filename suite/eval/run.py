@@ -170,6 +170,11 @@ def main(a) -> int:
             # units as each field reports them: nats/token, lm-eval's acc fraction, VLMEvalKit-style percent
             shown = ("not scored" if value is None else f"{value:.4f} nats/token" if b == "heldout" else
                      f"acc {value:.4f}" if b == "mmlu" else f"{value:.2f} %")
+            status = r.get("status")
+            if status == "not_scored":
+                shown += " (needs an LLM judge: --judge openai:MODEL[@BASE_URL] or hf:PATH_OR_ID)"
+            if status == "prefetch_only":
+                shown += f" prefetch-only (prefetch rate {r.get('prefetch_rate', 0):.2f})"
             print(f"{b:>10}: {shown}  (judge: {r.get('judge', '-')}, n={r.get('n')})")
         print(f"-> {out / 'eval.json'}")
     return 0
