@@ -277,3 +277,39 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
         total = total + ce
         parts["student_ce"] = float(ce.detach())
     return total, parts
+
+
+# ----------------------------------------------------------------------------- baselines in the same terms
+
+def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",
+                  temperature: float = 1.0, skew_alpha: float = 0.1, max_answer_tokens: int | None = None,
+                  chunk_size: int | None = None):
+    """The paper's baselines on answer tokens, as a mean per student answer token, and its parts.
+
+    kind "sft": the student's CE on the answer. kind "kd": same-tokenizer KD from the teacher's answer logits,
+    `divergence` forward_kl (standard KD), reverse_kl (MiniLLM's token-level objective) or skew_kl (DistiLLM);
+    the teacher must share the student's tokenizer, since the distributions are compared token by token.
+    """
+    from ..data.tokenizers import same_tokenizer
+    from .kd import KD, KDParams
+
+    s = student.encode_qa(batch, max_answer_tokens)
+    z_s = answer_predictors(student.hidden(s.inputs), s.q_len, s.a_len, s.labels.shape[1])
+    n = s.a_len.sum()
+    if kind == "sft":
+        ce, _ = head_loss(z_s, student.head_weight, s.labels, lambda zs, zt, y: (cross_entropy_sum(zs, y), {}),
+                          chunk_size=chunk_size)
+        return ce / n, {"ce": float(ce.detach()) / float(n)}
+    if kind != "kd":
+        raise ValueError(f"unknown baseline {kind!r}; valid: sft, kd")
+    if teacher is None:
+        raise ValueError("the kd baseline needs a teacher")
+    if not same_tokenizer(student.tokenizer, teacher.tokenizer):
+        raise ValueError("the kd baseline compares token distributions, so teacher and student must share a "
+                         "tokenizer; for a cross-tokenizer pair use genrecal")
+    t = teacher.encode_qa(batch, max_answer_tokens)
+    with torch.no_grad():
+        z_t = answer_predictors(teacher.hidden(t.inputs), t.q_len, t.a_len, t.labels.shape[1])
+    kd = KD(KDParams(divergence=divergence, temperature=temperature, skew_alpha=skew_alpha, chunk_size=chunk_size))
+    loss, parts = kd.loss(z_s, student.head_weight, s.labels, z_t, teacher.head_weight.detach())
+    return loss / n, {k: float(v) / float(n) for k, v in parts.items()}

@@ -182,3 +182,25 @@ def test_a_step_changes_exactly_what_the_stage_trains(pair, stage):
         assert any("lm_head" in n for n in student_changed) and any("merger" in n for n in student_changed)
     for p in list(student.model.parameters()) + list(rec.parameters()):
         p.grad = None
+
+
+def test_sft_and_same_tokenizer_kd_baselines(pair):
+    from suite.data.tokenizers import train_bpe
+    from suite.methods.genrecal import baseline_loss
+    from suite.models.vlm import build_vlm
+
+    _, student, batch = pair
+    base = train_bpe([q + " " + a for _, q, a in batch] * 20, vocab_size=300)
+    s, t = build_vlm("tiny-llava", tokenizer=base, seed=0), build_vlm("tiny-llava-m", tokenizer=base, seed=1)
+    sft, parts = baseline_loss("sft", s, batch)
+    assert sft > 0 and set(parts) == {"ce"}
+    for div in ("forward_kl", "reverse_kl", "skew_kl"):
+        same, p = baseline_loss("kd", s, batch, teacher=s, divergence=div)
+        assert p["kd"] == pytest.approx(0.0, abs=1e-5)  # a teacher identical to the student: no divergence
+        other, p = baseline_loss("kd", s, batch, teacher=t, divergence=div)
+        assert p["kd"] > 1e-3
+        other.backward()
+        assert s.language_model.layers[0].mlp.up_proj.weight.grad.abs().sum() > 0
+        s.model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="share a tokenizer"):
+        baseline_loss("kd", student, batch, teacher=t)
