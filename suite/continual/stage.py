@@ -117,7 +117,7 @@ class Plan:
 
 class Stage:
     def __init__(self, cfg, method, out: Path, device, env, autocast):
-        from ..data import make_source
+        from ..data import source_from_config
         from ..models import HiddenStatesLM, build_model, count_non_embedding
         from ..train.distributed import barrier
 
@@ -136,10 +136,7 @@ class Stage:
             raise ValueError("continual.base: the base model of the sequence (its replay snapshot and thresholds); "
                              "a sweep sets it to stage 1's init")
         tok_spec = d.tokenizer or (None if d.kind == "synthetic" else self.init_path)
-        self.general = make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
-                                   tokenizer=tok_spec, text_field=d.text_field, heldout_examples=d.heldout_examples,
-                                   heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size,
-                                   cache_dir=out / "tokenizer")
+        self.general = source_from_config(d, tok_spec, out / "tokenizer")
         self.tok = tok = self.general.tokenizer
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         if tok.eos_token_id is None:

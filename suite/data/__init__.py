@@ -5,13 +5,14 @@
     ex = src.batch(range(16))                         # int64 [16, 129]; inputs ex[:, :-1], labels ex[:, 1:]
 """
 from .corpus import MissingFieldError, read_documents
-from .sources import (SOURCES, SPLITS, CorpusSource, SyntheticSource, TokenSource, make_source,
+from .sources import (SOURCES, SPLITS, CorpusSource, SyntheticSource, TokenSource, make_source, source_from_config,
                       tokenize_documents)
 from .synthetic import LANGUAGES, SyntheticLanguage
 from .tokenizers import (BOS_ID, EOS_ID, N_SPECIAL, PAD_ID, SPECIAL_TOKENS, UNK_ID, load_tokenizer,
                          same_tokenizer, train_bpe, word_level_tokenizer)
 
 __all__ = ["MissingFieldError", "read_documents", "SOURCES", "SPLITS", "CorpusSource", "SyntheticSource",
-           "TokenSource", "make_source", "tokenize_documents", "LANGUAGES", "SyntheticLanguage", "BOS_ID",
+           "TokenSource", "make_source", "source_from_config", "tokenize_documents", "LANGUAGES",
+           "SyntheticLanguage", "BOS_ID",
            "EOS_ID", "N_SPECIAL", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID", "load_tokenizer", "same_tokenizer",
            "train_bpe", "word_level_tokenizer"]

@@ -199,6 +199,15 @@ def make_source(kind: str, *, seq_len: int, seed: int = 0, language: str | None 
                    tokenizer_vocab_size=tokenizer_vocab_size, cache_dir=cache_dir)
 
 
+def source_from_config(d, tokenizer: str | None = None, cache_dir: str | os.PathLike | None = None) -> TokenSource:
+    """The source of a cell's `data:` section (a config.DataConfig); `tokenizer` is the resolved spec (the
+    caller decides what a corpus without `data.tokenizer` is tokenized with)."""
+    return make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path, tokenizer=tokenizer,
+                       text_field=d.text_field, heldout_examples=d.heldout_examples,
+                       heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size,
+                       cache_dir=cache_dir)
+
+
 @SOURCES.register("synthetic")
 def _synthetic_source(*, seq_len, seed, language, path, tokenizer, heldout_examples, **_) -> SyntheticSource:
     for name, value in (("path", path), ("tokenizer", tokenizer)):

@@ -11,12 +11,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from ..methods.base import cross_entropy_sum
+from ..methods.base import ce_objective
 from ..methods.chunked import head_loss
-
-
-def _ce(zs, zt, labels):
-    return cross_entropy_sum(zs, labels), {}
 
 
 @torch.no_grad()
@@ -37,7 +33,7 @@ def heldout_loss(model, source, batch_size: int = 32, device: str | torch.device
         ex = torch.from_numpy(source.batch(mine[start:start + batch_size].tolist(), split=split)).to(device)
         with autocast or nullcontext():
             h = model(ex[:, :-1])
-            loss, _ = head_loss(h, model.head_weight, ex[:, 1:], _ce)
+            loss, _ = head_loss(h, model.head_weight, ex[:, 1:], ce_objective)
         total[0] += float(loss)
         total[1] += ex[:, 1:].numel()
     all_reduce_sum(total, env)

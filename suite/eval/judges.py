@@ -56,6 +56,20 @@ class JudgeConfig:
     extra: dict[str, Any] = field(default_factory=dict)   # merged into every request body (hf: device, dtype, seed)
 
 
+class _LLMJudge:
+    """What every LLM judge shares; subclasses implement `chat` (cached, retried) and `map`."""
+
+    available = True
+
+    def working(self) -> bool:
+        """One short request (cached after the first success; loads a local model)."""
+        try:
+            self.chat([{"role": "user", "content": "Reply with OK."}], max_tokens=4)
+            return True
+        except JudgeError:
+            return False
+
+
 @JUDGES.register("none")
 class NoJudge:
     """No LLM: scorers fall back to their exact-matching rules and label the result accordingly."""
@@ -77,10 +91,8 @@ class NoJudge:
 
 
 @JUDGES.register("openai")
-class OpenAIJudge:
+class OpenAIJudge(_LLMJudge):
     """A chat-completions endpoint (OpenAI, or any compatible server: vLLM, LMDeploy, llama.cpp)."""
-
-    available = True
 
     def __init__(self, config: JudgeConfig):
         if not config.model:
@@ -161,13 +173,6 @@ class OpenAIJudge:
         with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
             return list(pool.map(lambda m: self.chat(m, temperature, max_tokens), batch))
 
-    def working(self) -> bool:
-        """One cheap request (cached after the first success)."""
-        try:
-            self.chat([{"role": "user", "content": "Reply with OK."}], max_tokens=4)
-            return True
-        except JudgeError:
-            return False
 
 
 def _cache_file(cache_dir: Path, body: Mapping[str, Any]) -> Path:
@@ -177,7 +182,7 @@ def _cache_file(cache_dir: Path, body: Mapping[str, Any]) -> Path:
 
 
 @JUDGES.register("hf")
-class HFJudge:
+class HFJudge(_LLMJudge):
     """A local Hugging Face chat model (a path or a hub id) as the judge; no server needed.
 
     The prompt goes through the tokenizer's chat template when it has one, else a plain "role: content" join
@@ -187,7 +192,6 @@ class HFJudge:
     `extra` may set `device` ("cpu", "cuda", ...; default cuda when available) and `dtype` ("bfloat16", ...).
     """
 
-    available = True
     sequential = True  # one model copy: requests run one after another
 
     def __init__(self, config: JudgeConfig):
@@ -281,13 +285,6 @@ class HFJudge:
         """One request after another (a single model copy); results in input order."""
         return [self.chat(m, temperature, max_tokens) for m in batch]
 
-    def working(self) -> bool:
-        """Loads the model and answers one short request (cached after the first success)."""
-        try:
-            self.chat([{"role": "user", "content": "Reply with OK."}], max_tokens=4)
-            return True
-        except JudgeError:
-            return False
 
 
 def make_judge(spec: str | Mapping[str, Any] | JudgeConfig | None):

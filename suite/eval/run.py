@@ -122,7 +122,7 @@ def _heldout(model, source, batch_size: int, device: str | None) -> float:
 def source_for_run(model_dir: str | os.PathLike):
     """The token source of the cell that trained `model_dir` (runs/<sweep>/<cell>/model), or None."""
     from ..config import config_from_dict
-    from ..data import make_source
+    from ..data import source_from_config
 
     run = Path(model_dir).parent
     found = [p for p in (run / "cell.json", run / "result.json") if p.exists()]  # sweep cell / `suite train`
@@ -131,9 +131,7 @@ def source_for_run(model_dir: str | os.PathLike):
     cfg = config_from_dict(json.loads(found[0].read_text())["config"], source=str(found[0]))
     d = cfg.data
     tokenizer = str(Path(model_dir)) if d.kind != "synthetic" else None
-    return make_source(d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path,
-                       tokenizer=tokenizer, text_field=d.text_field, heldout_examples=d.heldout_examples,
-                       heldout_fraction=d.heldout_fraction, tokenizer_vocab_size=d.tokenizer_vocab_size)
+    return source_from_config(d, tokenizer)
 
 
 def load_for_eval(spec: str, dtype: str | None = None):

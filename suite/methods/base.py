@@ -53,6 +53,11 @@ def cross_entropy_sum(zs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(zs, labels, reduction="sum")
 
 
+def ce_objective(zs: torch.Tensor, zt: torch.Tensor | None, labels: torch.Tensor):
+    """Plain next-token CE as a chunk objective (held-out loss, SFT terms)."""
+    return cross_entropy_sum(zs, labels), {}
+
+
 def z_loss_sum(zs: torch.Tensor) -> torch.Tensor:
     """Σ (log Z)², PaLM's z-loss (Busbridge et al. use weight 1e-4)."""
     return torch.logsumexp(zs, dim=-1).pow(2).sum()

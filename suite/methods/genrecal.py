@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import cross_entropy_sum
+from .base import ce_objective, cross_entropy_sum
 from .chunked import IGNORE_INDEX, head_loss
 
 
@@ -113,15 +113,24 @@ class Recalibrator(nn.Module):
         return out
 
 
+def _spans(hidden: torch.Tensor, starts, lengths, width: int | None = None):
+    """Row b's positions starts[b] .. starts[b]+lengths[b]-1, left-aligned into [B, width, H] (zeros after),
+    and the mask of the filled slots."""
+    B = hidden.shape[0]
+    width = int(max(lengths)) if width is None else width
+    out = hidden.new_zeros(B, width, hidden.shape[-1])
+    mask = torch.zeros(B, width, dtype=torch.long, device=hidden.device)
+    for b in range(B):
+        start, n = int(starts[b]), int(lengths[b])
+        out[b, :n] = hidden[b, start:start + n]
+        mask[b, :n] = 1
+    return out, mask
+
+
 def answer_predictors(hidden: torch.Tensor, q_len: torch.Tensor, a_len: torch.Tensor, width: int) -> torch.Tensor:
     """For right-padded [question ; answer] rows: the hidden state that predicts answer token j, i.e. position
     q_len-1+j, as [B, width, H] (zeros past each row's answer)."""
-    B = hidden.shape[0]
-    out = hidden.new_zeros(B, width, hidden.shape[-1])
-    for b in range(B):
-        lq, la = int(q_len[b]), int(a_len[b])
-        out[b, :la] = hidden[b, lq - 1:lq - 1 + la]
-    return out
+    return _spans(hidden, q_len - 1, a_len, width)[0]
 
 
 def _ce_kl(terms: Sequence[str]):
@@ -185,25 +194,19 @@ class GenRecalParams:
 
 def _question_features(hidden, q_len):
     """[B, Lq_max, H] right-padded question features and their mask, from right-padded [q ; a] rows."""
-    B, Lq = hidden.shape[0], int(q_len.max())
-    out = hidden.new_zeros(B, Lq, hidden.shape[-1])
-    mask = torch.zeros(B, Lq, dtype=torch.long, device=hidden.device)
-    for b in range(B):
-        out[b, :int(q_len[b])] = hidden[b, :int(q_len[b])]
-        mask[b, :int(q_len[b])] = 1
-    return out, mask
+    return _spans(hidden, [0] * hidden.shape[0], q_len)
 
 
 def _answer_features(hidden, q_len, a_len):
     """The answer tokens' own features [B, La_max, H] (positions q_len .. q_len+a_len-1) and their mask."""
-    B, La = hidden.shape[0], int(a_len.max())
-    out = hidden.new_zeros(B, La, hidden.shape[-1])
-    mask = torch.zeros(B, La, dtype=torch.long, device=hidden.device)
-    for b in range(B):
-        lq, la = int(q_len[b]), int(a_len[b])
-        out[b, :la] = hidden[b, lq:lq + la]
-        mask[b, :la] = 1
-    return out, mask
+    return _spans(hidden, q_len, a_len)
+
+
+def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
+    """The student's CE on its answer tokens from its hidden states, a mean per token (SFT; stages 2 and 3)."""
+    z = answer_predictors(hidden, s.q_len, s.a_len, s.labels.shape[1])
+    ce, _ = head_loss(z, student.head_weight, s.labels, ce_objective, chunk_size=chunk_size)
+    return ce / s.a_len.sum()
 
 
 def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams) -> list[torch.nn.Parameter]:
@@ -238,14 +241,8 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
     parts: dict[str, float] = {}
     total = torch.zeros((), device=s.labels.device)
 
-    def student_ce(hidden):
-        z = answer_predictors(hidden, s.q_len, s.a_len, s.labels.shape[1])
-        ce, _ = head_loss(z, student.head_weight, s.labels, lambda zs, zt, y: (cross_entropy_sum(zs, y), {}),
-                          chunk_size=params.chunk_size)
-        return ce / s.a_len.sum()
-
     if params.stage == 3:
-        ce = student_ce(student.hidden(s.inputs))
+        ce = _student_ce(student, s, student.hidden(s.inputs), params.chunk_size)
         parts["student_ce"] = float(ce.detach())
         return ce, parts
     if teacher is None or recalibrator is None:
@@ -273,7 +270,7 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
         total = total + reg / n_t
         parts.update({f"reg_{k}": float(v) / float(n_t) for k, v in p.items()})
     if params.stage == 2:
-        ce = student_ce(hs)
+        ce = _student_ce(student, s, hs, params.chunk_size)
         total = total + ce
         parts["student_ce"] = float(ce.detach())
     return total, parts
@@ -293,15 +290,15 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     from ..data.tokenizers import same_tokenizer
     from .kd import KD, KDParams
 
-    s = student.encode_qa(batch, max_answer_tokens)
-    z_s = answer_predictors(student.hidden(s.inputs), s.q_len, s.a_len, s.labels.shape[1])
-    n = s.a_len.sum()
-    if kind == "sft":
-        ce, _ = head_loss(z_s, student.head_weight, s.labels, lambda zs, zt, y: (cross_entropy_sum(zs, y), {}),
-                          chunk_size=chunk_size)
-        return ce / n, {"ce": float(ce.detach()) / float(n)}
-    if kind != "kd":
+    if kind not in ("sft", "kd"):
         raise ValueError(f"unknown baseline {kind!r}; valid: sft, kd")
+    s = student.encode_qa(batch, max_answer_tokens)
+    hs = student.hidden(s.inputs)
+    if kind == "sft":
+        ce = _student_ce(student, s, hs, chunk_size)
+        return ce, {"ce": float(ce.detach())}
+    z_s = answer_predictors(hs, s.q_len, s.a_len, s.labels.shape[1])
+    n = s.a_len.sum()
     if teacher is None:
         raise ValueError("the kd baseline needs a teacher")
     if not same_tokenizer(student.tokenizer, teacher.tokenizer):

@@ -176,9 +176,13 @@ class VLM:
         images = [im.convert("RGB") for ims, _ in batch for im in ims]
         self.tokenizer.padding_side = "left"  # generation appends on the right: pads must not sit between
         enc = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
-        dtype = next(self.model.parameters()).dtype
-        return {k: (v.to(self.device, dtype) if torch.is_floating_point(v) else v.to(self.device))
-                for k, v in enc.items()}
+        return {k: self._to_model(v) for k, v in enc.items()}
+
+    def _to_model(self, v: torch.Tensor) -> torch.Tensor:
+        """On the model's device; floating inputs (pixels) in the model's dtype."""
+        if torch.is_floating_point(v):
+            return v.to(self.device, next(self.model.parameters()).dtype)
+        return v.to(self.device)
 
     def encode_qa(self, batch: Sequence[tuple[Sequence[Any], str, str]], max_answer_tokens: int | None = None) -> QABatch:
         """Training inputs for (images, question, answer) triples: [chat question ; answer + eos], right-padded.
@@ -215,7 +219,6 @@ class VLM:
             ids[b, :len(q) + len(a)] = torch.cat([q, a])
             mask[b, :len(q) + len(a)] = 1
             labels[b, :len(a)] = a
-        dtype = next(self.model.parameters()).dtype
         inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
         for k, vs in per_token.items():
             t = torch.zeros(len(rows), L, dtype=vs[0].dtype)
@@ -224,7 +227,7 @@ class VLM:
             inputs[k] = t.to(self.device)
         for k, vs in extra.items():  # LLaVA: [n, 3, H, W] per image; Qwen2-VL: flattened patches + grid rows
             v = torch.cat(vs)
-            inputs[k] = v.to(self.device, dtype) if torch.is_floating_point(v) else v.to(self.device)
+            inputs[k] = self._to_model(v)
         return QABatch(inputs, q_len.to(self.device), a_len.to(self.device), labels.to(self.device))
 
     def hidden(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

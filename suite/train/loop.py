@@ -113,7 +113,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     `teacher_path` loads the teacher from there while `cfg.teacher` (e.g. a sweep's `cell:<id>`
     reference) keeps the cell's identity.
     """
-    from ..data import make_source
+    from ..data import source_from_config
     from tqdm.auto import tqdm
 
     t_start = time.time()
@@ -143,10 +143,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         # text data: a pretrained student (or a teacher, for KD) brings its tokenizer; tiny models get a BPE
         tokenizer_spec = ((teacher_path or cfg.teacher) if method.needs_teacher else
                           None if is_tiny(cfg.student) else cfg.student)
-    source = stage.general if stage is not None else make_source(
-        d.kind, seq_len=d.seq_len, seed=d.seed, language=d.language, path=d.path, tokenizer=tokenizer_spec,
-        text_field=d.text_field, heldout_examples=d.heldout_examples, heldout_fraction=d.heldout_fraction,
-        tokenizer_vocab_size=d.tokenizer_vocab_size, cache_dir=out / "tokenizer")
+    source = stage.general if stage is not None else source_from_config(d, tokenizer_spec, out / "tokenizer")
     tok = source.tokenizer
 
     lm = stage.model if stage is not None else build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)

@@ -152,7 +152,7 @@ def score_ai2d(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, ju
     df["hit"] = [int(o == g) for o, g in zip(opts, gt)]
     df["log"] = [f"Match Log: {m}. " for m in logs]
     acc = report_acc(df)
-    name = judge.name if available(judge) else "exact_matching"
+    name = judge.name  # NoJudge is named "exact_matching"
     tag = judge_tag or name
     files = {}
     if prefix is not None:

@@ -149,24 +149,24 @@ def _options(rng: random.Random, truth: Any, pool: list) -> tuple[dict[str, Any]
     return dict(zip("ABCD", opts)), "ABCD"[opts.index(truth)]
 
 
-def _ai2d_shape_of_color(rng, scene):
-    colors = _unique([o["color"] for o in scene["objects"]])
-    if not colors:
-        raise _Retry
-    color = rng.choice(colors)
-    ob = next(o for o in scene["objects"] if o["color"] == color)
-    opts, ans = _options(rng, ob["shape"], list(SHAPES))
-    return {"question": f"What shape is {color}?", **opts, "answer": ans, "category": "shapeOfColor"}
+def _ai2d_attribute(by: str, ask: str, pool, question: str, category: str):
+    """A question generator: pick an object by its `by` attribute, ask its `ask` attribute among `pool`."""
+
+    def make(rng, scene):
+        keys = _unique([o[by] for o in scene["objects"]])
+        if not keys:
+            raise _Retry
+        key = rng.choice(keys)
+        ob = next(o for o in scene["objects"] if o[by] == key)
+        opts, ans = _options(rng, ob[ask], list(pool))
+        return {"question": question.format(key), **opts, "answer": ans, "category": category}
+
+    return make
 
 
-def _ai2d_color_of_shape(rng, scene):
-    shapes = _unique([o["shape"] for o in scene["objects"]])
-    if not shapes:
-        raise _Retry
-    shape = rng.choice(shapes)
-    ob = next(o for o in scene["objects"] if o["shape"] == shape)
-    opts, ans = _options(rng, ob["color"], list(COLORS))
-    return {"question": f"What color is the {shape}?", **opts, "answer": ans, "category": "colorOfShape"}
+_ai2d_shape_of_color = _ai2d_attribute("color", "shape", SHAPES, "What shape is {}?", "shapeOfColor")
+_ai2d_color_of_shape = _ai2d_attribute("shape", "color", COLORS, "What color is the {}?", "colorOfShape")
+_ai2d_position = _ai2d_attribute("shape", "position", POSITIONS, "Where is the {}?", "shapePosition")
 
 
 def _ai2d_count(rng, scene):
@@ -174,16 +174,6 @@ def _ai2d_count(rng, scene):
     count = sum(o["shape"] == shape for o in scene["objects"])
     opts, ans = _options(rng, str(count), [str(i) for i in range(5)])
     return {"question": f"How many {shape}s are there?", **opts, "answer": ans, "category": "countShapes"}
-
-
-def _ai2d_position(rng, scene):
-    shapes = _unique([o["shape"] for o in scene["objects"]])
-    if not shapes:
-        raise _Retry
-    shape = rng.choice(shapes)
-    ob = next(o for o in scene["objects"] if o["shape"] == shape)
-    opts, ans = _options(rng, ob["position"], list(POSITIONS))
-    return {"question": f"Where is the {shape}?", **opts, "answer": ans, "category": "shapePosition"}
 
 
 def _mmvet_color(rng, scene):

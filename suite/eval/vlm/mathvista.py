@@ -221,14 +221,18 @@ def score_mathvista(data: pd.DataFrame, judge: Any, *, prefix: Path | None = Non
     res, logs, pre = extract(df, judge)
     df["res"], df["log"] = res, logs
     hits = [bool(post_check(df.iloc[i], res[i], prefetch=False)) for i in range(len(df))]
-    table = acc_table(df, hits, pre)
-    name = judge.name if available(judge) else "exact_matching"
+    return _finish(df, acc_table(df, hits, pre), judge, prefix, judge_tag)
+
+
+def _finish(df: pd.DataFrame, table: pd.DataFrame, judge: Any, prefix: Path | None, judge_tag: str | None,
+            suffix: str = "") -> dict[str, Any]:
+    """Write `{prefix}_{judge}{suffix}.xlsx` and `..._score.csv` (when prefix is given); the summary."""
     files = {}
     if prefix is not None:
-        stem = f"{prefix}_{judge_tag or name}"
+        stem = f"{prefix}_{judge_tag or judge.name}{suffix}"
         files["result"] = str(write_table(df, Path(f"{stem}.xlsx")))
         files["score"] = str(write_table(table, Path(f"{stem}_score.csv")))
-    return _summary(table, name, len(df), not available(judge), files)
+    return _summary(table, judge.name, len(df), not available(judge), files)
 
 
 # ----------------------------------------------------------------------------- official normalization
@@ -331,14 +335,7 @@ def score_mathvista_official(data: pd.DataFrame, judge: Any, *, prefix: Path | N
         normalized.append(norm)
         hits.append(norm == _answer_str(row["answer"]))
     df["res"], df["log"], df["normalized"], df["hit"] = extraction, log_col, normalized, [int(h) for h in hits]
-    table = acc_table(df, hits, prefetched)
-    name = judge.name if available(judge) else "exact_matching"
-    files = {}
-    if prefix is not None:
-        stem = f"{prefix}_{judge_tag or name}_official"
-        files["result"] = str(write_table(df, Path(f"{stem}.xlsx")))
-        files["score"] = str(write_table(table, Path(f"{stem}_score.csv")))
-    return _summary(table, name, len(df), not available(judge), files)
+    return _finish(df, acc_table(df, hits, prefetched), judge, prefix, judge_tag, suffix="_official")
 
 
 __all__ = ["score_mathvista", "score_mathvista_official", "post_check", "normalize_extracted_answer",

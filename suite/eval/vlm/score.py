@@ -115,7 +115,7 @@ def score(benchmark: str, predictions: str | os.PathLike | pd.DataFrame, *, data
     model = model_name or _model_from_file(source, bench.dataset)
     folder = Path(out_dir) if out_dir is not None else (source.parent if source is not None else None)
     prefix = folder / f"{model}_{bench.dataset}" if folder is not None else None
-    tag = file_tag(j.name) if available(j) else "exact_matching"
+    tag = file_tag(j.name)  # NoJudge: "exact_matching"
     result = fn(data, j, prefix=prefix, judge_tag=tag, seed=seed)
     out = {"benchmark": bench.name, "dataset": bench.dataset, "judge": result.pop("judge"),
            "scorer": scorer or bench.default_scorer, "overall": result.pop("overall"),
