@@ -4,7 +4,7 @@
     cfg.cell_id       # content hash of everything that changes the result (not the name)
 
 Unknown keys and wrong types fail with the file, the dotted key and the valid choices:
-    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: continual, data, eval, method, name, optim, student, teacher, train
+    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: continual, data, eval, method, name, optim, student, teacher, train, vlm
 """
 from __future__ import annotations
 
@@ -116,6 +116,23 @@ class ContinualConfig:
 
 
 @dataclass(frozen=True)
+class VLMConfig:
+    """A vision-language cell (GenRecal and its SFT / KD baselines; suite/genrecal/): the student is a VLM trained
+    on visual-instruction items, whole epochs. A grid expands a genrecal cell with `stages` into one cell per stage."""
+    train_items: int = 2000            # synthetic visual-instruction items (suite/data/visual.py; data.seed draws them)
+    heldout_items: int = 64            # items held out for the loop's eval loss (the student's answer CE, nats/token)
+    kinds: tuple[str, ...] = ("ai2d", "mathvista")   # synthetic item kinds: AI2D-style MCQ, MathVista-style values
+    style: str = "default"             # prompt style of the items: default | internvl | qwen2vl (as eval.prompt_style)
+    image_size: int = 64               # rendered side of the synthetic images
+    path: str | None = None            # instead of synthetic items: LLaVA-format JSON/JSONL (image, conversations)
+    image_root: str | None = None      # where `path`'s relative image paths live (default: beside the file)
+    epochs: float = 1.0                # passes over the training items
+    init: str | None = None            # student weights the cell starts from (path / HF id / cell:<id>); None: student
+    recalibrator: str | None = None    # the Recalibrator a GenRecal stage starts from (a cell dir or cell:<id>)
+    stages: tuple[int, ...] = ()       # genrecal in a grid: one chained cell per stage, e.g. [1, 2, 3] (or [2, 3])
+
+
+@dataclass(frozen=True)
 class MethodConfig:
     name: str = "supervised"
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -132,6 +149,7 @@ class CellConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
+    vlm: VLMConfig = field(default_factory=VLMConfig)
 
     @property
     def cell_id(self) -> str:
@@ -145,7 +163,7 @@ class CellConfig:
 
 # Sections added after cells were first hashed: left out of the hash while at their defaults, so adding a
 # section never renames existing cells (and resubmitting an old grid still resumes it).
-_OPTIONAL_SECTIONS = {"eval": EvalConfig, "continual": ContinualConfig}
+_OPTIONAL_SECTIONS = {"eval": EvalConfig, "continual": ContinualConfig, "vlm": VLMConfig}
 
 
 def cell_id(cfg: CellConfig) -> str:
@@ -317,6 +335,10 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellCon
         from .continual import check_config
 
         check_config(cfg, source)
+    if cfg.vlm != VLMConfig() or getattr(_method_class(method.name), "vlm_only", False):
+        from .genrecal import check_config as check_vlm
+
+        check_vlm(cfg, source)
     return cfg
 
 

@@ -1,9 +1,10 @@
-"""Training objectives by name: `supervised`, `kd`, the continual-learning `gere` family (and later `genrecal`).
+"""Training objectives by name: `supervised`, `kd`, the continual-learning `gere` family,
+and `genrecal` (vision-language students; suite/genrecal/).
 
     method = make_method("kd", {"divergence": "jsd", "jsd_beta": 0.5, "temperature": 2.0})
     loss_sum, parts = method.loss(h_s, W_s, labels, h_t=h_t, W_t=W_t)
 """
-from . import gere, kd, supervised  # noqa: F401  (registration)
+from . import genrecal, gere, kd, supervised  # noqa: F401  (registration)
 from .base import METHODS, Method
 from .chunked import IGNORE_INDEX, auto_chunk_size, head_loss, naive_head_loss
 from .divergences import DIVERGENCES, teacher_log_probs

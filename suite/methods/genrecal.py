@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import ce_objective, cross_entropy_sum
+from .base import METHODS, Method, ce_objective, cross_entropy_sum
 from .chunked import IGNORE_INDEX, head_loss
 
 
@@ -29,15 +29,15 @@ from .chunked import IGNORE_INDEX, head_loss
 class RecalibratorConfig:
     depth: int = 2                     # decoder blocks (paper Tab. 6b: 1 -> 74.9, 2 -> 76.4, 20 -> 76.7 avg)
     new_positions: bool = True         # fresh 0..L-1 RoPE ids over [student q ; teacher a] (Tab. 6c: +6.5 avg)
-    output_norm: str = "layernorm"     # layernorm (paper) | none (identity constructions in tests)
+    output_norm: str = "layernorm"     # after Proj-post (A.9.2): layernorm (paper's words) | rmsnorm | none (tests)
     bias: bool = False                 # Proj-pre / Proj-post bias (not stated in the paper)
     init: str = "random"               # random | student: copy the student's first `depth` decoder blocks
 
     def __post_init__(self):
         if self.depth < 1:
             raise ValueError(f"recalibrator depth must be >= 1, got {self.depth}")
-        if self.output_norm not in ("layernorm", "none"):
-            raise ValueError(f"recalibrator output_norm must be layernorm or none, got {self.output_norm!r}")
+        if self.output_norm not in ("layernorm", "rmsnorm", "none"):
+            raise ValueError(f"recalibrator output_norm must be layernorm, rmsnorm or none, got {self.output_norm!r}")
         if self.init not in ("random", "student"):
             raise ValueError(f"recalibrator init must be random or student, got {self.init!r}")
 
@@ -71,7 +71,8 @@ class Recalibrator(nn.Module):
         self.body = body
         self.proj_pre = nn.Linear(self.d_teacher, d_s, bias=cfg.bias)
         self.proj_post = nn.Linear(d_s, self.d_teacher, bias=cfg.bias)
-        self.norm = nn.LayerNorm(self.d_teacher) if cfg.output_norm == "layernorm" else nn.Identity()
+        self.norm = {"layernorm": lambda: nn.LayerNorm(self.d_teacher), "rmsnorm": lambda: nn.RMSNorm(self.d_teacher),
+                     "none": nn.Identity}[cfg.output_norm]()
 
     def forward(self, zq: torch.Tensor, q_mask: torch.Tensor, za: torch.Tensor, a_mask: torch.Tensor,
                 q_positions: torch.Tensor | None = None, a_positions: torch.Tensor | None = None,
@@ -133,8 +134,10 @@ def answer_predictors(hidden: torch.Tensor, q_len: torch.Tensor, a_len: torch.Te
     return _spans(hidden, q_len - 1, a_len, width)[0]
 
 
-def _ce_kl(terms: Sequence[str]):
-    """Per-chunk objective: CE against the teacher's answer ids and/or forward KL(P_teacher || P_recal), T = 1."""
+def _ce_kl(terms: Sequence[str], temperature: float = 1.0):
+    """Per-chunk objective: CE against the teacher's answer ids and/or forward KL(P_teacher || P_recal) at
+    temperature T on both sides, times T² (T = 1: the paper's plain KL)."""
+    T = float(temperature)
 
     def objective(zs, zt, labels):
         total = zs.new_zeros(())
@@ -143,8 +146,8 @@ def _ce_kl(terms: Sequence[str]):
             ce = cross_entropy_sum(zs, labels)
             total, parts["ce"] = total + ce, ce.detach()
         if "kl" in terms:
-            lt = F.log_softmax(zt, dim=-1)
-            kl = (lt.exp() * (lt - F.log_softmax(zs, dim=-1))).sum()
+            lt = F.log_softmax(zt / T, dim=-1)
+            kl = (lt.exp() * (lt - F.log_softmax(zs / T, dim=-1))).sum() * (T * T)
             total, parts["kl"] = total + kl, kl.detach()
         return total, parts
 
@@ -152,7 +155,7 @@ def _ce_kl(terms: Sequence[str]):
 
 
 def genrecal_loss(r: torch.Tensor, z_teacher: torch.Tensor, W_t: torch.Tensor, labels: torch.Tensor,
-                  terms: Sequence[str] = ("ce", "kl"), chunk_size: int | None = None):
+                  terms: Sequence[str] = ("ce", "kl"), chunk_size: int | None = None, temperature: float = 1.0):
     """Σ over answer tokens of CE(head_t(r), gt_t) + KL(head_t(z_t) ‖ head_t(r)), chunked over tokens.
 
     r, z_teacher: [B, La, d_t] answer-predicting features (Recalibrator's, teacher's own); labels [B, La] with
@@ -163,7 +166,7 @@ def genrecal_loss(r: torch.Tensor, z_teacher: torch.Tensor, W_t: torch.Tensor, l
         mse = (r[keep] - z_teacher[keep].detach()).pow(2).sum(-1).sum()
         return mse, {"mse": float(mse.detach())}
     W_t = W_t.detach()  # the teacher's head is frozen in every stage, whatever requires_grad says
-    return head_loss(r, W_t, labels, _ce_kl(terms), h_t=z_teacher, W_t=W_t, chunk_size=chunk_size)
+    return head_loss(r, W_t, labels, _ce_kl(terms, temperature), h_t=z_teacher, W_t=W_t, chunk_size=chunk_size)
 
 
 # ----------------------------------------------------------------------------- the three stages
@@ -178,11 +181,25 @@ class GenRecalParams:
     reg_in_stage2: bool = True         # §3.3 "keep the stage-1 losses"; Alg. 3 omits L_reg (open point: kept)
     train_projector: bool = False      # stage 2/3 also train the student's vision projector (open point: no)
     train_head: bool = False           # stage 2 also trains the student's LM head (open point: no; stage 3 does)
+    kl_temperature: float = 1.0        # T of the KL terms, × T² (A.9.4: not given; 1)
+    reduction: str = "token"           # token: each term a mean over its answer tokens | sample: a sum over a
+                                       # sample's tokens, mean over samples (A.9.4: not given)
+    stage3_fraction: float = 1.0       # stage 3 trains on a fixed seeded subset (A.9.9: the paper's 6M of 9M ≈ 0.67)
+    features: str = "final_norm"       # z fed to the Recalibrator: final_norm (HF last_hidden_state; the head
+                                       # reproduces the logits) | pre_norm (before the final norm) (A.9.3)
     max_answer_tokens: int | None = None
     chunk_size: int | None = None
     recalibrator: RecalibratorConfig = RecalibratorConfig()
 
     def __post_init__(self):
+        if self.kl_temperature <= 0:
+            raise ValueError(f"genrecal.kl_temperature must be > 0, got {self.kl_temperature}")
+        if self.features not in ("final_norm", "pre_norm"):
+            raise ValueError(f"genrecal.features must be final_norm or pre_norm, got {self.features!r}")
+        if self.reduction not in ("token", "sample"):
+            raise ValueError(f"genrecal.reduction must be token or sample, got {self.reduction!r}")
+        if not 0 < self.stage3_fraction <= 1:
+            raise ValueError(f"genrecal.stage3_fraction must be in (0, 1], got {self.stage3_fraction}")
         if self.stage not in (1, 2, 3):
             raise ValueError(f"genrecal.stage must be 1, 2 or 3, got {self.stage}")
         if self.regularization not in REGULARIZATION:
@@ -202,11 +219,11 @@ def _answer_features(hidden, q_len, a_len):
     return _spans(hidden, q_len, a_len)
 
 
-def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
-    """The student's CE on its answer tokens from its hidden states, a mean per token (SFT; stages 2 and 3)."""
+def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None, per: str = "token") -> torch.Tensor:
+    """The student's CE on its answer tokens from its hidden states, a mean per token (or per sample: `per`)."""
     z = answer_predictors(hidden, s.q_len, s.a_len, s.labels.shape[1])
     ce, _ = head_loss(z, student.head_weight, s.labels, ce_objective, chunk_size=chunk_size)
-    return ce / s.a_len.sum()
+    return ce / (s.a_len.sum() if per == "token" else s.a_len.shape[0])
 
 
 def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams) -> list[torch.nn.Parameter]:
@@ -242,50 +259,65 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
     total = torch.zeros((), device=s.labels.device)
 
     if params.stage == 3:
-        ce = _student_ce(student, s, student.hidden(s.inputs), params.chunk_size)
+        ce = _student_ce(student, s, student.hidden(s.inputs), params.chunk_size, params.reduction)
         parts["student_ce"] = float(ce.detach())
         return ce, parts
     if teacher is None or recalibrator is None:
         raise ValueError("genrecal stages 1 and 2 need the teacher and the Recalibrator")
     t = teacher.encode_qa(batch, params.max_answer_tokens)
+    pre = params.features == "pre_norm"  # the Recalibrator reads states before the final norm (A.9.3)
     with torch.no_grad():
-        ht = teacher.hidden(t.inputs)
+        ht_in, ht = teacher.hidden_pair(t.inputs) if pre else (teacher.hidden(t.inputs),) * 2
     W_t = teacher.head_weight
     La = t.labels.shape[1]
-    n_t = t.a_len.sum()
+    n_t = t.a_len.sum() if params.reduction == "token" else t.a_len.shape[0]
     z_t = answer_predictors(ht, t.q_len, t.a_len, La)
-    za_t, am_t = _answer_features(ht, t.q_len, t.a_len)
+    za_t, am_t = _answer_features(ht_in, t.q_len, t.a_len)  # targets z_t stay post-norm: the teacher's logits
     with torch.no_grad() if params.stage == 1 else torch.enable_grad():
-        hs = student.hidden(s.inputs)
-    zq_s, qm_s = _question_features(hs, s.q_len)
+        hs_in, hs = student.hidden_pair(s.inputs) if pre else (student.hidden(s.inputs),) * 2
+    zq_s, qm_s = _question_features(hs_in, s.q_len)
     r = recalibrator(zq_s, qm_s, za_t, am_t)
-    main, p = genrecal_loss(r, z_t, W_t, t.labels, ("ce", "kl"), params.chunk_size)
+    main, p = genrecal_loss(r, z_t, W_t, t.labels, ("ce", "kl"), params.chunk_size, params.kl_temperature)
     total = total + main / n_t
     parts.update({f"main_{k}": float(v) / float(n_t) for k, v in p.items()})
     terms = REGULARIZATION[params.regularization]
     if terms and (params.stage == 1 or params.reg_in_stage2):
-        zq_t, qm_t = _question_features(ht, t.q_len)
+        zq_t, qm_t = _question_features(ht_in, t.q_len)
         r2 = recalibrator(zq_t, qm_t, za_t, am_t, project_question=True)
-        reg, p = genrecal_loss(r2, z_t, W_t, t.labels, terms, params.chunk_size)
+        reg, p = genrecal_loss(r2, z_t, W_t, t.labels, terms, params.chunk_size, params.kl_temperature)
         total = total + reg / n_t
         parts.update({f"reg_{k}": float(v) / float(n_t) for k, v in p.items()})
     if params.stage == 2:
-        ce = _student_ce(student, s, hs, params.chunk_size)
+        ce = _student_ce(student, s, hs, params.chunk_size, params.reduction)
         total = total + ce
         parts["student_ce"] = float(ce.detach())
     return total, parts
+
+
+@METHODS.register("genrecal")
+class GenRecal(Method):
+    """GenRecal as a training-loop method: a vision-language cell (suite/genrecal/stage.py) computes
+    `stage_loss` for the stage in its params; the text-LM `objective` does not apply."""
+
+    Params = GenRecalParams
+    needs_teacher = True
+    vlm_only = True
+
+    def objective(self, zs, zt, labels):
+        raise TypeError("genrecal trains vision-language students: the cell's student must be a VLM")
 
 
 # ----------------------------------------------------------------------------- baselines in the same terms
 
 def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",
                   temperature: float = 1.0, skew_alpha: float = 0.1, max_answer_tokens: int | None = None,
-                  chunk_size: int | None = None):
+                  chunk_size: int | None = None, method=None):
     """The paper's baselines on answer tokens, as a mean per student answer token, and its parts.
 
     kind "sft": the student's CE on the answer. kind "kd": same-tokenizer KD from the teacher's answer logits,
     `divergence` forward_kl (standard KD), reverse_kl (MiniLLM's token-level objective) or skew_kl (DistiLLM);
     the teacher must share the student's tokenizer, since the distributions are compared token by token.
+    `method`: a configured `kd` method (all its parameters: divergence, T, hard-label mix...) instead.
     """
     from ..data.tokenizers import same_tokenizer
     from .kd import KD, KDParams
@@ -307,6 +339,7 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     t = teacher.encode_qa(batch, max_answer_tokens)
     with torch.no_grad():
         z_t = answer_predictors(teacher.hidden(t.inputs), t.q_len, t.a_len, t.labels.shape[1])
-    kd = KD(KDParams(divergence=divergence, temperature=temperature, skew_alpha=skew_alpha, chunk_size=chunk_size))
+    kd = method or KD(KDParams(divergence=divergence, temperature=temperature, skew_alpha=skew_alpha,
+                               chunk_size=chunk_size))
     loss, parts = kd.loss(z_s, student.head_weight, s.labels, z_t, teacher.head_weight.detach())
     return loss / n, {k: float(v) / float(n) for k, v in parts.items()}

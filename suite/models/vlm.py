@@ -234,6 +234,16 @@ class VLM:
         """Final normed hidden states of the language model [B, L, H] (what the LM head reads)."""
         return self.model.model(**inputs, use_cache=False).last_hidden_state
 
+    def hidden_pair(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states entering the final norm, final normed states) [B, L, H], from one forward."""
+        box = {}
+        hook = self.language_model.norm.register_forward_pre_hook(lambda m, args: box.__setitem__("pre", args[0]))
+        try:
+            post = self.hidden(inputs)
+        finally:
+            hook.remove()
+        return box["pre"], post
+
     @property
     def head_weight(self) -> torch.Tensor:
         return self.model.get_output_embeddings().weight

@@ -2,7 +2,7 @@
 
     suite report analysis/quickstart.yaml [--out reports/quickstart] [--check]
 """
-from . import continual  # noqa: F401  (registers the continual-learning figures and tables)
+from . import continual, vlm  # noqa: F401  (register the continual-learning and VLM figures and tables)
 from .build import build_report
 from .figures import FIGURES
 from .spec import LawSpec, ReportSpec, load_spec

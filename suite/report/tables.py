@@ -61,6 +61,8 @@ def results(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, s
     """Held-out loss per student size and budget: supervised beside each distilled variant (seeds averaged)."""
     if "continual.stage" in df:  # continual-learning stages have their own tables (report/continual.py)
         df = df[df["continual.stage"].isna()]
+    if "vlm.method" in df:  # so do vision-language cells (report/vlm.py)
+        df = df[df["vlm.method"].isna()]
     if "method" not in df or df.empty:
         return None
     sup = df[df["method"] == "supervised"].groupby(["N_S", "D_S"])["loss"].mean().rename("supervised")

@@ -248,7 +248,10 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
             stages = _sequence(cell, where)  # a continual-learning sequence: one cell per task, chained
             for k, stage in enumerate(stages or ()):  # the dependency: stage 1's init group, then the previous stage
                 pending.append((gname, stage, res, len(pending) - 1 if k else _init_ref(stage), where))
-            if not stages:
+            vlm_stages = None if stages else _vlm_stages(cell, where)  # GenRecal: one cell per stage, chained
+            for k, stage in enumerate(vlm_stages or ()):  # stage 1 depends on its teacher, later ones on the last
+                pending.append((gname, stage, res, len(pending) - 1 if k else ref, where))
+            if not stages and not vlm_stages:
                 pending.append((gname, cell, res, ref, where))
     if not pending:
         raise ConfigError(f"{source}: cells: the grid expands to no cells")
@@ -279,12 +282,18 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
                            _resolve_ref(ref, names_by_group, pending, cells, where, "continual.init"), (*stack, i))
             teacher_id = parent.id
             _link_stage(cell, parent)
+        elif isinstance(ref, int):  # a later GenRecal stage: starts from the previous stage's cell
+            parent = build(ref, (*stack, i))
+            teacher_id = parent.id
+            _link_vlm_stage(cell, parent)
+            t = cell.get("teacher")
+            ref = t[1:] if isinstance(t, str) and t.startswith("@") else None
         if not needs:
             cell.pop("teacher", None)
         elif ref is not None:
             t_idx = _resolve_ref(ref, names_by_group, pending, cells, where)
             teacher = build(t_idx, (*stack, i))
-            teacher_id = teacher.id
+            teacher_id = teacher_id or teacher.id  # a stage's dependency is its previous stage (after the teacher)
             cell["teacher"] = TEACHER_REF + teacher.id
         cfg = config_from_dict(cell, source=where)
         cells[i] = Cell(id=cfg.cell_id, name="", group=gname, config=cfg, resources=res, teacher_id=teacher_id)
@@ -333,6 +342,21 @@ def _sequence(cell: dict, where: str) -> list[dict] | None:
         raise ConfigError(f"{where}: continual: {e}") from None
 
 
+def _vlm_stages(cell: dict, where: str) -> list[dict] | None:
+    from ..genrecal import expand_stages
+
+    try:
+        return expand_stages(cell)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _link_vlm_stage(cell: dict, parent: Cell) -> None:
+    from ..genrecal import link_stage
+
+    link_stage(cell, parent)
+
+
 def _init_ref(cell: dict) -> str | None:
     from ..continual.sequence import init_ref
 
@@ -352,6 +376,12 @@ def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
             from ..continual.sequence import stage_name
 
             return cfg.name or stage_name(cfg)
+        if _is_vlm_config(cfg):
+            from ..genrecal import stage_name as vlm_name
+
+            teacher = by_id[_teacher_of(c, by_id)].config.student if _teacher_of(c, by_id) else cfg.teacher
+            return cfg.name or vlm_name(cfg, _size_label(teacher) if teacher and cfg.method.name != "supervised"
+                                        else None)
         parts = [cfg.method.name]
         if c.teacher_id:
             parts.append("T" + _size_label(by_id[c.teacher_id].config.student))
@@ -370,6 +400,20 @@ def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
         out.append(dataclasses.replace(c, name=unique, config=dataclasses.replace(c.config, name=unique)))
     # the config name is not part of the id, so ids are unchanged
     return out
+
+
+def _is_vlm_config(cfg) -> bool:
+    from ..config import VLMConfig
+
+    return cfg.vlm != VLMConfig() or cfg.method.name == "genrecal"
+
+
+def _teacher_of(c: Cell, by_id: dict[str, Cell]) -> str | None:
+    """The cell id of a cell's teacher (`cell:<id>`), whether or not it is also its dependency."""
+    t = c.config.teacher
+    if t and t.startswith(TEACHER_REF) and t[len(TEACHER_REF):] in by_id:
+        return t[len(TEACHER_REF):]
+    return None
 
 
 def _teacher_first(cells: list[Cell]) -> list[Cell]:

@@ -16,6 +16,9 @@ gradient averaging undoes), so gradients match one process with the whole batch.
 
 A continual-learning stage (a `continual` section; suite/continual/stage.py) reads task and replay rows
 instead, trains whole epochs of them, and its loss is per example: divided by the step's example count.
+A vision-language cell (a VLM student, or method genrecal; suite/genrecal/stage.py) does the same with
+(image, question, answer) items: its module's forward is the method's loss (a mean per answer token of each
+micro-batch), its held-out loss is the student's answer CE, and only the student is saved.
 """
 from __future__ import annotations
 
@@ -133,7 +136,14 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     d = cfg.data
     method = make_method(cfg.method.name, dict(cfg.method.params))
     stage = None
-    if cfg.continual.stage or getattr(method, "continual", False):
+    from ..genrecal import is_vlm_cell
+
+    vlm = is_vlm_cell(cfg)
+    if vlm:  # a vision-language cell (suite/genrecal/stage.py): its items, student (+ Recalibrator), teacher, loss
+        from ..genrecal import open_vlm_stage
+
+        stage = open_vlm_stage(cfg, method, out, device, env, teacher_path)
+    elif cfg.continual.stage or getattr(method, "continual", False):
         # a continual-learning stage (suite/continual): its task + replay rows, the previous stage's model, its steps
         from ..continual import open_stage
 
@@ -143,28 +153,31 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         # text data: a pretrained student (or a teacher, for KD) brings its tokenizer; tiny models get a BPE
         tokenizer_spec = ((teacher_path or cfg.teacher) if method.needs_teacher else
                           None if is_tiny(cfg.student) else cfg.student)
-    source = stage.general if stage is not None else source_from_config(d, tokenizer_spec, out / "tokenizer")
-    tok = source.tokenizer
-
-    lm = stage.model if stage is not None else build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)
-    if lm.get_output_embeddings().weight.shape[0] < len(tok):
-        raise ValueError(f"student {cfg.student!r} has {lm.get_output_embeddings().weight.shape[0]} output rows, "
-                         f"fewer than the tokenizer's {len(tok)} tokens")
-    model = HiddenStatesLM(lm).to(device)
+    if vlm:
+        source = tok = lm = None
+        model = stage.module.to(device)
+    else:
+        source = stage.general if stage is not None else source_from_config(d, tokenizer_spec, out / "tokenizer")
+        tok = source.tokenizer
+        lm = stage.model if stage is not None else build_model(cfg.student, vocab_size=len(tok), seed=tc.seed)
+        if lm.get_output_embeddings().weight.shape[0] < len(tok):
+            raise ValueError(f"student {cfg.student!r} has {lm.get_output_embeddings().weight.shape[0]} output "
+                             f"rows, fewer than the tokenizer's {len(tok)} tokens")
+        model = HiddenStatesLM(lm).to(device)
     teacher, t_info = (None, {})
-    if method.needs_teacher:
+    if method.needs_teacher and not vlm:
         spec = teacher_path or cfg.teacher
         if not spec:
             raise ValueError(f"method {cfg.method.name!r} needs a teacher")
         if spec.startswith("cell:"):
             raise ValueError(f"teacher {spec!r} is a reference to a sweep cell; run it through `suite sweep`")
         teacher, t_info = _load_teacher(spec, tok, device)
-    n_s = count_non_embedding(lm)
-    shape = model_shape(lm)
+    n_s = stage.n_params if vlm else count_non_embedding(lm)
+    shape = model_shape(stage.student.model if vlm else lm)
 
     # ---- budget and batch geometry
-    D = parse_tokens(tc.tokens, n_s)
-    T, B = source.seq_len, tc.batch_size
+    D = None if vlm else parse_tokens(tc.tokens, n_s)   # a VLM cell counts its tokens as it trains
+    T, B = (None if vlm else source.seq_len), tc.batch_size
     if B % env.world_size:
         raise ValueError(f"train.batch_size {B} is not divisible by the {env.world_size} processes")
     per_rank = B // env.world_size
@@ -172,8 +185,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     if per_rank % mb:
         raise ValueError(f"per-process batch {per_rank} is not divisible by train.micro_batch_size {mb}")
     accum = per_rank // mb
-    tps = B * T                                   # tokens per optimizer step
-    steps = math.ceil(D / tps)
+    tps = None if vlm else B * T                  # tokens per optimizer step
+    steps = None if vlm else math.ceil(D / tps)
     if stage is not None:  # full steps of B examples over the stage's epochs; D counts their tokens
         steps, D = stage.steps, stage.tokens
     eval_every = tc.eval_interval or max(1, steps // 10)
@@ -186,7 +199,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if device_type == "cuda"
                                                      else None) if env.enabled else model)
-    fwd = torch.compile(ddp) if tc.compile else ddp
+    fwd = torch.compile(ddp) if tc.compile and not vlm else ddp
     autocast = _autocast(device_type, precision)
 
     # ---- resume
@@ -235,7 +248,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         for m in range(accum):
             first = step * B + env.rank * per_rank + m * mb
             extra = {}
-            if stage is not None:
+            if vlm:
+                items = stage.micro_batch(step, first - step * B, mb)
+            elif stage is not None:
                 inp, lab, extra = stage.micro_batch(step, first - step * B, mb)
             else:
                 ex = torch.from_numpy(source.batch(list(range(first, first + mb)))).to(device)
@@ -246,13 +261,17 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             sync = m == accum - 1
             with (ddp.no_sync() if env.enabled and not sync else nullcontext()):
                 with autocast:
-                    h = fwd(inp)
-                    h_t = None
-                    if teacher is not None:
-                        with torch.no_grad():
-                            h_t = teacher(inp)
-                    loss_sum, parts = method.loss(h, model.head_weight, lab, h_t,
-                                                  None if teacher is None else teacher.head_weight, **extra)
+                    if vlm:  # a mean over the micro-batch's answer tokens, weighted by its items
+                        loss_mean, parts = fwd(items)
+                        loss_sum, parts = loss_mean * len(items), {k: v * len(items) for k, v in parts.items()}
+                    else:
+                        h = fwd(inp)
+                        h_t = None
+                        if teacher is not None:
+                            with torch.no_grad():
+                                h_t = teacher(inp)
+                        loss_sum, parts = method.loss(h, model.head_weight, lab, h_t,
+                                                      None if teacher is None else teacher.head_weight, **extra)
                 scaled = loss_sum * (env.world_size / n_tok)
                 (scaler.scale(scaled) if scaler else scaled).backward()
             loss_val = float(loss_sum.detach())
@@ -286,9 +305,10 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             all_reduce_sum(agg, env)
             dt = time.time() - window_t
             rec = {"kind": "train", "step": done, "tokens": tokens_seen, "loss": agg[0].item() / agg[3].item(),
-                   "ce": agg[1].item() / agg[3].item(), "lr": lr, "grad_norm": grad_norm,
+                   "ce": agg[1].item() / agg[3].item() if not vlm or "ce" in parts else None, "lr": lr,
+                   "grad_norm": grad_norm,
                    "tokens_per_s": window_tok / max(dt, 1e-9)}
-            if teacher is not None:
+            if teacher is not None or "kd" in parts:
                 rec["kd"] = agg[2].item() / agg[3].item()
             rec.update({k: v * env.world_size / agg[3].item() for k, v in more.items()})
             more.clear()
@@ -297,8 +317,10 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             agg.zero_()
             window_t, window_tok = time.time(), 0
         if done % eval_every == 0 or done == steps:
-            last_eval = heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)
-            log({"kind": "eval", "step": done, "tokens": tokens_seen, "heldout_loss": last_eval})
+            ev = (stage.evaluate(autocast) if vlm else
+                  {"heldout_loss": heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)})
+            last_eval = ev["heldout_loss"]
+            log({"kind": "eval", "step": done, "tokens": tokens_seen, **ev})
             bar.set_postfix(heldout=f"{last_eval:.3f}", refresh=False)
         bar.update(1)
         stop = should_stop is not None and bool(should_stop(done))
@@ -312,33 +334,42 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     bar.close()
 
     if last_eval is None:  # resumed at the very end
-        last_eval = heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)
+        last_eval = (stage.evaluate(autocast)["heldout_loss"] if vlm else
+                     heldout_loss(model, source, tc.eval_batch_size, device, autocast, env))
     stage_fields = stage.finish(last_eval) if stage is not None else {}  # LoRA merged; every task seen scored
     wall = time.time() - t_start
-    f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
-    flops = {"student_train": 3.0 * f_s * D, "teacher_logits": 0.0}
-    if teacher is not None:
-        ts = t_info["teacher_shape"]
-        flops["teacher_logits"] = forward_flops_per_token(t_info["N_T"], ts["n_layers"], ts["d_model"], T,
-                                                          ts["vocab_size"]) * D
-    flops["total"] = flops["student_train"] + flops["teacher_logits"]
+    if vlm:
+        D = tokens_seen
+        flops = stage.flops(D)
+    else:
+        f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
+        flops = {"student_train": 3.0 * f_s * D, "teacher_logits": 0.0}
+        if teacher is not None:
+            ts = t_info["teacher_shape"]
+            flops["teacher_logits"] = forward_flops_per_token(t_info["N_T"], ts["n_layers"], ts["d_model"], T,
+                                                              ts["vocab_size"]) * D
+        flops["total"] = flops["student_train"] + flops["teacher_logits"]
     result = {
         "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
         "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
         "N_S": n_s, "N_T": t_info.get("N_T"), "D_S": D, "D_T": t_info.get("D_T"),
-        "loss": last_eval, "L_T": L_T, "bayes_loss": source.bayes_loss,
+        "loss": last_eval, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
         "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
         "flops": flops, "steps": steps, "batch_size": B, "seq_len": T, "world_size": env.world_size,
         "device": device_type, "precision": precision, "wall_clock_s": wall,
-        "heldout_tokens": source.num_examples("heldout") * T, "model_shape": shape,
+        "heldout_tokens": None if vlm else source.num_examples("heldout") * T, "model_shape": shape,
         "versions": versions(), "git_revision": git_revision(), "config": cfg.to_dict(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     result.update(stage_fields)
     if env.is_main:
-        save_pretrained(lm, out / "model", tokenizer=tok)
+        if vlm:  # the student alone (+ the Recalibrator beside it for the next stage)
+            stage.save(out / "model")
+        else:
+            save_pretrained(lm, out / "model", tokenizer=tok)
         if cfg.eval.benchmarks:  # before result.json: a cell killed while evaluating reruns it (predictions cached)
-            result["benchmarks"] = _evaluate(cfg, lm, tok, source, last_eval, out, device, progress)
+            result["benchmarks"] = (stage.evaluate_benchmarks(last_eval, out, progress) if vlm else
+                                    _evaluate(cfg, lm, tok, source, last_eval, out, device, progress))
         atomic_write_json(out / "result.json", result)
     barrier(env)
     return result

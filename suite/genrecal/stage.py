@@ -1,0 +1,383 @@
+"""A vision-language cell as the training loop sees it (suite/train/loop.py): GenRecal's stages and the baselines.
+
+    stage = open_vlm_stage(cfg, method, out_dir, device, env, teacher_path)
+    stage.module              # nn.Module the loop optimizes and checkpoints: the student VLM (+ the Recalibrator)
+    stage.steps               # ceil(epochs · items / B) full steps
+    items = stage.micro_batch(step, offset, n)    # (images, question, answer) triples
+    loss, parts = fwd(items)  # the module's forward: the method's loss, a mean per answer token of the micro-batch
+    stage.evaluate()          # {"heldout_loss": student answer CE on held-out items, + Recalibrator terms}
+    stage.save(out_dir)       # the student alone (model/), and the Recalibrator beside it for the next stage
+    fields = stage.finish(...)
+
+Which loss (methods.md A.4): `genrecal` stage 1 (Recalibrator: main + regularization path), stage 2 (+ student
+LM and its CE), stage 3 (student SFT, teacher and Recalibrator dropped); `supervised` = SFT on the answers;
+`kd` = same-tokenizer KD on the answers with the method's divergence (forward KL; reverse KL as MiniLLM; skew
+KL as DistiLLM) and its hard-label mix. Items come in a seeded order per epoch (the continual Plan), so a
+resumed cell reads the batches it would have.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..methods.genrecal import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, baseline_loss,
+                                set_trainable, stage_loss)
+
+RECALIBRATOR_DIR = "recalibrator"
+
+
+class VLMObjective(nn.Module):
+    """The student VLM and the Recalibrator as one module; forward(items) is the cell's loss.
+
+    One module, so the optimizer, the checkpoint and DDP see every trained parameter, and DDP's gradient
+    hooks fire because the loss is computed inside its forward. The teacher is not a submodule: it is frozen
+    and never checkpointed."""
+
+    def __init__(self, student, recalibrator: Recalibrator | None, loss_fn):
+        super().__init__()
+        self.student = student.model
+        self.recalibrator = recalibrator
+        self._loss_fn = loss_fn
+
+    def forward(self, items):
+        return self._loss_fn(items)
+
+
+def _dataset_items(kind: str, root, style: str):
+    """An evaluation TSV's items as VisualQA (to keep them out of the training set), or [] without the file."""
+    from ..data.visual import VisualQA
+    from ..eval.vlm.prompts import build_prompt
+    from ..eval.vlm.tsv import dataset_file, dataset_name, decode_image, load_dataset
+
+    name = dataset_name(kind)
+    try:
+        if not dataset_file(name, root).exists():
+            return []
+    except FileNotFoundError:
+        return []
+    out = []
+    for row in load_dataset(name, root).to_dict("records"):
+        image = row.get("image")
+        if isinstance(image, str) and len(image) > 64:
+            out.append(VisualQA(decode_image(image), build_prompt(kind, row, style), "", kind))
+    return out
+
+
+def read_llava(path: str | Path, image_root: str | Path | None = None):
+    """LLaVA-format instruction data (JSON list or JSONL of {"image", "conversations": [{"from": "human",
+    "value": "<image>\\n..."}, {"from": "gpt", "value": ...}, ...]}) as VisualQA: every human/gpt pair is an item
+    (the image on each), the <image> placeholder removed (the chat template places the image)."""
+    from PIL import Image
+
+    from ..data.visual import VisualQA
+
+    path = Path(path)
+    text = path.read_text()
+    rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()] if path.suffix == ".jsonl" else json.loads(text)
+    root = Path(image_root) if image_root else path.parent
+    out = []
+    for i, row in enumerate(rows):
+        conv = row.get("conversations")
+        if not isinstance(conv, list) or "image" not in row:
+            raise ValueError(f"{path}: row {i} is not LLaVA format (needs 'image' and a 'conversations' list)")
+        image = Image.open(root / row["image"]).convert("RGB")
+        for q, a in zip(conv[0::2], conv[1::2]):
+            if q.get("from") != "human" or a.get("from") != "gpt":
+                raise ValueError(f"{path}: row {i}: conversations must alternate human, gpt; got "
+                                 f"{q.get('from')!r}, {a.get('from')!r}")
+            question = q["value"].replace("<image>\n", "").replace("<image>", "").strip()
+            out.append(VisualQA(image, question, a["value"], "llava"))
+    return out
+
+
+def load_items(cfg):
+    """(train, heldout) VisualQA lists of a cell: its LLaVA file, or synthetic items that avoid the eval TSVs."""
+    from ..data.visual import instruction_items
+
+    v = cfg.vlm
+    if v.path:
+        items = read_llava(v.path, v.image_root)
+        random.Random(cfg.data.seed).shuffle(items)
+    else:
+        exclude = [q for k in v.kinds for q in _dataset_items(k, cfg.eval.data_root, v.style)]
+        items = instruction_items(v.train_items + v.heldout_items, seed=cfg.data.seed, kinds=v.kinds,
+                                  style=v.style, exclude=exclude, image_size=v.image_size)
+    n_held = min(v.heldout_items, len(items) // 2)
+    return items[:len(items) - n_held], items[len(items) - n_held:]
+
+
+def _student_tokenizer(cfg, items, out: Path):
+    """A tiny student's tokenizer: data.tokenizer, or a byte-level BPE of data.tokenizer_vocab_size entries
+    trained on the cell's question and answer texts (saved under out/tokenizer, reused on resume)."""
+    from ..data.tokenizers import load_tokenizer, train_bpe
+
+    if cfg.data.tokenizer:
+        return load_tokenizer(cfg.data.tokenizer)
+    cache = out / "tokenizer"
+    if (cache / "tokenizer.json").exists():
+        return load_tokenizer(cache)
+    texts = [f"{q.question} {q.answer}" for q in items]
+    return train_bpe(texts, vocab_size=cfg.data.tokenizer_vocab_size, out_dir=cache)
+
+
+def resolve_ref(ref: str, out: Path) -> str:
+    from ..continual.stage import resolve_model_ref
+
+    return resolve_model_ref(ref, out)
+
+
+def save_recalibrator(rec: Recalibrator, out_dir: Path, info: dict) -> None:
+    """model.safetensors + config.json (the RecalibratorConfig, both widths, the student config it was built on)."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from .._io import atomic_replace_dir
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    save_file({k: v.detach().contiguous().cpu() for k, v in rec.state_dict().items()}, str(tmp / "model.safetensors"))
+    (tmp / "config.json").write_text(json.dumps({**info, "recalibrator": dataclasses.asdict(rec.cfg),
+                                                 "d_student": rec.d_student, "d_teacher": rec.d_teacher},
+                                                indent=2, sort_keys=True))
+    atomic_replace_dir(tmp, out_dir)
+
+
+def load_recalibrator_weights(rec: Recalibrator, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    meta = json.loads((path / "config.json").read_text())
+    if (meta["d_student"], meta["d_teacher"]) != (rec.d_student, rec.d_teacher):
+        raise ValueError(f"{path}: Recalibrator of widths {meta['d_student']}->{meta['d_teacher']}, this pair needs "
+                         f"{rec.d_student}->{rec.d_teacher}")
+    rec.load_state_dict(load_file(str(path / "model.safetensors")))
+
+
+class VLMStage:
+    vlm = True
+
+    def __init__(self, cfg, method, out: Path, device, env, teacher_path: str | None):
+        from ..continual.stage import Plan
+        from ..models import count_non_embedding
+        from ..models.vlm import build_vlm, is_vlm, load_vlm
+
+        v, tc = cfg.vlm, cfg.train
+        self.cfg, self.method, self.out, self.device, self.env = cfg, method, out, device, env
+        self.kind = cfg.method.name
+        self.params: GenRecalParams | None = method.params if self.kind == "genrecal" else None
+        self.train_items, self.heldout_items = load_items(cfg)
+        if self.params is not None and self.params.stage == 3 and self.params.stage3_fraction < 1:
+            keep = max(1, round(self.params.stage3_fraction * len(self.train_items)))
+            order = np.random.default_rng([cfg.data.seed, 3]).permutation(len(self.train_items))[:keep]
+            self.train_items = [self.train_items[i] for i in sorted(order)]
+
+        start = resolve_ref(v.init, out) if v.init else cfg.student
+        if not is_vlm(start):
+            raise ValueError(f"{'vlm.init' if v.init else 'student'} {start!r} is not a vision-language model "
+                             f"(a tiny VLM name, or a checkpoint whose config has a vision_config)")
+        tok = _student_tokenizer(cfg, self.train_items + self.heldout_items, out) if start == cfg.student else None
+        if start not in _tiny_names():  # build_vlm seeds only a tiny build: a fresh Recalibrator follows train.seed
+            torch.manual_seed(tc.seed)
+        self.student = build_vlm(start, tokenizer=tok, seed=tc.seed)
+        self.student.model.to(device)
+        self.teacher = None
+        needs_teacher = self.kind == "kd" or (self.params is not None and self.params.stage in (1, 2))
+        if needs_teacher:
+            spec = teacher_path or cfg.teacher
+            if not spec or spec.startswith("cell:"):
+                raise ValueError(f"method {self.kind!r} needs a trained teacher VLM (teacher: path, HF id, or a "
+                                 f"grid's @group), got {spec!r}")
+            if not is_vlm(spec) or spec in _tiny_names():
+                raise ValueError(f"teacher {spec!r} must be a vision-language checkpoint (a path or HF id)")
+            self.teacher = load_vlm(spec)
+            self.teacher.model.requires_grad_(False).to(device).eval()
+        self.recalibrator = None
+        if self.params is not None and self.params.stage in (1, 2):
+            self.recalibrator = self._recalibrator(v.recalibrator)
+        if self.params is not None:
+            trained = set_trainable(self.student, self.recalibrator, self.params)
+        else:  # baselines: the student minus its vision encoder (methods.md A.4 stage 3; LLaVA's fine-tuning)
+            self.student.model.requires_grad_(True)
+            tower = self.student.vision_tower
+            if tower is not None:
+                tower.requires_grad_(False)
+            trained = [p for p in self.student.model.parameters() if p.requires_grad]
+        self.trainable = sum(p.numel() for p in trained)
+        self.module = VLMObjective(self.student, self.recalibrator, self._loss)
+        tower = self.student.vision_tower
+        self.n_vision = sum(p.numel() for p in tower.parameters()) if tower is not None else 0
+        self.n_params = count_non_embedding(self.student.model) - self.n_vision  # the language model's N
+        self.plan = Plan(len(self.train_items), 0, 0, tc.batch_size, v.epochs or 1, seed=(tc.seed, self.stage_no))
+        # epochs 0: no step (the starting student is evaluated: a baseline); tokens are counted as the loop trains
+        self.steps, self.tokens = (self.plan.steps if v.epochs else 0), None
+        self._rows_step, self._rows = -1, None
+        self._lengths: dict[int, int] = {}
+        self._last_eval: dict = {}
+
+    @property
+    def stage_no(self) -> int:
+        return self.params.stage if self.params is not None else 0
+
+    def _recalibrator(self, ref: str | None) -> Recalibrator:
+        p = self.params
+        body = self.student.language_model if p.recalibrator.init == "student" else None
+        d_t = int(self.teacher.head_weight.shape[1])
+        rec = Recalibrator(self.student.model.config, d_t, p.recalibrator, student_body=body)
+        if ref:
+            path = Path(resolve_ref(ref, self.out))
+            if path.name == "model":  # cell:<id> resolves to <cell>/model; its Recalibrator sits beside it
+                path = path.parent
+            if (path / RECALIBRATOR_DIR).is_dir():
+                path = path / RECALIBRATOR_DIR
+            if not (path / "model.safetensors").exists():
+                raise FileNotFoundError(f"vlm.recalibrator {ref!r}: no {path / 'model.safetensors'} (a GenRecal "
+                                        f"stage 1 or 2 cell leaves one in <cell>/{RECALIBRATOR_DIR})")
+            load_recalibrator_weights(rec, path)
+        return rec.to(self.device)
+
+    # ---- the loss
+    def _loss(self, items):
+        batch = [(q.images, q.question, q.answer) for q in items]
+        if self.params is not None:
+            loss, parts = stage_loss(self.params, self.student, batch, self.teacher, self.recalibrator)
+        else:
+            kind = "sft" if self.kind == "supervised" else "kd"
+            p = self.method.params
+            loss, parts = baseline_loss(kind, self.student, batch, self.teacher, method=self.method,
+                                        chunk_size=getattr(p, "chunk_size", None))
+        return loss, parts
+
+    def micro_batch(self, step: int, offset: int, n: int):
+        if step != self._rows_step:
+            self._rows_step, self._rows = step, self.plan.rows(step)
+        return [self.train_items[i] for i in self._rows[offset:offset + n]]
+
+    def step_tokens(self, step: int) -> int:
+        """Student tokens (question with image tokens, answer) of the step's items: what D_S counts."""
+        rows = self.plan.rows(step)
+        return int(sum(self._length(i) for i in rows))
+
+    def _length(self, i: int) -> int:
+        if i not in self._lengths:
+            q = self.train_items[i]
+            s = self.student.encode_qa([(q.images, q.question, q.answer)])
+            self._lengths[i] = int(s.q_len[0] + s.a_len[0])
+        return self._lengths[i]
+
+    # ---- evaluation and the end of the cell
+    @torch.no_grad()
+    def evaluate(self, autocast) -> dict:
+        """The student's answer CE on the held-out items (nats per student answer token), and for GenRecal
+        stages 1–2 the Recalibrator's main-path CE and KL in teacher tokens."""
+        was = self.module.training
+        self.module.eval()
+        bs = self.cfg.train.eval_batch_size
+        ce_sum, n_tok, rec = 0.0, 0, {}
+        try:
+            for i in range(0, len(self.heldout_items), bs):
+                batch = [(q.images, q.question, q.answer) for q in self.heldout_items[i:i + bs]]
+                with autocast:
+                    s = self.student.encode_qa(batch, self._max_answer())
+                    ce = _student_ce(self.student, s, self.student.hidden(s.inputs), None)
+                    n = int(s.a_len.sum())
+                    ce_sum += float(ce) * n
+                    n_tok += n
+                    if self.recalibrator is not None:
+                        p = self.params
+                        main_only = dataclasses.replace(p, stage=1, regularization="none")
+                        _, parts = stage_loss(main_only, self.student, batch, self.teacher, self.recalibrator)
+                        for k in ("main_ce", "main_kl"):
+                            rec[k] = rec.get(k, 0.0) + parts[k] * len(batch)
+        finally:
+            self.module.train(was)
+        out = {"heldout_loss": ce_sum / max(n_tok, 1)}
+        out.update({f"heldout_{k}": v / len(self.heldout_items) for k, v in rec.items()})
+        self._last_eval = out
+        return out
+
+    def _max_answer(self):
+        return self.params.max_answer_tokens if self.params is not None else None
+
+    def save(self, model_dir: Path) -> None:
+        """Only the student goes to model/ (its inference cost is the plain student's); a Recalibrator that a
+        later stage continues goes to <cell>/recalibrator."""
+        self.student.save(model_dir)
+        if self.recalibrator is not None:
+            save_recalibrator(self.recalibrator, model_dir.parent / RECALIBRATOR_DIR,
+                              {"student": self.cfg.student, "teacher": self.cfg.teacher, "stage": self.stage_no})
+
+    def flops(self, tokens: int) -> dict:
+        """6·N_S per student token trained (2·N_S when only the Recalibrator trains: the student is forward-only),
+        2·N_T per teacher token (approximated by the student's token count), Recalibrator 6·N_R per token."""
+        from ..models import count_non_embedding
+
+        f = {"student_train": (2.0 if self.stage_no == 1 else 6.0) * self.n_params * tokens, "teacher_logits": 0.0}
+        if self.teacher is not None:
+            f["teacher_logits"] = 2.0 * count_non_embedding(self.teacher.model) * tokens
+        if self.recalibrator is not None:
+            n_r = sum(p.numel() for p in self.recalibrator.parameters())
+            passes = 2 if self.params.regularization != "none" else 1
+            f["recalibrator_train"] = 6.0 * n_r * tokens * passes
+        f["total"] = sum(f.values())
+        return f
+
+    def finish(self, loss: float) -> dict:
+        """The result.json fields of the cell (the last evaluation's Recalibrator terms among them)."""
+        from ..models import model_shape
+
+        info = {"method": self.kind, "stage": self.stage_no, "train_items": len(self.train_items),
+                "heldout_items": len(self.heldout_items), "trainable_params": self.trainable,
+                "vision_params": self.n_vision, "epochs": self.cfg.vlm.epochs,
+                "student_family": self.student.family,
+                "teacher_family": self.teacher.family if self.teacher is not None else None,
+                **{k: v for k, v in self._last_eval.items() if k != "heldout_loss"}}
+        if self.recalibrator is not None:
+            info["recalibrator_params"] = sum(p.numel() for p in self.recalibrator.parameters())
+            info["recalibrator"] = str(self.out / RECALIBRATOR_DIR)
+        fields = {"vlm": info, "N_S": self.n_params, "model_shape": model_shape(self.student.model)}
+        if self.teacher is not None:
+            from ..models import count_non_embedding
+
+            tower = self.teacher.vision_tower
+            n_tv = sum(p.numel() for p in tower.parameters()) if tower is not None else 0
+            fields["N_T"] = count_non_embedding(self.teacher.model) - n_tv
+            fields["teacher_shape"] = model_shape(self.teacher.model)
+        return fields
+
+    def evaluate_benchmarks(self, loss: float, out: Path, progress: bool) -> dict:
+        """The cell's `eval:` benchmarks on the student VLM (held-out: the answer CE just measured)."""
+        from ..eval.run import evaluate
+
+        e = self.cfg.eval
+        others = [b for b in e.benchmarks if b != "heldout"]
+        self.student.model.eval()
+        res = evaluate(self.student, others, out_dir=out / "eval", data_root=e.data_root, judge=e.judge,
+                       limit=e.limit, batch_size=e.batch_size, prompt_style=e.prompt_style,
+                       max_new_tokens=e.max_new_tokens, device=str(self.device),
+                       model_name=self.cfg.name or self.cfg.cell_id, progress=progress) if others else {}
+        if "heldout" in e.benchmarks:
+            res = {"heldout": {"loss": loss, "n": len(self.heldout_items)}, **res}
+        return res
+
+
+def _tiny_names():
+    from ..models.vlm import TINY_VLMS
+
+    return set(TINY_VLMS.names())
+
+
+def open_vlm_stage(cfg, method, out, device, env, teacher_path=None) -> VLMStage:
+    if cfg.method.name not in ("genrecal", "supervised", "kd"):
+        raise ValueError(f"method {cfg.method.name!r} does not train vision-language students; "
+                         f"valid: genrecal, supervised (SFT), kd (same-tokenizer KD)")
+    return VLMStage(cfg, method, Path(out), device, env, teacher_path)
+
+
+__all__ = ["VLMStage", "VLMObjective", "open_vlm_stage", "load_items", "read_llava", "save_recalibrator",
+           "load_recalibrator_weights", "RECALIBRATOR_DIR", "RecalibratorConfig"]
