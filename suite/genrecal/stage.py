@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..methods.genrecal import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, baseline_loss,
-                                set_trainable, stage_loss)
+from ..methods.genrecal import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts,
+                                baseline_loss, set_trainable, stage_loss)
 
 RECALIBRATOR_DIR = "recalibrator"
 
@@ -216,7 +216,7 @@ class VLMStage:
         self.plan = Plan(len(self.train_items), 0, 0, tc.batch_size, v.epochs or 1, seed=(tc.seed, self.stage_no))
         # epochs 0: no step (the starting student is evaluated: a baseline); tokens are counted as the loop trains
         self.steps, self.tokens = (self.plan.steps if v.epochs else 0), None
-        self._rows_step, self._rows = -1, None
+        self._rows_step, self._rows, self._norm = -1, None, None
         self._lengths: dict[int, int] = {}
         self._last_eval: dict = {}
 
@@ -243,20 +243,36 @@ class VLMStage:
 
     # ---- the loss
     def _loss(self, items):
+        """The micro-batch's summed loss terms, each divided by its count over the whole step (so the loop's
+        sum over micro-batches and processes is the step's mean, however the batch is split)."""
         batch = [(q.images, q.question, q.answer) for q in items]
         if self.params is not None:
-            loss, parts = stage_loss(self.params, self.student, batch, self.teacher, self.recalibrator)
+            loss, parts = stage_loss(self.params, self.student, batch, self.teacher, self.recalibrator,
+                                     norm=self._norm)
         else:
             kind = "sft" if self.kind == "supervised" else "kd"
             p = self.method.params
             loss, parts = baseline_loss(kind, self.student, batch, self.teacher, method=self.method,
-                                        chunk_size=getattr(p, "chunk_size", None))
+                                        chunk_size=getattr(p, "chunk_size", None), norm=self._norm)
         return loss, parts
 
     def micro_batch(self, step: int, offset: int, n: int):
+        """Items offset..offset+n of the step's global batch (and the step's loss divisors, set once per step)."""
         if step != self._rows_step:
             self._rows_step, self._rows = step, self.plan.rows(step)
+            self._norm = self._step_norm(self._rows)
         return [self.train_items[i] for i in self._rows[offset:offset + n]]
+
+    def _step_norm(self, rows) -> dict:
+        """Teacher and student answer tokens of the step's items (per-sample reduction: the item count)."""
+        if self.params is not None and self.params.reduction == "sample":
+            return {"teacher": len(rows), "student": len(rows)}
+        answers = [self.train_items[i].answer for i in rows]
+        m = self._max_answer()
+        out = {"student": answer_counts(self.student, answers, m)}
+        if self.teacher is not None:
+            out["teacher"] = answer_counts(self.teacher, answers, m)
+        return out
 
     def step_tokens(self, step: int) -> int:
         """Student tokens (question with image tokens, answer) of the step's items: what D_S counts."""

@@ -169,6 +169,12 @@ def genrecal_loss(r: torch.Tensor, z_teacher: torch.Tensor, W_t: torch.Tensor, l
     return head_loss(r, W_t, labels, _ce_kl(terms, temperature), h_t=z_teacher, W_t=W_t, chunk_size=chunk_size)
 
 
+def answer_counts(vlm, answers: Sequence[str], max_answer_tokens: int | None = None) -> int:
+    """Answer tokens `encode_qa` makes of these answers (each truncated, plus EOS): a step's loss divisor."""
+    ids = vlm.tokenizer(list(answers), add_special_tokens=False)["input_ids"]
+    return int(sum(len(x[:max_answer_tokens]) + 1 for x in ids))
+
+
 # ----------------------------------------------------------------------------- the three stages
 
 REGULARIZATION = {"none": (), "mse": ("mse",), "kl": ("kl",), "ce": ("ce",), "ce+kl": ("ce", "kl")}
@@ -219,11 +225,13 @@ def _answer_features(hidden, q_len, a_len):
     return _spans(hidden, q_len, a_len)
 
 
-def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None, per: str = "token") -> torch.Tensor:
-    """The student's CE on its answer tokens from its hidden states, a mean per token (or per sample: `per`)."""
+def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None, per: str = "token",
+                denom: float | None = None) -> torch.Tensor:
+    """The student's CE on its answer tokens from its hidden states, a mean per token (or per sample: `per`);
+    `denom` replaces the micro-batch's count (the whole step's, so micro-batching does not change the loss)."""
     z = answer_predictors(hidden, s.q_len, s.a_len, s.labels.shape[1])
     ce, _ = head_loss(z, student.head_weight, s.labels, ce_objective, chunk_size=chunk_size)
-    return ce / (s.a_len.sum() if per == "token" else s.a_len.shape[0])
+    return ce / (denom if denom is not None else s.a_len.sum() if per == "token" else s.a_len.shape[0])
 
 
 def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams) -> list[torch.nn.Parameter]:
@@ -248,18 +256,23 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
     return trained
 
 
-def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrator: Recalibrator | None = None):
+def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrator: Recalibrator | None = None,
+               norm: dict | None = None):
     """Mean loss of one micro-batch of (images, question, answer) triples for the stage, and its parts.
 
     Each term is a mean over its answer tokens (teacher tokens for the Recalibrator terms, student tokens for
-    the student's CE) and the terms are summed with weight 1, as the paper's algorithms do.
+    the student's CE) and the terms are summed with weight 1, as the paper's algorithms do. `norm`
+    {"teacher": n, "student": n}: divide the summed terms by these counts (a whole optimizer step's, from
+    `answer_counts`) instead of the micro-batch's, so accumulation and data parallelism give the same gradient.
     """
+    norm = norm or {}
     s = student.encode_qa(batch, params.max_answer_tokens)
     parts: dict[str, float] = {}
     total = torch.zeros((), device=s.labels.device)
 
     if params.stage == 3:
-        ce = _student_ce(student, s, student.hidden(s.inputs), params.chunk_size, params.reduction)
+        ce = _student_ce(student, s, student.hidden(s.inputs), params.chunk_size, params.reduction,
+                         norm.get("student"))
         parts["student_ce"] = float(ce.detach())
         return ce, parts
     if teacher is None or recalibrator is None:
@@ -270,7 +283,7 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
         ht_in, ht = teacher.hidden_pair(t.inputs) if pre else (teacher.hidden(t.inputs),) * 2
     W_t = teacher.head_weight
     La = t.labels.shape[1]
-    n_t = t.a_len.sum() if params.reduction == "token" else t.a_len.shape[0]
+    n_t = norm.get("teacher") or (t.a_len.sum() if params.reduction == "token" else t.a_len.shape[0])
     z_t = answer_predictors(ht, t.q_len, t.a_len, La)
     za_t, am_t = _answer_features(ht_in, t.q_len, t.a_len)  # targets z_t stay post-norm: the teacher's logits
     with torch.no_grad() if params.stage == 1 else torch.enable_grad():
@@ -288,7 +301,7 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
         total = total + reg / n_t
         parts.update({f"reg_{k}": float(v) / float(n_t) for k, v in p.items()})
     if params.stage == 2:
-        ce = _student_ce(student, s, hs, params.chunk_size, params.reduction)
+        ce = _student_ce(student, s, hs, params.chunk_size, params.reduction, norm.get("student"))
         total = total + ce
         parts["student_ce"] = float(ce.detach())
     return total, parts
@@ -311,14 +324,16 @@ class GenRecal(Method):
 
 def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",
                   temperature: float = 1.0, skew_alpha: float = 0.1, max_answer_tokens: int | None = None,
-                  chunk_size: int | None = None, method=None):
+                  chunk_size: int | None = None, method=None, norm: dict | None = None):
     """The paper's baselines on answer tokens, as a mean per student answer token, and its parts.
 
     kind "sft": the student's CE on the answer. kind "kd": same-tokenizer KD from the teacher's answer logits,
     `divergence` forward_kl (standard KD), reverse_kl (MiniLLM's token-level objective) or skew_kl (DistiLLM);
     the teacher must share the student's tokenizer, since the distributions are compared token by token.
     `method`: a configured `kd` method (all its parameters: divergence, T, hard-label mix...) instead.
+    `norm` {"student": n}: divide by this count instead of the micro-batch's (see `stage_loss`).
     """
+    denom = (norm or {}).get("student")
     from ..data.tokenizers import same_tokenizer
     from .kd import KD, KDParams
 
@@ -327,10 +342,10 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     s = student.encode_qa(batch, max_answer_tokens)
     hs = student.hidden(s.inputs)
     if kind == "sft":
-        ce = _student_ce(student, s, hs, chunk_size)
+        ce = _student_ce(student, s, hs, chunk_size, denom=denom)
         return ce, {"ce": float(ce.detach())}
     z_s = answer_predictors(hs, s.q_len, s.a_len, s.labels.shape[1])
-    n = s.a_len.sum()
+    n = denom or s.a_len.sum()
     if teacher is None:
         raise ValueError("the kd baseline needs a teacher")
     if not same_tokenizer(student.tokenizer, teacher.tokenizer):

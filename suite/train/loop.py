@@ -17,8 +17,10 @@ gradient averaging undoes), so gradients match one process with the whole batch.
 A continual-learning stage (a `continual` section; suite/continual/stage.py) reads task and replay rows
 instead, trains whole epochs of them, and its loss is per example: divided by the step's example count.
 A vision-language cell (a VLM student, or method genrecal; suite/genrecal/stage.py) does the same with
-(image, question, answer) items: its module's forward is the method's loss (a mean per answer token of each
-micro-batch), its held-out loss is the student's answer CE, and only the student is saved.
+(image, question, answer) items: its module's forward is the micro-batch's loss terms summed and divided by
+the whole step's answer-token counts (scaled here by B to fit the per-example bookkeeping), so the step's
+gradient is the same however it is split; its held-out loss is the student's answer CE; only the student is
+saved.
 """
 from __future__ import annotations
 
@@ -261,9 +263,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             sync = m == accum - 1
             with (ddp.no_sync() if env.enabled and not sync else nullcontext()):
                 with autocast:
-                    if vlm:  # a mean over the micro-batch's answer tokens, weighted by its items
-                        loss_mean, parts = fwd(items)
-                        loss_sum, parts = loss_mean * len(items), {k: v * len(items) for k, v in parts.items()}
+                    if vlm:  # this micro-batch's share of the step's mean (sums over the step's token counts)
+                        loss_part, parts = fwd(items)
+                        loss_sum, parts = loss_part * n_tok, {k: v * n_tok for k, v in parts.items()}
                     else:
                         h = fwd(inp)
                         h_t = None
