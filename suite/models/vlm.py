@@ -1,7 +1,8 @@
-"""Vision-language models: tiny random configs of two families for CPU work, real checkpoints, one generate().
+"""Vision-language models: tiny random configs of three families for CPU work, real checkpoints, one generate().
 
     vlm = build_vlm("tiny-llava", tokenizer=tok, seed=0)         # LLaVA: CLIP tower + projector + Llama
     vlm = build_vlm("tiny-qwen2vl", tokenizer=tok, seed=0)       # Qwen2-VL: patch-merging ViT + M-RoPE decoder
+    vlm = build_vlm("tiny-internvl", tokenizer=tok, seed=0)      # InternVL (-hf): ViT + pixel shuffle + MLP + Qwen2
     vlm = build_vlm("Qwen/Qwen2-VL-2B-Instruct", dtype="bf16")   # any AutoModelForImageTextToText id or path
     vlm.generate([([image], "What shape is red?")], max_new_tokens=16)   # -> ["circle"]
     vlm.save("runs/x/model")                                     # safetensors + processor; build_vlm(path) loads it
@@ -11,8 +12,9 @@ the position ids follow it), greedy unless told otherwise. Tiny tokenizers get t
 (`<image>`; `<|vision_start|>`, `<|image_pad|>`, ...) and a chat template of the family's shape, so prompts
 pass through the same `apply_chat_template` path as a real checkpoint's.
 
-Qwen2-VL's stock processor also owns a video processor, which transformers builds only with torchvision;
-`ImageOnlyQwen2VLProcessor` is the same processor without it (used when torchvision is absent).
+Qwen2-VL's and InternVL's stock processors also own a video processor, which transformers builds only with
+torchvision; `ImageOnlyQwen2VLProcessor` / `ImageOnlyInternVLProcessor` are the same processors without it (used
+when torchvision is absent).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ Sample = tuple[Sequence[Any], str]  # (PIL images, prompt text)
 
 @dataclass(frozen=True)
 class TinyVLMConfig:
-    family: str               # llava | qwen2vl
+    family: str               # llava | qwen2vl | internvl
     hidden: int               # language model width
     layers: int
     heads: int
@@ -43,16 +45,18 @@ class TinyVLMConfig:
     vision_hidden: int
     vision_layers: int
     vision_heads: int
-    image_size: int           # llava: square input side; qwen2vl: side the image is resized to (multiple of 28)
+    image_size: int           # llava, internvl: square input side; qwen2vl: resized side (multiple of 28)
     patch: int
 
 
 TINY_VLMS = Registry[TinyVLMConfig]("tiny VLM")
-# llava: (32/8)² = 16 image tokens; qwen2vl: 56/14 = 4 patches a side, merged 2×2 -> 4 image tokens
+# llava: (32/8)² = 16 image tokens; qwen2vl: 56/14 = 4 patches a side, merged 2×2 -> 4 image tokens;
+# internvl: (32/8)² = 16 patches, pixel-shuffled by 0.5 -> 4 image tokens (plus <img> ... </img>)
 TINY_VLMS.register("tiny-llava", TinyVLMConfig("llava", 64, 2, 4, 4, 172, 32, 1, 2, 32, 8))
 TINY_VLMS.register("tiny-llava-m", TinyVLMConfig("llava", 128, 4, 4, 4, 344, 64, 2, 4, 32, 8))
 TINY_VLMS.register("tiny-qwen2vl", TinyVLMConfig("qwen2vl", 64, 2, 4, 2, 172, 32, 1, 2, 56, 14))
 TINY_VLMS.register("tiny-qwen2vl-m", TinyVLMConfig("qwen2vl", 128, 4, 4, 2, 344, 64, 2, 4, 56, 14))
+TINY_VLMS.register("tiny-internvl", TinyVLMConfig("internvl", 64, 2, 4, 2, 172, 32, 1, 2, 32, 8))
 
 _LLAVA_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'user' %}USER: {% for c in m['content'] %}"
@@ -64,6 +68,14 @@ _QWEN_TEMPLATE = (
     "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}"
     "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 _QWEN_SPECIAL = ("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>", "<|im_start|>", "<|im_end|>")
+# InternVL-hf checkpoints' template: an image is one <IMG_CONTEXT> the processor expands to <img><IMG_CONTEXT>*n</img>
+_INTERNVL_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<IMG_CONTEXT>\n{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+_INTERNVL_TOKENS = {"start_image_token": "<img>", "end_image_token": "</img>",
+                    "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"}
+_INTERNVL_SPECIAL = (*_INTERNVL_TOKENS.values(), "<|im_start|>", "<|im_end|>")
 
 
 def _image_only_qwen2vl_processor():
@@ -80,6 +92,31 @@ def _image_only_qwen2vl_processor():
             ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
     return ImageOnlyQwen2VLProcessor
+
+
+def _image_only_internvl_processor():
+    from transformers import InternVLProcessor
+    from transformers.processing_utils import ProcessorMixin
+
+    class ImageOnlyInternVLProcessor(InternVLProcessor):
+        """InternVLProcessor without its video processor (which needs torchvision); its image tokens are set
+        here rather than read from tokenizer attributes, so any tokenizer holding them as tokens will do."""
+
+        def __init__(self, image_processor=None, tokenizer=None, image_seq_length: int = 256, chat_template=None,
+                     **kwargs):
+            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+            self.image_seq_length = image_seq_length
+            self.start_image_token, self.end_image_token = _INTERNVL_TOKENS["start_image_token"], \
+                _INTERNVL_TOKENS["end_image_token"]
+            self.image_token, self.video_token = _INTERNVL_TOKENS["context_image_token"], \
+                _INTERNVL_TOKENS["video_token"]
+            self.start_image_token_id = tokenizer.convert_tokens_to_ids(self.start_image_token)
+            self.end_image_token_id = tokenizer.convert_tokens_to_ids(self.end_image_token)
+            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+            self.multimodal_pattern = re.compile(
+                f"(?P<image>{re.escape(self.image_token)})|(?P<video>{re.escape(self.video_token)})")
+
+    return ImageOnlyInternVLProcessor
 
 
 def _tiny_llava(cfg: TinyVLMConfig, tok):
@@ -136,7 +173,38 @@ def _tiny_qwen2vl(cfg: TinyVLMConfig, tok):
     return Qwen2VLForConditionalGeneration(config), processor
 
 
-_TINY_BUILDERS = {"llava": _tiny_llava, "qwen2vl": _tiny_qwen2vl}
+def _tiny_internvl(cfg: TinyVLMConfig, tok):
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    tok.add_special_tokens({"additional_special_tokens": list(_INTERNVL_SPECIAL)})
+    # named too (tok.start_image_token, tok.context_image_token_id, ...; saved in tokenizer_config.json) as the
+    # -hf checkpoints' tokenizers have them: the stock InternVLProcessor reads them when torchvision is present
+    tok._set_model_specific_special_tokens(dict(_INTERNVL_TOKENS))
+    downsample = 0.5  # pixel shuffle: 2×2 neighbouring patches -> one token
+    seq = int((cfg.image_size // cfg.patch) ** 2 * downsample ** 2)
+    # max_patches 1: no tiling whatever the processor's crop_to_patches default, so a fixed token count an image
+    image_processor = GotOcr2ImageProcessorPil(size={"height": cfg.image_size, "width": cfg.image_size},
+                                               crop_to_patches=False, min_patches=1, max_patches=1)
+    processor = _image_only_internvl_processor()(image_processor=image_processor, tokenizer=tok,
+                                                 image_seq_length=seq, chat_template=_INTERNVL_TEMPLATE)
+    config = InternVLConfig(
+        vision_config=InternVLVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=4 * cfg.vision_hidden,
+                                           num_hidden_layers=cfg.vision_layers,
+                                           num_attention_heads=cfg.vision_heads, image_size=cfg.image_size,
+                                           patch_size=cfg.patch),
+        text_config=Qwen2Config(vocab_size=len(tok), hidden_size=cfg.hidden, intermediate_size=cfg.ffn,
+                                num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
+                                num_key_value_heads=cfg.kv_heads, max_position_embeddings=2048,
+                                tie_word_embeddings=False, bos_token_id=tok.bos_token_id,
+                                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        image_token_id=tok.convert_tokens_to_ids(_INTERNVL_TOKENS["context_image_token"]), image_seq_length=seq,
+        downsample_ratio=downsample, tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return InternVLForConditionalGeneration(config), processor
+
+
+_TINY_BUILDERS = {"llava": _tiny_llava, "qwen2vl": _tiny_qwen2vl, "internvl": _tiny_internvl}
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name
 
 
@@ -337,6 +405,14 @@ def load_vlm(spec: str, dtype: str | None = None) -> VLM:
         tok = AutoTokenizer.from_pretrained(where)
         processor = _image_only_qwen2vl_processor()(image_processor=Qwen2VLImageProcessorPil.from_pretrained(where),
                                                     tokenizer=tok, chat_template=tok.chat_template)
+    elif model.config.model_type == "internvl" and importlib.util.find_spec("torchvision") is None:
+        from transformers import AutoTokenizer
+        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+        tok = AutoTokenizer.from_pretrained(where)
+        processor = _image_only_internvl_processor()(image_processor=GotOcr2ImageProcessorPil.from_pretrained(where),
+                                                     tokenizer=tok, image_seq_length=model.config.image_seq_length,
+                                                     chat_template=tok.chat_template)
     else:
         processor = AutoProcessor.from_pretrained(where)
     return VLM(model.eval(), processor, name=spec)

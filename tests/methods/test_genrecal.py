@@ -123,9 +123,8 @@ def test_positions_and_config_errors(teacher):
 # ----------------------------------------------------------------------------- stages on tiny VLMs
 
 
-@pytest.fixture(scope="module")
-def pair():
-    """A LLaVA teacher and a Qwen2-VL student with different tokenizers, vocabularies and widths."""
+def _pair(student_name):
+    """A LLaVA teacher and a `student_name` student with different tokenizers, vocabularies and widths."""
     from PIL import Image, ImageDraw
 
     from suite.data.tokenizers import train_bpe
@@ -133,7 +132,7 @@ def pair():
 
     texts = [f"How many {s} are there? There are {n} {s}." for s in ("circles", "squares") for n in range(9)]
     teacher = build_vlm("tiny-llava-m", tokenizer=train_bpe(texts * 10, vocab_size=330), seed=0)
-    student = build_vlm("tiny-qwen2vl", tokenizer=train_bpe(texts * 10, vocab_size=290), seed=1)
+    student = build_vlm(student_name, tokenizer=train_bpe(texts * 10, vocab_size=290), seed=1)
     teacher.model.requires_grad_(False)
     images = []
     for i in range(3):
@@ -146,11 +145,24 @@ def pair():
     return teacher, student, batch
 
 
+@pytest.fixture(scope="module")
+def pair():
+    """A LLaVA teacher and a Qwen2-VL student."""
+    return _pair("tiny-qwen2vl")
+
+
+@pytest.fixture(scope="module")
+def internvl_pair():
+    """A LLaVA teacher and an InternVL student (ViT + pixel shuffle + MLP projector + Qwen2)."""
+    return _pair("tiny-internvl")
+
+
 @pytest.mark.parametrize("stage", [1, 2, 3])
-def test_a_step_changes_exactly_what_the_stage_trains(pair, stage):
+@pytest.mark.parametrize("which", ["pair", "internvl_pair"])
+def test_a_step_changes_exactly_what_the_stage_trains(request, which, stage):
     from suite.methods.genrecal import GenRecalParams, set_trainable, stage_loss
 
-    teacher, student, batch = pair
+    teacher, student, batch = request.getfixturevalue(which)
     params = GenRecalParams(stage=stage)
     rec = Recalibrator(student.model.config, d_teacher=teacher.model.config.text_config.hidden_size)
     trained = set_trainable(student, rec, params)
@@ -167,7 +179,8 @@ def test_a_step_changes_exactly_what_the_stage_trains(pair, stage):
     should = {n for n, p in named.items() if id(p) in ids and p.grad is not None and p.grad.abs().sum() > 0}
     assert changed == should
     assert not any(n.startswith("teacher.") for n in changed)
-    assert not any(".visual.blocks" in n or "patch_embed" in n for n in changed)  # vision encoder frozen
+    assert not any(".visual.blocks" in n or "patch_embed" in n or ".vision_tower." in n
+                   for n in changed)  # vision encoder frozen
     student_changed = {n for n in changed if n.startswith("student.")}
     rec_changed = {n for n in changed if n.startswith("rec.")}
     if stage == 1:
@@ -179,7 +192,8 @@ def test_a_step_changes_exactly_what_the_stage_trains(pair, stage):
         assert all(".language_model." in n for n in student_changed)
     else:
         assert set(parts) == {"student_ce"} and not rec_changed
-        assert any("lm_head" in n for n in student_changed) and any("merger" in n for n in student_changed)
+        assert any("lm_head" in n for n in student_changed)
+        assert any("merger" in n or "multi_modal_projector" in n for n in student_changed)  # the projector
     for p in list(student.model.parameters()) + list(rec.parameters()):
         p.grad = None
 

@@ -1,4 +1,4 @@
-"""Tiny VLMs of two families: build, batched generation equals one-at-a-time, save/load roundtrip."""
+"""Tiny VLMs of three families: build, batched generation equals one-at-a-time, save/load roundtrip."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from suite.data.tokenizers import train_bpe
 from suite.models.vlm import TINY_VLMS, build_vlm, is_vlm
 
-FAMILIES = {"tiny-llava": "llava", "tiny-qwen2vl": "qwen2_vl"}
+FAMILIES = {"tiny-llava": "llava", "tiny-qwen2vl": "qwen2_vl", "tiny-internvl": "internvl"}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,11 @@ def test_batched_generation_equals_single_and_roundtrips(name, tok, tmp_path):
     assert again.generate(batch, max_new_tokens=6) == batched
     for a, b in zip(vlm.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
+    assert again.fingerprint() == vlm.fingerprint() and again.family == vlm.family
+    enc_again = again.inputs(batch)
+    assert all(torch.equal(enc[k], enc_again[k]) for k in enc)  # the reloaded processor encodes the same
+    with torch.no_grad():
+        assert torch.equal(vlm.model(**enc).logits, again.model(**enc_again).logits)
 
 
 def test_unknown_and_missing():
@@ -114,3 +119,7 @@ def test_question_answer_split_gives_the_models_own_answer_logits(name, tok):
         torch.testing.assert_close(z[b, :la] @ vlm.head_weight.t(), logits[b, lq - 1:lq - 1 + la],
                                    atol=1e-5, rtol=1e-5)
     assert vlm.vision_tower is not None and vlm.language_model is not None
+    with torch.no_grad():
+        pre, post = vlm.hidden_pair(qa.inputs)
+        assert torch.equal(post, vlm.hidden(qa.inputs))
+        torch.testing.assert_close(vlm.language_model.norm(pre), post)
