@@ -78,6 +78,9 @@ def read_llava(path: str | Path, image_root: str | Path | None = None):
     from ..data.visual import VisualQA
 
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"vlm.path {str(path)!r}: no such file (LLaVA-format JSON or JSONL of image, "
+                                f"conversations)")
     text = path.read_text()
     rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()] if path.suffix == ".jsonl" else json.loads(text)
     root = Path(image_root) if image_root else path.parent
@@ -193,8 +196,13 @@ class VLMStage:
             if not spec or spec.startswith("cell:"):
                 raise ValueError(f"method {self.kind!r} needs a trained teacher VLM (teacher: path, HF id, or a "
                                  f"grid's @group), got {spec!r}")
-            if not is_vlm(spec) or spec in _tiny_names():
-                raise ValueError(f"teacher {spec!r} must be a vision-language checkpoint (a path or HF id)")
+            if spec in _tiny_names():
+                raise ValueError(f"teacher {spec!r} is a tiny VLM name, which builds an untrained model: train it "
+                                 f"first (a grid group with method supervised, referenced as teacher: \"@group\") "
+                                 f"and pass its model directory")
+            if not is_vlm(spec):
+                raise ValueError(f"teacher {spec!r} must be a vision-language checkpoint (a path or HF id whose "
+                                 f"config has a vision_config)")
             self.teacher = load_vlm(spec)
             self.teacher.model.requires_grad_(False).to(device).eval()
         self.recalibrator = None
