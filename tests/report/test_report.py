@@ -189,3 +189,28 @@ def test_benchmark_bars_and_forgetting_curves_draw_from_benchmark_columns():
     fig, cap = method_bars(df, {})
     assert len(fig.axes) == 2 and "each benchmark" in cap
     assert forgetting(df.drop(columns=["stage"]), {}) is None
+
+
+def test_committed_genrecal_toy_report_regenerates_and_keeps_the_stage_1_check(tmp_path):
+    """reports/genrecal_toy/ is what `suite report analysis/genrecal_toy.yaml` makes of its results.parquet, and
+    its stage table shows the paper's Tab. 9 check: after stage 1 (Recalibrator only) the student scores exactly
+    as the untrained baseline of the same seeds."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    committed = root / "reports" / "genrecal_toy"
+    out = tmp_path / "genrecal_toy"
+    build_report(root / "analysis" / "genrecal_toy.yaml", out=out, results=committed / "results.parquet",
+                 progress=lambda m: None)
+    new, old = (json.loads((d / "summary.json").read_text()) for d in (out, committed))
+    for key in ("results_sha256", "n_runs", "spec", "figures", "headline", "tables"):
+        assert new[key] == old[key], key
+    for rel in ("tables/vlm.md", "tables/vlm.csv", "tables/vlm_stages.md", "tables/vlm_stages.tex"):
+        assert (out / rel).read_text() == (committed / rel).read_text(), rel
+    stages = pd.read_csv(committed / "tables" / "vlm_stages.csv")
+    table = pd.read_csv(committed / "tables" / "vlm.csv").set_index("variant")
+    base = table.loc["tiny-qwen2vl baseline (untrained)"]
+    for _, row in stages[stages["stage"] == 1].iterrows():
+        assert row["loss.mean"] == pytest.approx(base["loss.mean"], abs=1e-9)
+        assert row["benchmarks.ai2d.overall.mean"] == base["benchmarks.ai2d.overall.mean"]
+    assert set(stages["stage"]) == {1, 2, 3} and table.loc["tiny-llava-m teacher (SFT)", "seeds"] == 1

@@ -104,17 +104,18 @@ def test_scontrol_requeue_resumes_from_checkpoint_and_matches_uninterrupted(long
 
 
 def test_timeout_checkpoints_requeues_and_finishes(tmp_path):
-    # training (~400k tokens, over a minute of work) longer than the 1-minute limit, so no attempt can
-    # finish before the limit; USR2 comes 20 s before it (Slurm's timer may send it up to a minute early):
-    # each attempt checkpoints at the next step and is requeued, until the tokens are done
-    path = write_grid(tmp_path, "timeout", _long_cell(400_000), timeout_min=1, signal_delay_s=20, max_requeue=20)
+    # training longer than the 1-minute limit even on an idle machine (800k tokens = 12,500 steps, ~75 s idle;
+    # 400k once finished inside one attempt on an idle CI machine), so no attempt can finish before the limit;
+    # USR2 comes 20 s before it (Slurm's timer may send it up to a minute early): each attempt checkpoints at
+    # the next step and is requeued, until the tokens are done (~6 attempts when the cores are shared)
+    path = write_grid(tmp_path, "timeout", _long_cell(800_000), timeout_min=1, signal_delay_s=20, max_requeue=30)
     sw = open_sweep(path, runs=tmp_path / "runs")
     submit(sw, executor="slurm", progress=False)
-    st = wait(sw, all_ended, timeout=540, poll=2.0)
+    st = wait(sw, all_ended, timeout=840, poll=2.0)  # inside pytest-timeout's 900 s
     cell_dir = sw.root / sw.grid.cells[0].id
     assert st["counts"]["done"] == 1, st
     assert json.loads((cell_dir / "attempts.json").read_text())["attempt"] >= 2
-    assert json.loads((cell_dir / "result.json").read_text())["D_S"] == 400_000
+    assert json.loads((cell_dir / "result.json").read_text())["D_S"] == 800_000
 
 
 def test_failing_cell_records_error_and_retry_reruns_only_it(tmp_path):
