@@ -26,8 +26,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..continual.stage import resolve_model_ref
 from ..methods.genrecal import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts,
-                                baseline_loss, set_trainable, stage_loss)
+                                baseline_loss, check_shared_tokenizer, set_trainable, stage_loss)
 
 RECALIBRATOR_DIR = "recalibrator"
 
@@ -129,12 +130,6 @@ def _student_tokenizer(cfg, items, out: Path):
     return train_bpe(texts, vocab_size=cfg.data.tokenizer_vocab_size, out_dir=cache)
 
 
-def resolve_ref(ref: str, out: Path) -> str:
-    from ..continual.stage import resolve_model_ref
-
-    return resolve_model_ref(ref, out)
-
-
 def save_recalibrator(rec: Recalibrator, out_dir: Path, info: dict) -> None:
     """model.safetensors + config.json (the RecalibratorConfig, both widths, the student config it was built on)."""
     import tempfile
@@ -163,8 +158,6 @@ def load_recalibrator_weights(rec: Recalibrator, path: Path) -> None:
 
 
 class VLMStage:
-    vlm = True
-
     def __init__(self, cfg, method, out: Path, device, env, teacher_path: str | None):
         from ..continual.stage import Plan
         from ..models import count_non_embedding
@@ -180,7 +173,7 @@ class VLMStage:
             order = np.random.default_rng([cfg.data.seed, 3]).permutation(len(self.train_items))[:keep]
             self.train_items = [self.train_items[i] for i in sorted(order)]
 
-        start = resolve_ref(v.init, out) if v.init else cfg.student
+        start = resolve_model_ref(v.init, out) if v.init else cfg.student
         if not is_vlm(start):
             raise ValueError(f"{'vlm.init' if v.init else 'student'} {start!r} is not a vision-language model "
                              f"(a tiny VLM name, or a checkpoint whose config has a vision_config)")
@@ -205,6 +198,8 @@ class VLMStage:
                                  f"config has a vision_config)")
             self.teacher = load_vlm(spec)
             self.teacher.model.requires_grad_(False).to(device).eval()
+            if self.kind == "kd":  # once here, not every micro-batch (a 150k vocabulary is a large dict)
+                check_shared_tokenizer(self.student, self.teacher)
         self.recalibrator = None
         if self.params is not None and self.params.stage in (1, 2):
             self.recalibrator = self._recalibrator(v.recalibrator)
@@ -218,9 +213,12 @@ class VLMStage:
             trained = [p for p in self.student.model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in trained)
         self.module = VLMObjective(self.student, self.recalibrator, self._loss)
-        tower = self.student.vision_tower
-        self.n_vision = sum(p.numel() for p in tower.parameters()) if tower is not None else 0
+        self.n_vision = _vision_params(self.student)
         self.n_params = count_non_embedding(self.student.model) - self.n_vision  # the language model's N
+        # the teacher's forward runs its vision tower too: FLOPs count it, N_T (the language model's) does not
+        self.n_teacher = count_non_embedding(self.teacher.model) if self.teacher is not None else 0
+        self.n_recalibrator = (sum(p.numel() for p in self.recalibrator.parameters())
+                               if self.recalibrator is not None else 0)
         self.plan = Plan(len(self.train_items), 0, 0, tc.batch_size, v.epochs or 1, seed=(tc.seed, self.stage_no))
         # epochs 0: no step (the starting student is evaluated: a baseline); tokens are counted as the loop trains
         self.steps, self.tokens = (self.plan.steps if v.epochs else 0), None
@@ -238,7 +236,7 @@ class VLMStage:
         d_t = int(self.teacher.head_weight.shape[1])
         rec = Recalibrator(self.student.model.config, d_t, p.recalibrator, student_body=body)
         if ref:
-            path = Path(resolve_ref(ref, self.out))
+            path = Path(resolve_model_ref(ref, self.out))
             if path.name == "model":  # cell:<id> resolves to <cell>/model; its Recalibrator sits beside it
                 path = path.parent
             if (path / RECALIBRATOR_DIR).is_dir():
@@ -261,7 +259,8 @@ class VLMStage:
             kind = "sft" if self.kind == "supervised" else "kd"
             p = self.method.params
             loss, parts = baseline_loss(kind, self.student, batch, self.teacher, method=self.method,
-                                        chunk_size=getattr(p, "chunk_size", None), norm=self._norm)
+                                        chunk_size=getattr(p, "chunk_size", None), norm=self._norm,
+                                        check_tokenizer=False)
         return loss, parts
 
     def micro_batch(self, step: int, offset: int, n: int):
@@ -308,10 +307,8 @@ class VLMStage:
                 batch = [(q.images, q.question, q.answer) for q in self.heldout_items[i:i + bs]]
                 with autocast:
                     s = self.student.encode_qa(batch, self._max_answer())
-                    ce = _student_ce(self.student, s, self.student.hidden(s.inputs), None)
-                    n = int(s.a_len.sum())
-                    ce_sum += float(ce) * n
-                    n_tok += n
+                    ce_sum += float(_student_ce(self.student, s, self.student.hidden(s.inputs), None, denom=1))
+                    n_tok += int(s.a_len.sum())
                     if self.recalibrator is not None:
                         p = self.params
                         main_only = dataclasses.replace(p, stage=1, regularization="none")
@@ -339,15 +336,11 @@ class VLMStage:
     def flops(self, tokens: int) -> dict:
         """6·N_S per student token trained (2·N_S when only the Recalibrator trains: the student is forward-only),
         2·N_T per teacher token (approximated by the student's token count), Recalibrator 6·N_R per token."""
-        from ..models import count_non_embedding
-
-        f = {"student_train": (2.0 if self.stage_no == 1 else 6.0) * self.n_params * tokens, "teacher_logits": 0.0}
-        if self.teacher is not None:
-            f["teacher_logits"] = 2.0 * count_non_embedding(self.teacher.model) * tokens
+        f = {"student_train": (2.0 if self.stage_no == 1 else 6.0) * self.n_params * tokens,
+             "teacher_logits": 2.0 * self.n_teacher * tokens}
         if self.recalibrator is not None:
-            n_r = sum(p.numel() for p in self.recalibrator.parameters())
             passes = 2 if self.params.regularization != "none" else 1
-            f["recalibrator_train"] = 6.0 * n_r * tokens * passes
+            f["recalibrator_train"] = 6.0 * self.n_recalibrator * tokens * passes
         f["total"] = sum(f.values())
         return f
 
@@ -362,32 +355,18 @@ class VLMStage:
                 "teacher_family": self.teacher.family if self.teacher is not None else None,
                 **{k: v for k, v in self._last_eval.items() if k != "heldout_loss"}}
         if self.recalibrator is not None:
-            info["recalibrator_params"] = sum(p.numel() for p in self.recalibrator.parameters())
+            info["recalibrator_params"] = self.n_recalibrator
             info["recalibrator"] = str(self.out / RECALIBRATOR_DIR)
         fields = {"vlm": info, "N_S": self.n_params, "model_shape": model_shape(self.student.model)}
         if self.teacher is not None:
-            from ..models import count_non_embedding
-
-            tower = self.teacher.vision_tower
-            n_tv = sum(p.numel() for p in tower.parameters()) if tower is not None else 0
-            fields["N_T"] = count_non_embedding(self.teacher.model) - n_tv
+            fields["N_T"] = self.n_teacher - _vision_params(self.teacher)
             fields["teacher_shape"] = model_shape(self.teacher.model)
         return fields
 
-    def evaluate_benchmarks(self, loss: float, out: Path, progress: bool) -> dict:
-        """The cell's `eval:` benchmarks on the student VLM (held-out: the answer CE just measured)."""
-        from ..eval.run import evaluate
 
-        e = self.cfg.eval
-        others = [b for b in e.benchmarks if b != "heldout"]
-        self.student.model.eval()
-        res = evaluate(self.student, others, out_dir=out / "eval", data_root=e.data_root, judge=e.judge,
-                       limit=e.limit, batch_size=e.batch_size, prompt_style=e.prompt_style,
-                       max_new_tokens=e.max_new_tokens, device=str(self.device),
-                       model_name=self.cfg.name or self.cfg.cell_id, progress=progress) if others else {}
-        if "heldout" in e.benchmarks:
-            res = {"heldout": {"loss": loss, "n": len(self.heldout_items)}, **res}
-        return res
+def _vision_params(vlm) -> int:
+    tower = vlm.vision_tower
+    return sum(p.numel() for p in tower.parameters()) if tower is not None else 0
 
 
 def _tiny_names():

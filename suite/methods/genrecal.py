@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .base import METHODS, Method, ce_objective, cross_entropy_sum
 from .chunked import IGNORE_INDEX, head_loss
+from .divergences import forward_kl, teacher_log_probs
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,7 @@ def _ce_kl(terms: Sequence[str], temperature: float = 1.0):
             ce = cross_entropy_sum(zs, labels)
             total, parts["ce"] = total + ce, ce.detach()
         if "kl" in terms:
-            lt = F.log_softmax(zt / T, dim=-1)
-            kl = (lt.exp() * (lt - F.log_softmax(zs / T, dim=-1))).sum() * (T * T)
+            kl = forward_kl(F.log_softmax(zs / T, dim=-1), teacher_log_probs(zt, T, None)).sum() * (T * T)
             total, parts["kl"] = total + kl, kl.detach()
         return total, parts
 
@@ -322,9 +322,19 @@ class GenRecal(Method):
 
 # ----------------------------------------------------------------------------- baselines in the same terms
 
+def check_shared_tokenizer(student, teacher) -> None:
+    """Token-level KD needs one vocabulary: an error naming genrecal otherwise."""
+    from ..data.tokenizers import same_tokenizer
+
+    if not same_tokenizer(student.tokenizer, teacher.tokenizer):
+        raise ValueError("the kd baseline compares token distributions, so teacher and student must share a "
+                         "tokenizer; for a cross-tokenizer pair use genrecal")
+
+
 def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",
                   temperature: float = 1.0, skew_alpha: float = 0.1, max_answer_tokens: int | None = None,
-                  chunk_size: int | None = None, method=None, norm: dict | None = None):
+                  chunk_size: int | None = None, method=None, norm: dict | None = None,
+                  check_tokenizer: bool = True):
     """The paper's baselines on answer tokens, as a mean per student answer token, and its parts.
 
     kind "sft": the student's CE on the answer. kind "kd": same-tokenizer KD from the teacher's answer logits,
@@ -332,9 +342,9 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     the teacher must share the student's tokenizer, since the distributions are compared token by token.
     `method`: a configured `kd` method (all its parameters: divergence, T, hard-label mix...) instead.
     `norm` {"student": n}: divide by this count instead of the micro-batch's (see `stage_loss`).
+    `check_tokenizer=False`: the caller checked the pair once (`check_shared_tokenizer`), not every batch.
     """
     denom = (norm or {}).get("student")
-    from ..data.tokenizers import same_tokenizer
     from .kd import KD, KDParams
 
     if kind not in ("sft", "kd"):
@@ -348,9 +358,8 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     n = denom or s.a_len.sum()
     if teacher is None:
         raise ValueError("the kd baseline needs a teacher")
-    if not same_tokenizer(student.tokenizer, teacher.tokenizer):
-        raise ValueError("the kd baseline compares token distributions, so teacher and student must share a "
-                         "tokenizer; for a cross-tokenizer pair use genrecal")
+    if check_tokenizer:
+        check_shared_tokenizer(student, teacher)
     t = teacher.encode_qa(batch, max_answer_tokens)
     with torch.no_grad():
         z_t = answer_predictors(teacher.hidden(t.inputs), t.q_len, t.a_len, t.labels.shape[1])

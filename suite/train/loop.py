@@ -370,25 +370,26 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         else:
             save_pretrained(lm, out / "model", tokenizer=tok)
         if cfg.eval.benchmarks:  # before result.json: a cell killed while evaluating reruns it (predictions cached)
-            result["benchmarks"] = (stage.evaluate_benchmarks(last_eval, out, progress) if vlm else
-                                    _evaluate(cfg, lm, tok, source, last_eval, out, device, progress))
+            heldout = {"loss": last_eval, "n": len(stage.heldout_items) if vlm else source.num_examples("heldout")}
+            result["benchmarks"] = _evaluate(cfg, stage.student if vlm else lm, tok, heldout, out, device, progress)
         atomic_write_json(out / "result.json", result)
     barrier(env)
     return result
 
 
-def _evaluate(cfg: CellConfig, lm, tok, source, loss: float, out: Path, device, progress: bool) -> dict:
-    """The cell's `eval:` benchmarks on its final model (heldout reuses the loss just measured)."""
+def _evaluate(cfg: CellConfig, model, tok, heldout: dict, out: Path, device, progress: bool) -> dict:
+    """The cell's `eval:` benchmarks on its final model, a causal LM or a VLM (heldout: {loss, n} just measured)."""
     from ..eval.run import evaluate
+    from ..models.vlm import VLM
 
     e = cfg.eval
     others = [b for b in e.benchmarks if b != "heldout"]
-    lm.eval()
-    res = evaluate(lm, others, out_dir=out / "eval", tokenizer=tok, data_root=e.data_root, judge=e.judge,
+    (model.model if isinstance(model, VLM) else model).eval()
+    res = evaluate(model, others, out_dir=out / "eval", tokenizer=tok, data_root=e.data_root, judge=e.judge,
                    num_fewshot=e.num_fewshot, limit=e.limit, batch_size=e.batch_size, prompt_style=e.prompt_style,
                    mmlu_task=e.mmlu_task, max_new_tokens=e.max_new_tokens, device=str(device),
                    model_name=cfg.name or cfg.cell_id,
                    progress=progress) if others else {}
     if "heldout" in e.benchmarks:
-        res = {"heldout": {"loss": loss, "n": source.num_examples("heldout")}, **res}
+        res = {"heldout": heldout, **res}
     return res
