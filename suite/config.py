@@ -130,6 +130,8 @@ class VLMConfig:
     init: str | None = None            # student weights the cell starts from (path / HF id / cell:<id>); None: student
     recalibrator: str | None = None    # the Recalibrator a GenRecal stage starts from (a cell dir or cell:<id>)
     stages: tuple[int, ...] = ()       # genrecal in a grid: one chained cell per stage, e.g. [1, 2, 3] (or [2, 3])
+    train_vision: bool = False         # also train the student's vision encoder (stages 2-3 and baselines): for a
+                                       # from-scratch tiny VLM; a pretrained one keeps its encoder frozen (paper)
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,13 @@ def load_items(cfg):
         exclude = [q for k in v.kinds for q in _dataset_items(k, cfg.eval.data_root, v.style)]
         items = instruction_items(v.train_items + v.heldout_items, seed=cfg.data.seed, kinds=v.kinds,
                                   style=v.style, exclude=exclude, image_size=v.image_size)
+    # held-out items come first, so cells that differ only in train_items (a teacher trained on more items than
+    # its students) share one held-out set, and none of it is in any of their training sets
     n_held = min(v.heldout_items, len(items) // 2)
-    return items[:len(items) - n_held], items[len(items) - n_held:]
+    return items[n_held:], items[:n_held]
+
+
+_BPE_ITEMS = 2000
 
 
 def _student_tokenizer(cfg, items, out: Path):
@@ -126,7 +131,9 @@ def _student_tokenizer(cfg, items, out: Path):
     cache = out / "tokenizer"
     if (cache / "tokenizer.json").exists():
         return load_tokenizer(cache)
-    texts = [f"{q.question} {q.answer}" for q in items]
+    # the first 2000 items only: a few-hundred-token BPE has settled by then, and cells whose item lists share a
+    # prefix (a teacher trained on more items than its students) get the same tokenizer, as same-tokenizer KD needs
+    texts = [f"{q.question} {q.answer}" for q in items[:_BPE_ITEMS]]
     return train_bpe(texts, vocab_size=cfg.data.tokenizer_vocab_size, out_dir=cache)
 
 
@@ -204,11 +211,11 @@ class VLMStage:
         if self.params is not None and self.params.stage in (1, 2):
             self.recalibrator = self._recalibrator(v.recalibrator)
         if self.params is not None:
-            trained = set_trainable(self.student, self.recalibrator, self.params)
+            trained = set_trainable(self.student, self.recalibrator, self.params, train_vision=v.train_vision)
         else:  # baselines: the student minus its vision encoder (methods.md A.4 stage 3; LLaVA's fine-tuning)
             self.student.model.requires_grad_(True)
             tower = self.student.vision_tower
-            if tower is not None:
+            if tower is not None and not v.train_vision:
                 tower.requires_grad_(False)
             trained = [p for p in self.student.model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in trained)

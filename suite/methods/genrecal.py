@@ -234,9 +234,11 @@ def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None, per: s
     return ce / (denom if denom is not None else s.a_len.sum() if per == "token" else s.a_len.shape[0])
 
 
-def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams) -> list[torch.nn.Parameter]:
+def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams,
+                  train_vision: bool = False) -> list[torch.nn.Parameter]:
     """requires_grad per stage (Tab. 9): 1 → Recalibrator; 2 → + student LM body (head, projector by switch);
-    3 → student minus its vision encoder. The vision encoder and the teacher never train. Returns the trained."""
+    3 → student minus its vision encoder. The teacher never trains; the vision encoder trains in stages 2-3 only
+    with `train_vision` (vlm.train_vision: a from-scratch tiny student has no pretrained encoder). Returns the trained."""
     student.model.requires_grad_(False)
     if recalibrator is not None:
         recalibrator.requires_grad_(params.stage in (1, 2))
@@ -250,6 +252,9 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
         if params.stage == 3 or params.train_head:
             student.model.get_output_embeddings().requires_grad_(True)
             student.model.get_input_embeddings().requires_grad_(True)
+        tower = student.vision_tower
+        if train_vision and tower is not None:
+            tower.requires_grad_(True)
     trained = [p for p in student.model.parameters() if p.requires_grad]
     if recalibrator is not None and params.stage in (1, 2):
         trained += list(recalibrator.parameters())

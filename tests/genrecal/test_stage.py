@@ -277,3 +277,17 @@ def test_micro_batching_gives_the_step_the_same_gradient(toy, tmp_path, method):
     logged = [[r["loss"] for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())
                if r["kind"] == "train"] for run in ("whole", "split")]
     assert len(logged[0]) == 2 and logged[0] == pytest.approx(logged[1], abs=1e-5)  # Adam hides a 2x scale; this not
+
+
+@pytest.mark.parametrize("train_vision", [False, True])
+def test_a_baseline_cell_trains_its_vision_encoder_only_when_asked(tmp_path, train_vision):
+    """vlm.train_vision: a from-scratch student may train its vision encoder; by default it stays frozen."""
+    from suite.genrecal import open_vlm_stage
+    from suite.methods import make_method
+
+    cfg = config_from_dict({**BASE, "student": STUDENT, "method": "supervised", "data": {"tokenizer_vocab_size": 290},
+                            "vlm": {**BASE["vlm"], "train_vision": train_vision}})
+    stage = open_vlm_stage(cfg, make_method("supervised", {}), tmp_path, torch.device("cpu"), None)
+    blocks = [p for n, p in stage.student.vision_tower.named_parameters() if not n.startswith("merger")]
+    assert blocks and all(p.requires_grad == train_vision for p in blocks)
+    assert all(p.requires_grad for p in stage.student.language_model.parameters())

@@ -218,3 +218,18 @@ def test_sft_and_same_tokenizer_kd_baselines(pair):
         s.model.zero_grad(set_to_none=True)
     with pytest.raises(ValueError, match="share a tokenizer"):
         baseline_loss("kd", student, batch, teacher=t)
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_train_vision_opens_the_encoder_in_stages_2_and_3_only(pair, stage):
+    from suite.methods.genrecal import GenRecalParams, set_trainable
+
+    teacher, student, _ = pair
+    rec = Recalibrator(student.model.config, d_teacher=teacher.model.config.text_config.hidden_size)
+    ids = {id(p) for p in set_trainable(student, rec, GenRecalParams(stage=stage), train_vision=True)}
+    # the encoder proper: Qwen2-VL keeps its projector (merger) inside `visual`; train_projector covers it
+    tower = [p for n, p in student.vision_tower.named_parameters() if not n.startswith("merger")]
+    assert all((id(p) in ids) == (stage > 1) for p in tower)
+    assert all(p.requires_grad == (stage > 1) for p in tower)
+    set_trainable(student, rec, GenRecalParams(stage=stage))  # the default keeps it frozen again
+    assert not any(p.requires_grad for p in tower)
