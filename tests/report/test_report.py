@@ -137,19 +137,25 @@ def test_missing_column_is_a_clear_error(tmp_path):
         build_report(write_spec(tmp_path), out=tmp_path / "rep", progress=lambda m: None)
 
 
+def _regenerate(name: str, tmp_path):
+    """Build analysis/<name>.yaml from the committed reports/<name>/results.parquet into tmp_path/<name>:
+    (new report dir, committed dir, new summary, committed summary)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    committed, out = root / "reports" / name, tmp_path / name
+    build_report(root / "analysis" / f"{name}.yaml", out=out, results=committed / "results.parquet",
+                 progress=lambda m: None)
+    new, old = (json.loads((d / "summary.json").read_text()) for d in (out, committed))
+    return out, committed, new, old
+
+
 def test_committed_quickstart_report_regenerates_from_its_results(tmp_path):
     """reports/quickstart/ is what `suite report analysis/quickstart.yaml` makes of its own results.parquet.
     Measured numbers and tables must match exactly; fitted coefficients to 3 significant digits where the
     fit is well posed (degenerate fits, flagged at_bound, may move along their ridge with the last bits of
     exp/log on another CPU); images are compared by name (font rasterizing differs between machines)."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    committed = root / "reports" / "quickstart"
-    out = tmp_path / "quickstart"
-    build_report(root / "analysis" / "quickstart.yaml", out=out, results=committed / "results.parquet",
-                 progress=lambda m: None)
-    new, old = (json.loads((d / "summary.json").read_text()) for d in (out, committed))
+    out, committed, new, old = _regenerate("quickstart", tmp_path)
     for key in ("results_sha256", "n_runs", "spec", "figures"):
         assert new[key] == old[key], key
     assert new["headline"]["kd_minus_supervised"] == old["headline"]["kd_minus_supervised"]
@@ -195,14 +201,7 @@ def test_committed_genrecal_toy_report_regenerates_and_keeps_the_stage_1_check(t
     """reports/genrecal_toy/ is what `suite report analysis/genrecal_toy.yaml` makes of its results.parquet, and
     its stage table shows the paper's Tab. 9 check: after stage 1 (Recalibrator only) the student scores exactly
     as the untrained baseline of the same seeds."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    committed = root / "reports" / "genrecal_toy"
-    out = tmp_path / "genrecal_toy"
-    build_report(root / "analysis" / "genrecal_toy.yaml", out=out, results=committed / "results.parquet",
-                 progress=lambda m: None)
-    new, old = (json.loads((d / "summary.json").read_text()) for d in (out, committed))
+    out, committed, new, old = _regenerate("genrecal_toy", tmp_path)
     for key in ("results_sha256", "n_runs", "spec", "figures", "headline", "tables"):
         assert new[key] == old[key], key
     for rel in ("tables/vlm.md", "tables/vlm.csv", "tables/vlm_stages.md", "tables/vlm_stages.tex"):
