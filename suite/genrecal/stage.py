@@ -210,14 +210,10 @@ class VLMStage:
         self.recalibrator = None
         if self.params is not None and self.params.stage in (1, 2):
             self.recalibrator = self._recalibrator(v.recalibrator)
-        if self.params is not None:
-            trained = set_trainable(self.student, self.recalibrator, self.params, train_vision=v.train_vision)
-        else:  # baselines: the student minus its vision encoder (methods.md A.4 stage 3; LLaVA's fine-tuning)
-            self.student.model.requires_grad_(True)
-            tower = self.student.vision_tower
-            if tower is not None and not v.train_vision:
-                tower.requires_grad_(False)
-            trained = [p for p in self.student.model.parameters() if p.requires_grad]
+        # baselines train what stage 3 trains: the student minus its vision encoder, projector included (methods.md
+        # A.4; LLaVA's fine-tuning). One rule for both, so Qwen2-VL's merger, which sits inside `visual`, trains in each
+        params = self.params if self.params is not None else GenRecalParams(stage=3)
+        trained = set_trainable(self.student, self.recalibrator, params, train_vision=v.train_vision)
         self.trainable = sum(p.numel() for p in trained)
         self.module = VLMObjective(self.student, self.recalibrator, self._loss)
         self.n_vision = _vision_params(self.student)

@@ -291,3 +291,4 @@ def test_a_baseline_cell_trains_its_vision_encoder_only_when_asked(tmp_path, tra
     blocks = [p for n, p in stage.student.vision_tower.named_parameters() if not n.startswith("merger")]
     assert blocks and all(p.requires_grad == train_vision for p in blocks)
     assert all(p.requires_grad for p in stage.student.language_model.parameters())
+    assert all(p.requires_grad for p in stage.student.vision_tower.merger.parameters())  # the projector, as stage 3
