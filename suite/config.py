@@ -46,11 +46,25 @@ class DataConfig:
     seed: int = 0                      # which examples; the model init seed is train.seed
 
 
+LR_SCALINGS = ("none", "width")
+
+
+def scaled_lr(optim: "OptimConfig", d_model: int) -> float:
+    """The peak lr a model `d_model` wide trains with under `optim.lr_scaling`."""
+    if optim.lr_scaling == "width":
+        return optim.lr * (optim.base_width / d_model) ** optim.width_exponent
+    return optim.lr
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 3e-3
+    lr: float = 3e-3                   # peak lr; with lr_scaling "width" the lr of a model base_width wide
+    lr_scaling: str = "none"           # none | width: lr × (base_width / d_model)^width_exponent (μP-style)
+    base_width: int = 128              # d_model at which the scaled lr equals `lr`
+    width_exponent: float = 1.0        # 1 = μP's Adam rule for hidden matrices; fitted per world from lr scans
     min_lr_ratio: float = 0.1          # final lr = lr × this
     warmup: float = 0.05               # < 1: fraction of steps; >= 1: steps
+    warmup_tokens: Union[int, str, None] = None   # warmup in tokens ("100k"), the same for every size; overrides warmup
     schedule: str = "cosine"           # cosine | linear | constant
     weight_decay: float = 0.1          # on matrices only, not norms or biases
     beta1: float = 0.9
@@ -166,6 +180,8 @@ class CellConfig:
 # Sections added after cells were first hashed: left out of the hash while at their defaults, so adding a
 # section never renames existing cells (and resubmitting an old grid still resumes it).
 _OPTIONAL_SECTIONS = {"eval": EvalConfig, "continual": ContinualConfig, "vlm": VLMConfig}
+# Fields added to a section after cells were first hashed, left out of the hash at their defaults for the same reason.
+_OPTIONAL_FIELDS = {"optim": ("lr_scaling", "base_width", "width_exponent", "warmup_tokens")}
 
 
 def cell_id(cfg: CellConfig) -> str:
@@ -175,6 +191,11 @@ def cell_id(cfg: CellConfig) -> str:
     for key, cls in _OPTIONAL_SECTIONS.items():
         if getattr(cfg, key) == cls():
             d.pop(key, None)
+    for section, names in _OPTIONAL_FIELDS.items():
+        default = type(getattr(cfg, section))()
+        for n in names:
+            if getattr(getattr(cfg, section), n) == getattr(default, n):
+                d[section].pop(n, None)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -326,6 +347,14 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellCon
             parse_benchmarks(cfg.eval.benchmarks, where=f"{source}: eval.benchmarks")
         except UnknownNameError as e:
             raise ConfigError(str(e)) from None
+    if cfg.optim.lr_scaling not in LR_SCALINGS:
+        raise ConfigError(f"{source}: optim.lr_scaling: {cfg.optim.lr_scaling!r} is not one of "
+                          f"{', '.join(LR_SCALINGS)}{did_you_mean(cfg.optim.lr_scaling, LR_SCALINGS)}")
+    if cfg.optim.warmup_tokens is not None:
+        try:
+            parse_tokens(cfg.optim.warmup_tokens)
+        except ValueError as e:
+            raise ConfigError(f"{source}: optim.warmup_tokens: {e}") from None
     for key, valid in (("prompt_style", ("default", "internvl", "qwen2vl")), ("mmlu_task", ("local", "upstream"))):
         value = getattr(cfg.eval, key)
         if value not in valid:

@@ -1,9 +1,10 @@
-"""`suite demo`: the quickstart, end to end. Runs sweeps/quickstart.yaml with the local executor (three
-teachers, supervised runs of 3 sizes x 3 budgets, KD students of 3 sizes x 2 budgets from each teacher, on the
-synthetic language), collects runs/quickstart/results.parquet, prints supervised beside KD, then fits the
-scaling laws and writes the report of analysis/quickstart.yaml to reports/quickstart/.
+"""`suite demo`: the quickstart, end to end. Runs sweeps/quickstart.yaml with the local executor (supervised
+isoFLOP profiles at 2 compute levels x 5 sizes, two teachers, KD students of 2 sizes x 3 budgets from each
+beside their supervised baselines, on the `facts` world), collects runs/quickstart/results.parquet, prints
+supervised beside KD, then fits the scaling laws and writes the report of analysis/quickstart.yaml to
+reports/quickstart/.
 
-    suite demo                              # ~15 minutes on 2 CPU cores; rerunning resumes
+    suite demo                              # DEMO_TIME on 2 CPU cores; rerunning resumes
     suite demo --grid sweeps/my.yaml --executor slurm --analysis analysis/my.yaml
 """
 from __future__ import annotations

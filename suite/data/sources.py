@@ -26,6 +26,7 @@ from transformers import PreTrainedTokenizerFast
 
 from ..registry import Registry
 from .corpus import read_documents
+from .facts import FactWorld  # registers the `facts` presets in LANGUAGES
 from .synthetic import LANGUAGES, SyntheticLanguage
 from .tokenizers import N_SPECIAL, SPECIAL_TOKENS, load_tokenizer, train_bpe, word_level_tokenizer
 
@@ -54,7 +55,7 @@ class SyntheticSource:
     `heldout_examples` documents of its "heldout" split (disjoint by construction, independent of seed).
     """
 
-    def __init__(self, language: SyntheticLanguage, seq_len: int, heldout_examples: int = 256,
+    def __init__(self, language: SyntheticLanguage | FactWorld, seq_len: int, heldout_examples: int = 256,
                  tokenizer_dir: str | os.PathLike | None = None, seed: int = 0):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")

@@ -2,6 +2,7 @@
 
     suite fit --law chinchilla --data points.csv --bootstrap 4000 --ci 0.95
     suite fit --law distillation --data runs/quickstart/results.parquet --json
+    suite fit --approach isoflop --data runs/scaling_lab --bootstrap 1000     # Hoffmann et al. approach 2
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json
+from .approaches import APPROACHES, ApproachResult, envelope, isoflop, parametric_exponents
 from .data import is_sweep_results, points_for, read_table
 from .fitting import FitResult, fit
 from .forms import LAWS, get_law
@@ -56,6 +58,10 @@ def run(a) -> int:
 
 def _run(a) -> int:
     say = (lambda m: None) if a.json else (lambda m: print(m, file=sys.stderr))
+    if a.approach in ("envelope", "isoflop"):
+        return _run_approach(a)
+    if a.law is None:
+        raise ValueError(f"--law is required with --approach parametric (one of: {', '.join(LAWS.names())})")
     LAWS.get(a.law)  # unknown law: list the valid ones before reading any data
     table = read_table(a.data)
     context: dict[str, Any] = {}
@@ -79,10 +85,47 @@ def _run(a) -> int:
         warnings.simplefilter("ignore")  # bound warnings are reported in the result
         res = fit(law, points_for(law, table), delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci,
                   seed=a.seed, holdout=a.holdout, fixed=parse_fixed(a.fix), progress=say, source=str(a.data))
+    out = res.to_dict()
+    text = format_fit(res)
+    if a.law in ("chinchilla", "supervised"):  # approach 3's compute-optimal exponents, beside approaches 1-2
+        opt = parametric_exponents(res.params, res.samples, law.param_names, ci=a.ci)
+        out["compute_optimal"] = opt.to_dict()
+        text += "\n" + format_approach(opt)
+    if a.out:
+        atomic_write_json(Path(a.out), out)
+    print(json.dumps(out, indent=2) if a.json else text)
+    return 0
+
+
+def _run_approach(a) -> int:
+    if a.law not in (None, "chinchilla", "supervised"):
+        raise ValueError(f"--approach {a.approach} uses the supervised runs (N, D, loss); --law {a.law} does not apply")
+    table = read_table(a.data)
+    pts = points_for(get_law("supervised"), table)
+    fn = envelope if a.approach == "envelope" else isoflop
+    res = fn(pts, level_tolerance=a.level_tolerance, bootstrap=a.bootstrap, ci=a.ci, seed=a.seed)
     if a.out:
         atomic_write_json(Path(a.out), res.to_dict())
-    print(json.dumps(res.to_dict(), indent=2) if a.json else format_fit(res))
+    print(json.dumps(res.to_dict(), indent=2) if a.json else format_approach(res))
     return 0
+
+
+def format_approach(res: ApproachResult) -> str:
+    name = {"envelope": "approach 1 (envelope)", "isoflop": "approach 2 (isoFLOP parabolas)",
+            "parametric": "approach 3 (parametric law)"}[res.approach]
+    ci = (lambda k: f"   {res.ci_level:.0%} CI [{res.ci[k][0]:.3f}, {res.ci[k][1]:.3f}]") if res.ci else (lambda k: "")
+    lines = [f"compute-optimal allocation, {name}: N_opt = {res.k_N:.3g}·C^a, D_opt = {res.k_D:.3g}·C^b (C = 6ND)",
+             f"  a = {res.a:.3f}{ci('a')}", f"  b = {res.b:.3f}{ci('b')}"]
+    if res.levels is not None:
+        lines.append(f"  {'level':>5} {'C':>10} {'runs':>4} {'N_opt':>10} {'D_opt':>10} {'loss':>7}  note")
+        for r in res.levels.itertuples():
+            if not r.used and r.runs < 3:   # stray runs: summarized in the warnings
+                continue
+            lines.append(f"  {r.level:>5} {r.C:>10.3g} {r.runs:>4} {r.N_opt:>10.3g} {r.D_opt:>10.3g} "
+                         f"{r.loss_min:>7.4f}  {r.note if r.note else ('' if r.used else 'left out')}")
+    for w in res.warnings:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
 
 
 def format_fit(res: FitResult) -> str:
@@ -108,7 +151,7 @@ def add_parser(sub) -> None:
     import argparse
 
     f = sub.add_parser(
-        "fit", help="fit a scaling law (chinchilla, supervised, distillation) to points or a sweep's results",
+        "fit", help="fit a scaling law (chinchilla, supervised, distillation) or a compute-optimal approach",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fit log L with the summed Huber loss from a multi-start grid (the papers' grids), with "
                     "optional bootstrap intervals and held-out extrapolation.\n\n"
@@ -119,8 +162,15 @@ def add_parser(sub) -> None:
                + "\n\nexamples:\n  suite fit --law chinchilla --data points.csv --bootstrap 4000 --ci 0.95\n"
                  "  suite fit --law supervised --data runs/quickstart --json > sup.json\n"
                  "  suite fit --law distillation --data runs/quickstart --supervised-params sup.json\n"
-                 "  suite fit --law supervised --data points.csv --fix gamma=1 --holdout 0.2")
-    f.add_argument("--law", required=True, help=f"one of: {', '.join(LAWS.names())}")
+                 "  suite fit --law supervised --data points.csv --fix gamma=1 --holdout 0.2\n"
+                 "  suite fit --approach isoflop --data runs/scaling_lab --bootstrap 1000   # N_opt ∝ C^a, D_opt ∝ C^b")
+    f.add_argument("--law", default=None, help=f"one of: {', '.join(LAWS.names())} (required by --approach parametric)")
+    f.add_argument("--approach", choices=APPROACHES, default="parametric",
+                   help="compute-optimal allocation by Hoffmann et al.'s approach 1 (envelope: the best run per "
+                        "compute level), 2 (isoflop: a parabola in ln N per level) or 3 (parametric: fit --law; "
+                        "chinchilla and supervised also print a and b). Default: parametric")
+    f.add_argument("--level-tolerance", type=float, default=1.05, metavar="FACTOR",
+                   help="envelope/isoflop: runs within this factor of a level's first compute share the level")
     f.add_argument("--data", required=True, metavar="FILE", help="CSV, TSV, parquet, JSON(L), or a sweep directory")
     f.add_argument("--supervised-params", metavar="FILE_OR_NAME",
                    help="distillation only: the student's supervised law (a `suite fit --json` file or "

@@ -52,9 +52,13 @@ TINY = Registry[TinyConfig]("tiny model")
 
 # name: (hidden, layers, heads, ffn); N = layers·(4·d² + 3·d·ffn + 2d) for llama with full MHA
 _SHAPES = {
+    "0.007M": (24, 1, 2, 64),     # N =     6,984    (the scaling-law lab's ladder fills in 0.007M, 0.05M, 0.2M)
     "0.01M": (32, 1, 2, 64),      # N =    10,336   (capacity-limited on the synthetic language: N matters)
+    "0.02M": (40, 1, 2, 108),     # N =    19,480   (one layer: in the lab, a second layer at width 32 added little)
     "0.03M": (32, 2, 2, 86),      # N =    24,864
+    "0.05M": (48, 2, 4, 128),     # N =    55,536
     "0.1M": (64, 2, 4, 172),      # N =    99,136
+    "0.2M": (80, 3, 4, 216),      # N =   232,880
     "0.5M": (96, 4, 4, 256),      # N =   443,232
     "1M": (128, 5, 4, 344),       # N =   989,568
     "2M": (160, 6, 4, 432),       # N = 1,860,640

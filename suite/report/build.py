@@ -23,6 +23,7 @@ from .._io import atomic_write_json, atomic_write_text
 from ..laws import exact_irreducible, get_law, kd_rows
 from .analysis import Fitted, comparison_set, fit_laws, fit_of, load_results, supervised_params_of
 from .continual import headline_lines as continual_lines
+from .questions import headline_lines as question_lines
 from .vlm import headline_lines as vlm_lines
 from .figures import FIGURES
 from .figures import save as save_figure
@@ -111,6 +112,7 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
             lines.append(f"Caution: the {f.name} fit ended with {', '.join(f.result.at_bound)} on a bound; "
                          f"those coefficients are not identified by these runs.")
     lines += _crossover_lines(df, fits, nums)
+    lines += question_lines(df, fits, nums)
     lines += continual_lines(df, nums)
     lines += vlm_lines(df, nums)
     return lines, nums

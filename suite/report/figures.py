@@ -11,10 +11,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..laws import exact_irreducible, get_law, kd_rows, supervised_rows
+from ..laws import compute_levels, exact_irreducible, fit_parabola, get_law, kd_rows, supervised_rows
 from ..registry import Registry
 from .analysis import fit_of, supervised_params_of
-from .tables import fmt_count
+from .tables import approaches, fmt_count
 
 FIGURES: Registry[Callable[..., Any]] = Registry("figure")
 STYLE = {"figsize": (6.4, 4.2), "dpi": 110, "cmap": "viridis", "marker_size": 36, "band_alpha": 0.18}
@@ -238,3 +238,58 @@ def forgetting(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     ax.set_ylabel("mean general-benchmark score")
     ax.legend(fontsize=8, frameon=False)
     return fig, "Forgetting: mean general-ability score after each task, per method."
+
+
+@FIGURES.register("isoflop")
+def isoflop_profiles(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
+    """Approach 2's isoFLOP profiles (loss against N at each compute level, with the fitted parabolas) and
+    the optima of approaches 1-3 against compute."""
+    res = approaches(df, fits, bootstrap=0)
+    iso = res.get("isoflop")
+    if iso is None or isinstance(iso, str):
+        return None
+    sup = supervised_rows(df)
+    sup = sup[np.isfinite(sup["loss"])].groupby(["N_S", "D_S"], as_index=False)["loss"].mean()
+    sup["C"] = 6.0 * sup["N_S"] * sup["D_S"]
+    sup["level"] = compute_levels(sup["C"])
+    sup = sup[sup.groupby("level")["N_S"].transform("nunique") >= 3]   # isoFLOP levels, not stray runs
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(STYLE["figsize"][0] * 1.7, STYLE["figsize"][1]))
+    levels = iso.levels.set_index("level")
+    for c, (lvl, g) in zip(_colors(sup["level"].nunique()), sup.groupby("level")):
+        g = g.sort_values("N_S")
+        row = levels.loc[lvl]
+        ax.scatter(g["N_S"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3, label=f"C = {row['C']:.2g}")
+        if g["N_S"].nunique() >= 3:
+            x = np.log(g["N_S"].to_numpy(float))
+            c2, c1, c0 = fit_parabola(x, g["loss"].to_numpy(float))
+            xs = np.linspace(x.min() - 0.2, x.max() + 0.2, 100)
+            ax.plot(np.exp(xs), c2 * xs ** 2 + c1 * xs + c0, color=c, lw=1.2, ls="-" if row["used"] else ":")
+            if row["used"]:
+                ax.scatter([row["N_opt"]], [row["loss_min"]], color=c, marker="*", s=120, edgecolor="k", zorder=4)
+    _irreducible(ax, df)
+    ax.set_xscale("log")
+    ax.set_xlabel("non-embedding parameters N (log scale)")
+    ax.set_ylabel("held-out loss (nats/token)")
+    ax.legend(fontsize=7, frameon=False)
+    cs = np.geomspace(sup["C"].min() / 1.5, sup["C"].max() * 1.5, 50)
+    marks = {"envelope": ("s", "approach 1 (envelope)"), "isoflop": ("*", "approach 2 (isoFLOP)"),
+             "parametric": (None, "approach 3 (parametric)")}
+    for color, (name, (marker, label)) in zip(("tab:blue", "tab:orange", "tab:green"), marks.items()):
+        r = res.get(name)
+        if r is None or isinstance(r, str):
+            continue
+        if r.levels is not None:
+            u = r.levels[r.levels["used"]]
+            bx.scatter(u["C"], u["N_opt"], color=color, marker=marker, s=60, zorder=3)
+        bx.plot(cs, r.optimal(cs)[0], color=color, lw=1.3, label=f"{label}: a = {r.a:.2f}")
+    bx.set_xscale("log")
+    bx.set_yscale("log")
+    bx.set_xlabel("training compute C = 6ND (FLOPs)")
+    bx.set_ylabel("compute-optimal N_opt")
+    bx.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig, ("Left: isoFLOP profiles, the supervised runs' held-out loss against size at each compute level, with "
+                 "the parabola in ln N that approach 2 fits (stars: its minimum; dotted: a level left out). Right: "
+                 "the compute-optimal size against compute by approaches 1 (best run per level), 2 (parabola "
+                 "minima) and 3 (the parametric law's closed form), with the fitted N_opt ∝ C^a.")

@@ -6,6 +6,7 @@ already queued elsewhere, and returns a {cell_id: job id} map; job.json in each 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import defaultdict
@@ -58,6 +59,21 @@ class InlineExecutor:
             except Exception as e:  # noqa: BLE001 - recorded in error.json; the other cells go on
                 print(f"  failed: {type(e).__name__}: {e}", flush=True)
         return {}
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None):
+    """A CPU cell's process gets `cpus_per_task` threads (OMP_NUM_THREADS, read by torch at start), unless
+    the user set them: two cells at once on two cores then share the cores instead of each taking both."""
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    set_here = [k for k in keys if n and k not in os.environ]
+    for k in set_here:
+        os.environ[k] = str(n)
+    try:
+        yield
+    finally:
+        for k in set_here:
+            os.environ.pop(k, None)
 
 
 @EXECUTORS.register("local")
@@ -125,7 +141,8 @@ class LocalExecutor:
                 ex.update_parameters(**params)
                 from .runner import CellJob
 
-                job = ex.submit((self.job_factory or CellJob)(), str(dirs[cell.id]))
+                with _cpu_threads(None if gpus else cell.resources.cpus_per_task):
+                    job = ex.submit((self.job_factory or CellJob)(), str(dirs[cell.id]))
                 _job_record(dirs[cell.id], "local", job.job_id, pid=int(job.job_id), gpus=gpus,
                             log=str(job.paths.stdout))
                 ids[cell.id] = str(job.job_id)

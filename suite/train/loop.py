@@ -24,6 +24,7 @@ saved.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -36,7 +37,7 @@ import torch
 
 from .._io import append_jsonl, atomic_write_json
 from .._meta import git_revision, versions
-from ..config import CellConfig, parse_tokens
+from ..config import CellConfig, parse_tokens, scaled_lr
 from ..eval.heldout import heldout_loss
 from ..methods import IGNORE_INDEX, make_method
 from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny,
@@ -194,8 +195,15 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     eval_every = tc.eval_interval or max(1, steps // 10)
     ckpt_every = tc.checkpoint_interval or max(1, steps // 10)
 
-    opt = _optimizer(model, cfg.optim, device_type)
-    warm = warmup_steps(cfg.optim.warmup, steps)
+    peak_lr = scaled_lr(cfg.optim, shape["d_model"])
+    opt = _optimizer(model, dataclasses.replace(cfg.optim, lr=peak_lr), device_type)
+    # warmup in tokens: the same amount of data for every size and budget (a fraction of the run would be 10x
+    # longer at 10x the budget, and a step count would change with the batch)
+    if cfg.optim.warmup_tokens is not None and tps is None:
+        raise ValueError("optim.warmup_tokens needs a language-model cell (a VLM cell counts its tokens as it "
+                         "trains); use optim.warmup (steps or a fraction) instead")
+    warm = (warmup_steps(max(1, math.ceil(parse_tokens(cfg.optim.warmup_tokens) / tps)), steps)
+            if cfg.optim.warmup_tokens is not None else warmup_steps(cfg.optim.warmup, steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, steps, warm, cfg.optim.schedule, cfg.optim.min_lr_ratio))
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
@@ -357,7 +365,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "N_S": n_s, "N_T": t_info.get("N_T"), "D_S": D, "D_T": t_info.get("D_T"),
         "loss": last_eval, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
         "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
-        "flops": flops, "steps": steps, "batch_size": B, "seq_len": T, "world_size": env.world_size,
+        "flops": flops, "steps": steps, "lr": peak_lr, "warmup_steps": warm, "batch_size": B, "seq_len": T, "world_size": env.world_size,
         "device": device_type, "precision": precision, "wall_clock_s": wall,
         "heldout_tokens": None if vlm else source.num_examples("heldout") * T, "model_shape": shape,
         "versions": versions(), "git_revision": git_revision(), "config": cfg.to_dict(),

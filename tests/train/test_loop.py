@@ -169,3 +169,27 @@ def test_bf16_autocast_path_runs_on_cpu(tmp_path):
 def test_fp16_without_cuda_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         train(tiny(train__precision="fp16"), tmp_path, progress=False)
+
+
+def test_width_lr_rule_and_warmup_in_tokens_reach_the_optimizer(tmp_path):
+    # tiny-0.1M is 64 wide: with base_width 128 and the μP exponent 1 its peak lr is twice the base lr;
+    # 600 warmup tokens at 256 tokens/step are ceil(600/256) = 3 steps, whatever the budget
+    cfg = tiny("lr", optim__lr_scaling="width", optim__base_width=128, optim__warmup_tokens=600,
+               train__eval_interval=100)
+    res = train(cfg, tmp_path / "r", progress=False)
+    assert res["lr"] == pytest.approx(6e-3) and res["warmup_steps"] == 3
+    lrs = [json.loads(ln)["lr"] for ln in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+           if ln and "lr" in json.loads(ln)]
+    assert max(lrs) <= 6e-3 + 1e-12
+    assert cfg.cell_id != tiny("lr", train__eval_interval=100).cell_id   # the rule is part of the cell
+
+
+def test_lr_rule_defaults_keep_old_cell_ids_and_bad_values_are_named():
+    from suite.config import ConfigError, scaled_lr
+
+    assert scaled_lr(tiny(optim__lr_scaling="width", optim__width_exponent=0.5).optim, 512) == pytest.approx(1.5e-3)
+    assert scaled_lr(tiny().optim, 512) == pytest.approx(3e-3)
+    with pytest.raises(ConfigError, match="lr_scaling.*widht.*width"):
+        tiny(optim__lr_scaling="widht")
+    with pytest.raises(ConfigError, match="warmup_tokens"):
+        tiny(optim__warmup_tokens="lots")
