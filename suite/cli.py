@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="quickstart end to end: grid (teachers, supervised, KD), laws, report",
                        description="Runs sweeps/quickstart.yaml (local executor by default), collects "
                                    "runs/quickstart/results.parquet, prints supervised beside KD, fits the scaling "
-                                   "laws and writes reports/quickstart/ (about 15 minutes on 2 CPU cores).")
+                                   "laws and writes reports/quickstart/ (7.5 minutes on 2 CPU cores).")
     d.add_argument("--grid", default="sweeps/quickstart.yaml")
     d.add_argument("--executor", default="local", choices=["slurm", "local", "inline"])
     d.add_argument("--runs", default="runs")

@@ -4,7 +4,7 @@ beside their supervised baselines, on the `facts` world), collects runs/quicksta
 supervised beside KD, then fits the scaling laws and writes the report of analysis/quickstart.yaml to
 reports/quickstart/.
 
-    suite demo                              # DEMO_TIME on 2 CPU cores; rerunning resumes
+    suite demo                              # 7.5 minutes on 2 CPU cores (29 cells); rerunning resumes
     suite demo --grid sweeps/my.yaml --executor slurm --analysis analysis/my.yaml
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def demo(grid: str | Path = QUICKSTART, executor: str = "local", runs: str | Pat
 
 def comparison_table(df) -> str:
     """Held-out loss of each student size and budget, supervised beside KD from each teacher (the report's
-    `results` table), with the exact irreducible loss E of the synthetic language."""
+    `results` table), with the exact irreducible loss E of the synthetic world."""
     from .laws import exact_irreducible
     from .report.tables import results
 
@@ -60,7 +60,7 @@ def comparison_table(df) -> str:
     lines = []
     e = exact_irreducible(df)
     if e is not None:
-        lines.append(f"irreducible loss E (exact, synthetic language): {e:.4f} nats/token; held-out losses below, "
+        lines.append(f"irreducible loss E (exact, synthetic world): {e:.4f} nats/token; held-out losses below, "
                      f"nats/token")
     lines.append(shown.to_string(index=False))
     return "\n".join(lines)
