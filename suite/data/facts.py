@@ -40,7 +40,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .synthetic import LANGUAGES, _split_code, _uniforms, _words
+from .synthetic import LANGUAGES, _document_indices, _split_code, _uniforms, _words
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,7 @@ class FactWorld:
     def sample_many(self, indices: Iterable[int], length: int, split: str = "train", *,
                     stream: int = 0) -> np.ndarray:
         """Documents `indices` of `split`: int64 [len(indices), length]; row i equals sample(indices[i])."""
-        idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
-        if idx.ndim != 1:
-            raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
-        if idx.size and idx.min() < 0:
-            raise ValueError(f"indices must be >= 0, got {int(idx.min())}")
-        if length < 0:
-            raise ValueError(f"length must be >= 0, got {length}")
+        idx = _document_indices(indices, length)
         t = _fact_tables(self)
         L, m, r = self.name_length, self.n_attributes, self.record_length
         u = _uniforms(self.seed, _split_code(split), stream, idx, length)

@@ -82,13 +82,7 @@ class SyntheticLanguage:
     def sample_many(self, indices: Iterable[int], length: int, split: str = "train", *,
                     stream: int = 0) -> np.ndarray:
         """Documents `indices` of `split`: int64 [len(indices), length]; row i equals sample(indices[i])."""
-        idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
-        if idx.ndim != 1:
-            raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
-        if idx.size and idx.min() < 0:
-            raise ValueError(f"indices must be >= 0, got {int(idx.min())}")
-        if length < 0:
-            raise ValueError(f"length must be >= 0, got {length}")
+        idx = _document_indices(indices, length)
         t = _tables(self)
         u = _uniforms(self.seed, _split_code(split), stream, idx, length)
         out = np.empty((idx.size, length), dtype=np.int64)
@@ -241,6 +235,18 @@ def _tables(lang: SyntheticLanguage) -> _Tables:
     for a in (symbol, cum, nxt, emission, entropy, transition, neglogp, dense_next):
         a.setflags(write=False)
     return _Tables(symbol, cum, nxt, emission, entropy, transition, neglogp, dense_next)
+
+
+def _document_indices(indices: Iterable[int], length: int) -> np.ndarray:
+    """`indices` as int64 [n], checked (one-dimensional, >= 0) together with `length` (>= 0)."""
+    idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
+    if idx.ndim != 1:
+        raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
+    if idx.size and idx.min() < 0:
+        raise ValueError(f"indices must be >= 0, got {int(idx.min())}")
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    return idx
 
 
 def _split_code(split: str) -> int:

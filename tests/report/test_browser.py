@@ -7,6 +7,7 @@ FAIL with the reason, so CI cannot pass without actually opening the pages. Same
 """
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
@@ -155,7 +156,8 @@ def test_the_committed_quickstart_report_loads_cleanly_in_chromium(chromium, tmp
     page = Path(__file__).resolve().parents[2] / "reports" / "quickstart" / "index.html"
     res = check_page(page, tmp_path / "quickstart.png")
     assert res["console_errors"] == [] and res["page_errors"] == [] and res["failed_requests"] == []
-    assert res["images"] == 5 and res["broken_images"] == []
+    drawn = json.loads((page.parent / "summary.json").read_text())["figures"]   # every figure the report made
+    assert res["images"] == len(drawn) == 6 and res["broken_images"] == []
     assert res["title"].startswith("Quickstart")
     data = (tmp_path / "quickstart.png").read_bytes()
     width, height = _png_size(data)
