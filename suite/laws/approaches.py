@@ -49,6 +49,7 @@ class ApproachResult:
     ci_level: float | None = None
     n_bootstrap: int = 0
     levels: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    points: pd.DataFrame | None = field(default=None, repr=False, compare=False)   # N, D, loss, C, level (seeds averaged)
     warnings: tuple[str, ...] = ()
 
     def optimal(self, C: Any) -> tuple[Any, Any]:
@@ -184,7 +185,7 @@ def _approach(name: str, data, level_tolerance: float, bootstrap: int, ci: float
             extra = {"ci": {"a": tuple(map(float, np.percentile(s[:, 0], q))),
                             "b": tuple(map(float, np.percentile(s[:, 1], q)))},
                      "ci_level": ci, "n_bootstrap": len(s)}
-    return ApproachResult(name, a, b, k_n, k_d, levels=levels, warnings=tuple(notes), **extra)
+    return ApproachResult(name, a, b, k_n, k_d, levels=levels, points=df, warnings=tuple(notes), **extra)
 
 
 def envelope(data: Mapping[str, Any] | pd.DataFrame, *, level_tolerance: float = 1.05, bootstrap: int = 0,

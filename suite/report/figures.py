@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..laws import compute_levels, exact_irreducible, fit_parabola, get_law, kd_rows, supervised_rows
+from ..laws import exact_irreducible, fit_parabola, get_law, kd_rows, supervised_rows
 from ..registry import Registry
 from .analysis import fit_of, supervised_params_of
 from .tables import approaches, fmt_count
@@ -248,20 +248,17 @@ def isoflop_profiles(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     iso = res.get("isoflop")
     if iso is None or isinstance(iso, str):
         return None
-    sup = supervised_rows(df)
-    sup = sup[np.isfinite(sup["loss"])].groupby(["N_S", "D_S"], as_index=False)["loss"].mean()
-    sup["C"] = 6.0 * sup["N_S"] * sup["D_S"]
-    sup["level"] = compute_levels(sup["C"])
-    sup = sup[sup.groupby("level")["N_S"].transform("nunique") >= 3]   # isoFLOP levels, not stray runs
+    pts = iso.points   # the runs approach 2 used: seeds averaged, each with its compute level
+    sup = pts[pts.groupby("level")["N"].transform("nunique") >= 3]   # isoFLOP levels, not stray runs
     plt = _plt()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(STYLE["figsize"][0] * 1.7, STYLE["figsize"][1]))
     levels = iso.levels.set_index("level")
     for c, (lvl, g) in zip(_colors(sup["level"].nunique()), sup.groupby("level")):
-        g = g.sort_values("N_S")
+        g = g.sort_values("N")
         row = levels.loc[lvl]
-        ax.scatter(g["N_S"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3, label=f"C = {row['C']:.2g}")
-        if g["N_S"].nunique() >= 3:
-            x = np.log(g["N_S"].to_numpy(float))
+        ax.scatter(g["N"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3, label=f"C = {row['C']:.2g}")
+        if g["N"].nunique() >= 3:
+            x = np.log(g["N"].to_numpy(float))
             c2, c1, c0 = fit_parabola(x, g["loss"].to_numpy(float))
             xs = np.linspace(x.min() - 0.2, x.max() + 0.2, 100)
             ax.plot(np.exp(xs), c2 * xs ** 2 + c1 * xs + c0, color=c, lw=1.2, ls="-" if row["used"] else ":")
