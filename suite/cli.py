@@ -62,6 +62,10 @@ def _train(a) -> int:
 def _sweep(a) -> int:
     from . import sweep as sw
 
+    if a.verb == "status" and Path(a.target).is_dir():  # from the files alone: no config is rebuilt
+        st = sw.status(a.target)
+        print(json.dumps(st, indent=2) if a.json else sw.format_status(st))
+        return 0
     s = sw.open_sweep(a.target, runs=a.runs)
     if a.verb == "submit" and a.dry_run:
         print(json.dumps(sw.plan(s), indent=2) if a.json else
@@ -140,7 +144,25 @@ def _bench(a) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands whose full parsers import their packages (torch, pandas, scipy: their epilogs list the laws and
+# scorers). A run builds only the one it names; the others get a one-line stub, so `suite --help` stays fast.
+_HEAVY = {
+    "eval": ("suite.eval.run", "evaluate a model: mmlu (lm-eval), ai2d, mmvet, mathvista, heldout"),
+    "score": ("suite.eval.vlm.cli", "score VLM predictions (ai2d, mmvet, mathvista) as VLMEvalKit does"),
+    "fit": ("suite.laws.cli", "fit a scaling law (chinchilla, supervised, distillation) or a compute-optimal "
+                              "approach"),
+}
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand `argv` names (its first word that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with `command`, the other heavy subcommands (eval, score, fit) are stubs."""
+    import importlib
+
     p = argparse.ArgumentParser(prog="suite", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -182,13 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
             v.add_argument("--dry-run", action="store_true", help="print the cells, submit nothing")
         v.set_defaults(fn=_sweep)
 
-    from .eval.run import add_parser as add_eval
-    from .eval.vlm.cli import add_parser as add_score
-    from .laws.cli import add_parser as add_fit
-
-    add_eval(sub)
-    add_score(sub)
-    add_fit(sub)
+    for name, (module, helptext) in _HEAVY.items():
+        if command is None or command == name:
+            importlib.import_module(module).add_parser(sub, helptext)
+        else:
+            sub.add_parser(name, help=helptext)
 
     rp = sub.add_parser("report", help="regenerate a report (figures, tables, fitted laws) from an analysis spec",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -271,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .registry import UnknownNameError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv) or "").parse_args(argv)
     try:
         return args.fn(args)
     except (ConfigError, UnknownNameError, FileNotFoundError) as e:

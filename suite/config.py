@@ -18,11 +18,11 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 import yaml
 
-from .registry import did_you_mean
+from .registry import Registry, UnknownNameError, did_you_mean
 
 
 class ConfigError(ValueError):
@@ -105,47 +105,41 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class ContinualConfig:
-    """A stage of a continual-learning sequence (GeRe; suite/continual/): train on task `stage` of `tasks`
-    from `init`, with the general replay set of `data`. A grid expands a cell with `tasks` into one cell per task."""
-    tasks: str | None = None           # preset (synthetic-5 | olora-long | olora-order4 | olora-order5) or "a,b,c"
-    data_dir: str | None = None        # O-LoRA CL_Benchmark root (DATA_DIR/<TYPE>/<task>/train.json, labels.json)
-    stage: int = 0                     # this cell's task, 1..K (a sweep sets it)
-    init: str | None = None            # model it starts from: path / HF id, "@group" in a grid, then the previous stage
-    base: str | None = None            # model of the replay snapshot and thresholds (default: stage 1's init)
-    epochs: float = 1.0                # passes over the task's rows (and the replay rows mixed in)
-    train_limit: int | None = None     # at most this many training rows per task
-    test_limit: int | None = None      # at most this many test rows per task when scoring accuracy
-    max_source_len: int = 512          # prompt tokens, BOS included (methods.md B.7)
-    max_target_len: int = 50           # label tokens, EOS included
-    replay: int = 1000                 # N general samples replayed (the first N of `data`); 0: none
-    replay_len: int = 563              # tokens per replay sample (512 + 50 + 1)
-    replay_per_batch: int = 0          # 0: each replay sample once per epoch, shuffled in; k: k in every global batch
-    replay_bos: bool = False           # start replay samples with BOS (the reference adds no special tokens)
-    lora: int = 0                      # LoRA rank (peft), merged into the weights after the stage; 0: full fine-tuning
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    eval_batch_size: int = 32          # prompts per generation batch when scoring accuracy
+class Benchmark:
+    """A name `eval.benchmarks` may take. The evaluation package registers each one (suite/eval/run.py)."""
+    name: str
+    modality: str = "text"             # text: a causal LM | vlm: a vision-language model
+    summary: str = ""                  # one line for --help
+
+
+# Filled by the `suite.plugins` packages (registry.py, pyproject.toml): config validates names here and never
+# imports them. Methods: suite/methods (supervised, kd), suite/continual (gere, ...), suite/genrecal.
+METHODS: Registry[type] = Registry("method", plugins=True)
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", plugins=True)
+
+
+def parse_benchmarks(value: str | Any, where: str = "--benchmarks") -> tuple[str, ...]:
+    """'mmlu,heldout' or a list → the registered benchmark names, in order, without repeats."""
+    names = [b.strip().lower() for b in (value.split(",") if isinstance(value, str) else value) if b.strip()]
+    for b in names:
+        if b not in BENCHMARKS:
+            raise UnknownNameError(f"{where}: unknown benchmark {b!r}{did_you_mean(b, BENCHMARKS.names())}; "
+                                   f"valid: {', '.join(BENCHMARKS.names())}")
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
-class VLMConfig:
-    """A vision-language cell (GenRecal and its SFT / KD baselines; suite/genrecal/): the student is a VLM trained
-    on visual-instruction items, whole epochs. A grid expands a genrecal cell with `stages` into one cell per stage."""
-    train_items: int = 2000            # synthetic visual-instruction items (suite/data/visual.py; data.seed draws them)
-    heldout_items: int = 64            # items held out for the loop's eval loss (the student's answer CE, nats/token)
-    kinds: tuple[str, ...] = ("ai2d", "mathvista")   # synthetic item kinds: AI2D-style MCQ, MathVista-style values
-    style: str = "default"             # prompt style of the items: default | internvl | qwen2vl (as eval.prompt_style)
-    image_size: int = 64               # rendered side of the synthetic images
-    path: str | None = None            # instead of synthetic items: LLaVA-format JSON/JSONL (image, conversations)
-    image_root: str | None = None      # where `path`'s relative image paths live (default: beside the file)
-    epochs: float = 1.0                # passes over the training items
-    init: str | None = None            # student weights the cell starts from (path / HF id / cell:<id>); None: student
-    recalibrator: str | None = None    # the Recalibrator a GenRecal stage starts from (a cell dir or cell:<id>)
-    stages: tuple[int, ...] = ()       # genrecal in a grid: one chained cell per stage, e.g. [1, 2, 3] (or [2, 3])
-    train_vision: bool = False         # also train the student's vision encoder (stages 2-3 and baselines): for a
-                                       # from-scratch tiny VLM; a pretrained one keeps its encoder frozen (paper)
+class Section:
+    """A config section a plugin owns (`continual:` for continual learning, `vlm:` for vision-language cells).
+
+    The plugin registers it under its YAML key: `SECTIONS.register("vlm", Section(VLMConfig, check, claims))`.
+    A cell reads it as an attribute (`cfg.vlm`), at the schema's defaults when the YAML leaves it out."""
+    schema: type                                        # frozen dataclass; its defaults mean "not set"
+    check: Callable[[Any, str], None] | None = None     # (cell config, source) -> raises ConfigError
+    claims: Callable[[Any], bool] | None = None         # cells checked even at the defaults (e.g. its methods')
+
+
+SECTIONS: Registry[Section] = Registry("config section", plugins=True)
 
 
 @dataclass(frozen=True)
@@ -164,22 +158,44 @@ class CellConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    continual: ContinualConfig = field(default_factory=ContinualConfig)
-    vlm: VLMConfig = field(default_factory=VLMConfig)
+    sections: Mapping[str, Any] = field(default_factory=dict)   # plugin sections set away from their defaults
+
+    def __getattr__(self, name: str) -> Any:
+        """`cfg.continual`, `cfg.vlm`: a plugin's section (SECTIONS), at its defaults when the cell leaves it out."""
+        if name.startswith("_") or name == "sections":
+            raise AttributeError(name)
+        sections = self.__dict__.get("sections") or {}
+        if name in sections:
+            return sections[name]
+        if name in SECTIONS:
+            return SECTIONS.get(name).schema()
+        raise AttributeError(f"{type(self).__name__} has no field or section {name!r}")
+
+    def with_section(self, name: str, value: Any) -> "CellConfig":
+        """A copy with section `name` replaced (dropped from `sections` when it equals the defaults)."""
+        sections = {k: v for k, v in self.sections.items() if k != name}
+        if value != SECTIONS.get(name).schema():
+            sections[name] = value
+        return dataclasses.replace(self, sections=sections)
 
     @property
     def cell_id(self) -> str:
         return cell_id(self)
 
     def to_dict(self) -> dict:
+        """Plain data; every registered section under its own key (the YAML's shape)."""
         d = asdict(self)
+        d.pop("sections")
         d["method"]["params"] = dict(self.method.params)
+        for name in SECTIONS.names():
+            d[name] = asdict(getattr(self, name))
         return d
 
 
 # Sections added after cells were first hashed: left out of the hash while at their defaults, so adding a
-# section never renames existing cells (and resubmitting an old grid still resumes it).
-_OPTIONAL_SECTIONS = {"eval": EvalConfig, "continual": ContinualConfig, "vlm": VLMConfig}
+# section never renames existing cells (and resubmitting an old grid still resumes it). Every plugin section
+# is optional in this sense.
+_OPTIONAL_SECTIONS = {"eval": EvalConfig}
 # Fields added to a section after cells were first hashed, left out of the hash at their defaults for the same reason.
 _OPTIONAL_FIELDS = {"optim": ("lr_scaling", "base_width", "width_exponent", "warmup_tokens")}
 
@@ -190,6 +206,9 @@ def cell_id(cfg: CellConfig) -> str:
     d.pop("name", None)
     for key, cls in _OPTIONAL_SECTIONS.items():
         if getattr(cfg, key) == cls():
+            d.pop(key, None)
+    for key in SECTIONS.names():
+        if key not in cfg.sections:
             d.pop(key, None)
     for section, names in _OPTIONAL_FIELDS.items():
         default = type(getattr(cfg, section))()
@@ -309,9 +328,6 @@ def _type_name(tp: Any) -> str:
 
 def _method_config(value: Any, where: str) -> MethodConfig:
     """`method: kd` or `method: {name: kd, temperature: 2}`; parameters validated against the method."""
-    from .methods import METHODS
-    from .registry import UnknownNameError
-
     if isinstance(value, str):
         name, params = value, {}
     elif isinstance(value, Mapping):
@@ -337,12 +353,19 @@ def _method_config(value: Any, where: str) -> MethodConfig:
 def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellConfig:
     data = dict(data or {})
     method = _method_config(data.pop("method", "supervised"), f"{source}: method")
+    core = {f.name for f in dataclasses.fields(CellConfig)} - {"sections"}
+    for key in data:
+        if key not in core and key not in SECTIONS:
+            valid = sorted(core | set(SECTIONS.names()))
+            raise ConfigError(f"{source}: unknown key {key!r}{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+    sections = {}
+    for key in [k for k in data if k not in core]:
+        value = build_dataclass(SECTIONS.get(key).schema, data.pop(key), _child(source, key))
+        if value != SECTIONS.get(key).schema():
+            sections[key] = value
     cfg = build_dataclass(CellConfig, data, where=source)
-    cfg = dataclasses.replace(cfg, method=method)
+    cfg = dataclasses.replace(cfg, method=method, sections=sections)
     if cfg.eval.benchmarks:
-        from .eval.run import parse_benchmarks
-        from .registry import UnknownNameError
-
         try:
             parse_benchmarks(cfg.eval.benchmarks, where=f"{source}: eval.benchmarks")
         except UnknownNameError as e:
@@ -362,26 +385,13 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellCon
                               f"{did_you_mean(value, valid)}")
     if method.name and _needs_teacher(method.name) and not cfg.teacher:
         raise ConfigError(f"{source}: method {method.name!r} needs a teacher (teacher: PATH_OR_HF_ID)")
-    if cfg.continual != ContinualConfig() or getattr(_method_class(method.name), "continual", False):
-        from .continual import check_config
-
-        check_config(cfg, source)
-    if cfg.vlm != VLMConfig() or getattr(_method_class(method.name), "vlm_only", False):
-        from .genrecal import check_config as check_vlm
-
-        check_vlm(cfg, source)
+    for key, section in SECTIONS.items():  # each plugin checks its own section (and the cells it claims)
+        if section.check and (key in cfg.sections or (section.claims and section.claims(cfg))):
+            section.check(cfg, source)
     return cfg
 
 
-def _method_class(name: str):
-    from .methods import METHODS
-
-    return METHODS.get(name)
-
-
 def _needs_teacher(name: str) -> bool:
-    from .methods import METHODS
-
     return bool(getattr(METHODS.get(name), "needs_teacher", False))
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
+from ..refs import CELL_REF, size_label
+from .tasks import sequence_tasks
+
 
 def expand_sequence(cell: Mapping[str, Any]) -> list[dict] | None:
     """K stage cells for a raw grid cell with `continual.tasks` and no `continual.stage`; else None."""
-    from .tasks import sequence_tasks
-
     cont = cell.get("continual")
     if not isinstance(cont, Mapping) or not cont.get("tasks") or cont.get("stage"):
         return None
@@ -51,8 +52,6 @@ def init_ref(cell: Mapping[str, Any]) -> str | None:
 
 def link_stage(cell: dict, parent) -> None:
     """Point stage cell `cell` (a raw dict) at `parent` (a built sweep Cell): its init, and the chain's base."""
-    from ..sweep.grid import TEACHER_REF as CELL_REF  # "cell:<id>", as a student names its teacher
-
     cont = cell["continual"]
     cont["init"] = CELL_REF + parent.id
     if not cont.get("base"):
@@ -62,12 +61,9 @@ def link_stage(cell: dict, parent) -> None:
 
 def stage_name(cfg) -> str:
     """'gere-wdy-lora8-k3-syn-3-S0.5M-s1': method (its weight, LoRA rank), stage and task, model size, seed."""
-    from ..sweep.grid import _size_label
-    from .tasks import sequence_tasks
-
     c = cfg.continual
     task = sequence_tasks(c.tasks)[c.stage - 1]
     w = cfg.method.params.get("weight")
     method = cfg.method.name + (f"-w{w:g}" if isinstance(w, (int, float)) else f"-w{w}" if w else "")
     method += f"-lora{c.lora}" if c.lora else ""
-    return f"{method}-k{c.stage}-{task}-S{_size_label(cfg.student)}-s{cfg.train.seed}"
+    return f"{method}-k{c.stage}-{task}-S{size_label(cfg.student)}-s{cfg.train.seed}"

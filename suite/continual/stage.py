@@ -15,7 +15,7 @@ samples of the general corpus (no special tokens, truncated to `replay_len`). Mi
     permutation of the replay set) and B − k task rows (each once per epoch), in random positions.
 Row order is a pure function of (train.seed, stage, step), so a resumed stage reads the rows it would have.
 A stage trains ceil(epochs · rows / B) full steps (the last one wraps into the next epoch, as the token loop
-does across a corpus), and each example counts the same in the loss (methods/gere.py).
+does across a corpus), and each example counts the same in the loss (methods.py).
 
 General ability is the held-out loss of the general corpus, measured twice on synthetic data: as the loop
 does (documents start with BOS, as in pretraining and in an MMLU prompt) and without special tokens (the
@@ -41,6 +41,7 @@ import torch
 
 from .._io import atomic_write_json
 from ..methods.chunked import IGNORE_INDEX
+from ..refs import resolve_model_ref
 from .metrics import sequence_metrics, task_accuracy
 from .snapshot import Snapshot, build_snapshot
 from .tasks import load_task, sequence_tasks
@@ -65,13 +66,6 @@ class StageBatch:
             lo, hi = self.snapshot.thresholds(sigma)
             self._cache[key] = (lo.to(self.valid.device), hi.to(self.valid.device))
         return self._cache[key]
-
-
-def resolve_model_ref(ref: str, cell_dir: Path) -> str:
-    """`cell:<id>` -> `<sweep dir>/<id>/model` (that cell must have finished); paths and HF ids as they are."""
-    from ..sweep.runner import resolve_cell_ref
-
-    return resolve_cell_ref(ref, cell_dir) or ref
 
 
 class Plan:

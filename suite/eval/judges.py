@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .._io import atomic_write_json
+from ..config import build_dataclass
 from ..registry import Registry
 
 Messages = Sequence[Mapping[str, Any]]
@@ -290,7 +291,6 @@ class HFJudge(_LLMJudge):
 def make_judge(spec: str | Mapping[str, Any] | JudgeConfig | None):
     """"none" / "exact_matching" / "openai:MODEL" / "openai:MODEL@BASE_URL" / "hf:PATH_OR_ID", a mapping, or a
     JudgeConfig."""
-    from ..config import build_dataclass
 
     if spec is None or spec in ("none", "exact_matching"):
         return NoJudge()

@@ -333,13 +333,14 @@ def _write_tasks(found: Sequence[SubjectFiles], task_dir: Path, prefix: str) -> 
 def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_fewshot: int = 0,
                   batch_size: int | str = 16, limit: int | float | None = None, device: str | None = None,
                   out_dir: str | os.PathLike | None = None, subjects: Sequence[str] | None = None,
-                  task: str = "local") -> dict[str, Any]:
+                  task: str = "local", progress: bool = True) -> dict[str, Any]:
     """MMLU accuracy of an in-memory causal LM through `lm_eval.simple_evaluate`.
 
     `task="local"` runs the upstream configs on the files under `data_dir`; `task="upstream"` runs lm-eval's
     built-in `mmlu` (hub dataset `cais/mmlu`; `data_dir` and `subjects` must be None). `device` moves the model
     there first (in place); None keeps it where it is. `limit` caps the test questions per subject (lm-eval's
-    meaning). Returns overall / group / subject accuracies, each size-weighted over the questions scored.
+    meaning). `progress=False` silences lm-eval's own tqdm bars too. Returns overall / group / subject
+    accuracies, each size-weighted over the questions scored.
     """
     import lm_eval
     from lm_eval.evaluator import simple_evaluate  # imported before _quiet_lm_eval() looks for lm_eval loggers
@@ -373,7 +374,7 @@ def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_f
             model.to(device)
         training = model.training  # HFLM calls model.eval(); a training loop that evaluates gets its mode back
         try:
-            with _quiet_lm_eval():
+            with _quiet_lm_eval(progress):
                 lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
                 res = simple_evaluate(
                     model=lm, tasks=[prefix], num_fewshot=num_fewshot, limit=limit, task_manager=manager,
@@ -487,10 +488,25 @@ class _DropNoise(logging.Filter):
         return not any(n in msg for n in _NOISE)
 
 
+def _silenced(bar: type):
+    """An __init__ for a subclass of `bar` that is always disabled (lm-eval passes disable= itself)."""
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        bar.__init__(self, *args, **kwargs)
+    return __init__
+
+
 @contextmanager
-def _quiet_lm_eval() -> Iterator[None]:
-    """lm-eval at WARNING without its known per-run chatter, and no `datasets` progress bars; restored after."""
+def _quiet_lm_eval(progress: bool = True) -> Iterator[None]:
+    """lm-eval at WARNING without its known per-run chatter, and no `datasets` progress bars; restored after.
+
+    `progress=False` also silences lm-eval's tqdm bars ("Running loglikelihood requests", "Building contexts"):
+    lm-eval never passes `disable_tqdm` through simple_evaluate, so each lm_eval module's `tqdm` name is
+    swapped for a disabled one while this runs."""
+    import sys
+
     import datasets
+    from tqdm import tqdm as _tqdm
 
     top = logging.getLogger("lm_eval")
     level = top.level
@@ -502,9 +518,18 @@ def _quiet_lm_eval() -> Iterator[None]:
         lg.addFilter(noise)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bar()
+    swapped = []  # (module, its tqdm class): tqdm.std's or tqdm.auto's
+    if not progress:
+        for name, mod in list(sys.modules.items()):
+            bar = getattr(mod, "tqdm", None) if name.split(".")[0] == "lm_eval" else None
+            if isinstance(bar, type) and issubclass(bar, _tqdm):
+                mod.tqdm = type("SilentTqdm", (bar,), {"__init__": _silenced(bar)})
+                swapped.append((mod, bar))
     try:
         yield
     finally:
+        for mod, bar in swapped:
+            mod.tqdm = bar
         top.setLevel(level)
         for lg in named:
             lg.removeFilter(noise)

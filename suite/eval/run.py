@@ -17,23 +17,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .._io import atomic_write_json
+from ..config import parse_benchmarks
+from .benchmarks import NAMES as BENCHMARKS
+from .benchmarks import VLM_BENCHMARKS
 
-BENCHMARKS = ("mmlu", "ai2d", "mmvet", "mathvista", "heldout")
-VLM_BENCHMARKS = ("ai2d", "mmvet", "mathvista")
 # what result.json keeps of each benchmark (the full tables stay in the eval directory)
 _SUMMARY_KEYS = ("overall", "judge", "n", "status", "scorer", "prefetch_rate", "num_fewshot", "prompt_style",
                  "groups", "breakdown", "loss", "reason")
-
-
-def parse_benchmarks(value: str | Sequence[str], where: str = "--benchmarks") -> tuple[str, ...]:
-    from ..registry import UnknownNameError, did_you_mean
-
-    names = [b.strip().lower() for b in (value.split(",") if isinstance(value, str) else value) if b.strip()]
-    for b in names:
-        if b not in BENCHMARKS:
-            raise UnknownNameError(f"{where}: unknown benchmark {b!r}{did_you_mean(b, BENCHMARKS)}; "
-                                   f"valid: {', '.join(BENCHMARKS)}")
-    return tuple(dict.fromkeys(names))
 
 
 def mmlu_dir(data_root: str | os.PathLike | None) -> Path:
@@ -82,7 +72,7 @@ def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, to
             local = mmlu_task == "local"  # upstream: lm-eval's own `mmlu`, from the hub
             res = evaluate_mmlu(lm, tok, mmlu_dir(data_root) if local else None, num_fewshot=num_fewshot,
                                 batch_size=batch_size, limit=limit, device=device, out_dir=out / "mmlu",
-                                task=mmlu_task)
+                                task=mmlu_task, progress=progress)
             results[name] = {**_summary(res), "judge": "loglikelihood"}
         else:
             if not is_vlm:
@@ -178,10 +168,10 @@ def main(a) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, helptext: str = "evaluate a model: mmlu (lm-eval), ai2d, mmvet, mathvista, heldout") -> None:
     import argparse
 
-    p = sub.add_parser("eval", help="evaluate a model: mmlu (lm-eval), ai2d, mmvet, mathvista, heldout",
+    p = sub.add_parser("eval", help=helptext,
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[2],
                        epilog="examples:\n" + __doc__.split("\n\n")[1] +
                        "\n\njudges: none (exact matching; MathVista prefetch-only; MM-Vet not scored), "

@@ -26,9 +26,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..continual.stage import resolve_model_ref
-from ..methods.genrecal import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts,
-                                baseline_loss, check_shared_tokenizer, set_trainable, stage_loss)
+from .._io import atomic_replace_dir
+from ..continual.stage import Plan
+from ..models import count_non_embedding, model_shape
+from ..refs import resolve_model_ref
+from .items import VisualQA, instruction_items
+from .method import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts, baseline_loss,
+                     check_shared_tokenizer, set_trainable, stage_loss)
 
 RECALIBRATOR_DIR = "recalibrator"
 
@@ -52,7 +56,6 @@ class VLMObjective(nn.Module):
 
 def _dataset_items(kind: str, root, style: str):
     """An evaluation TSV's items as VisualQA (to keep them out of the training set), or [] without the file."""
-    from ..data.visual import VisualQA
     from ..eval.vlm.prompts import build_prompt
     from ..eval.vlm.tsv import dataset_file, dataset_name, decode_image, load_dataset
 
@@ -75,8 +78,6 @@ def read_llava(path: str | Path, image_root: str | Path | None = None):
     "value": "<image>\\n..."}, {"from": "gpt", "value": ...}, ...]}) as VisualQA: every human/gpt pair is an item
     (the image on each), the <image> placeholder removed (the chat template places the image)."""
     from PIL import Image
-
-    from ..data.visual import VisualQA
 
     path = Path(path)
     if not path.is_file():
@@ -102,8 +103,6 @@ def read_llava(path: str | Path, image_root: str | Path | None = None):
 
 def load_items(cfg):
     """(train, heldout) VisualQA lists of a cell: its LLaVA file, or synthetic items that avoid the eval TSVs."""
-    from ..data.visual import instruction_items
-
     v = cfg.vlm
     if v.path:
         items = read_llava(v.path, v.image_root)
@@ -143,8 +142,6 @@ def save_recalibrator(rec: Recalibrator, out_dir: Path, info: dict) -> None:
 
     from safetensors.torch import save_file
 
-    from .._io import atomic_replace_dir
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     save_file({k: v.detach().contiguous().cpu() for k, v in rec.state_dict().items()}, str(tmp / "model.safetensors"))
@@ -166,8 +163,6 @@ def load_recalibrator_weights(rec: Recalibrator, path: Path) -> None:
 
 class VLMStage:
     def __init__(self, cfg, method, out: Path, device, env, teacher_path: str | None):
-        from ..continual.stage import Plan
-        from ..models import count_non_embedding
         from ..models.vlm import build_vlm, is_vlm, load_vlm
 
         v, tc = cfg.vlm, cfg.train
@@ -349,8 +344,6 @@ class VLMStage:
 
     def finish(self, loss: float) -> dict:
         """The result.json fields of the cell (the last evaluation's Recalibrator terms among them)."""
-        from ..models import model_shape
-
         info = {"method": self.kind, "stage": self.stage_no, "train_items": len(self.train_items),
                 "heldout_items": len(self.heldout_items), "trainable_params": self.trainable,
                 "vision_params": self.n_vision, "epochs": self.cfg.vlm.epochs,

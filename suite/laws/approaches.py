@@ -33,6 +33,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .compute import chinchilla_optimal
+
 APPROACHES = ("envelope", "isoflop", "parametric")
 
 
@@ -205,7 +207,6 @@ def parametric_exponents(params: Mapping[str, float], samples: np.ndarray | None
     """Approach 3: a = beta/(alpha+beta), b = alpha/(alpha+beta) of a fitted chinchilla or supervised law,
     k_N and k_D from the closed form (`chinchilla_optimal`); intervals from bootstrap `samples` (rows in
     `param_names` order, as FitResult.samples)."""
-    from .compute import chinchilla_optimal
 
     a = params["beta"] / (params["alpha"] + params["beta"])
     n1, d1 = chinchilla_optimal(params, 1.0)

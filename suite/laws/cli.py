@@ -147,11 +147,11 @@ def format_fit(res: FitResult) -> str:
     return "\n".join(lines)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, helptext: str = "fit a scaling law or a compute-optimal approach") -> None:
     import argparse
 
     f = sub.add_parser(
-        "fit", help="fit a scaling law (chinchilla, supervised, distillation) or a compute-optimal approach",
+        "fit", help=helptext,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fit log L with the summed Huber loss from a multi-start grid (the papers' grids), with "
                     "optional bootstrap intervals and held-out extrapolation.\n\n"

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from ..registry import did_you_mean
 from .forms import get_law
 
 # Busbridge et al. §5, Table 2: (teacher-logit factor, teacher-pretraining factor)
@@ -106,8 +107,6 @@ def distillation_flops(N_S: float, D_S: float, N_T: float, D_T: float, scenario:
 
 def _scenario(name: str) -> tuple[int, int]:
     if name not in SCENARIOS:
-        from ..registry import did_you_mean
-
         raise ValueError(f"unknown compute scenario {name!r}{did_you_mean(name, SCENARIOS)}; "
                          f"valid: {', '.join(SCENARIOS)}")
     return SCENARIOS[name]

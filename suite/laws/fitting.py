@@ -30,6 +30,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..registry import did_you_mean
+from .data import check_points
 from .forms import Law
 
 __all__ = ["FitResult", "fit", "bootstrap", "holdout", "huber", "start_grid"]
@@ -270,7 +271,6 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
     e.g. a DataFrame with columns N, D, loss. `fixed` holds parameters at given values (paper names, e.g.
     {"gamma": 1.0}). `source` names the data in error messages. See the module docstring for `method`, `scout`, `keep`, `polish`
     and `prune`."""
-    from .data import check_points
 
     t0 = time.perf_counter()
     cols = check_points(law, data, loss, source=source)

@@ -16,10 +16,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry
+from ..config import METHODS  # noqa: F401  (the registry every method registers in; re-exported)
 from .chunked import head_loss
-
-METHODS = Registry[type]("method")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import torch
 
 from ..registry import Registry
 from .build import _DTYPES, quiet_local_load
+from .io import save_pretrained
 
 Sample = tuple[Sequence[Any], str]  # (PIL images, prompt text)
 
@@ -364,8 +365,6 @@ class VLM:
         return h.hexdigest()[:16]
 
     def save(self, out_dir: str | Path) -> Path:
-        from .io import save_pretrained
-
         return save_pretrained(self.model, out_dir, tokenizer=self.processor)
 
 

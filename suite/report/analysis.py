@@ -9,8 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import ConfigError
-from ..laws import (PUBLISHED, FitResult, Law, exact_irreducible, fit, get_law, points_for,
-                    published, read_table)
+from ..laws import PUBLISHED, FitResult, Law, exact_irreducible, fit, get_law, points_for, published, read_table
 from .spec import LawSpec, ReportSpec
 
 

@@ -20,16 +20,17 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_write_json, atomic_write_text
+from ..config import ConfigError
 from ..laws import exact_irreducible, get_law, kd_rows
 from .analysis import Fitted, comparison_set, fit_laws, fit_of, load_results, supervised_params_of
 from .continual import headline_lines as continual_lines
-from .questions import headline_lines as question_lines
-from .vlm import headline_lines as vlm_lines
-from .figures import FIGURES
 from .figures import save as save_figure
+from .questions import headline_lines as question_lines
+from .registries import FIGURES, TABLES
 from .spec import ReportSpec, load_spec
-from .tables import TABLES, fmt, to_html, to_markdown
+from .tables import fmt, to_html, to_markdown
 from .tables import write as write_table
+from .vlm import headline_lines as vlm_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -307,8 +308,6 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
 
 
 def main_report(a) -> int:
-    from ..config import ConfigError
-
     try:
         path = build_report(a.spec, a.out, results=a.results, progress=(lambda m: None) if a.quiet else None)
     except ConfigError as e:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .figures import FIGURES, STYLE, _plt
-from .tables import TABLES, fmt
+from .figures import STYLE, _plt
+from .registries import FIGURES, TABLES
+from .tables import fmt
 
 STAGE = "continual.stage"
 _METRICS = {  # column -> (label in tables, digits)

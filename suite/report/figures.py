@@ -6,17 +6,16 @@ Files are written as PNG and SVG with fixed metadata so regenerating gives the s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..laws import exact_irreducible, fit_parabola, get_law, kd_rows, supervised_rows
-from ..registry import Registry
 from .analysis import fit_of, supervised_params_of
+from .registries import FIGURES
 from .tables import approaches, fmt_count
 
-FIGURES: Registry[Callable[..., Any]] = Registry("figure")
 STYLE = {"figsize": (6.4, 4.2), "dpi": 110, "cmap": "viridis", "marker_size": 36, "band_alpha": 0.18}
 
 

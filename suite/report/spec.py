@@ -15,12 +15,14 @@ published: [busbridge2025_table6, chinchilla2022_approach3]
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, build_dataclass, read_yaml_mapping
 from ..registry import did_you_mean
+from .registries import FIGURES, TABLES
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,7 @@ class ReportSpec:
 
 def load_spec(path: str | Path) -> ReportSpec:
     """Read and validate an analysis spec; errors name the file, the key and the valid choices."""
-    from ..laws import LAWS
-    from .figures import FIGURES
-    from .tables import TABLES
+    from ..laws import LAWS, PUBLISHED  # scipy: not at start-up (the CLI reads this module)
 
     path = Path(path)
     data = read_yaml_mapping(path, missing="no such analysis spec")
@@ -79,8 +79,6 @@ def load_spec(path: str | Path) -> ReportSpec:
                 raise ConfigError(f"{where}: laws.{fname}.supervised: the distillation law needs the name of a "
                                   f"supervised fit in this spec (or a published set)")
         fits[fname] = lw
-    from ..laws import PUBLISHED
-
     choices = [n for n, f in fits.items() if f.law == "supervised"] + \
               [n for n, p in PUBLISHED.items() if p.law == "supervised"]
     for fname, lw in fits.items():
@@ -99,7 +97,5 @@ def load_spec(path: str | Path) -> ReportSpec:
         if not (published_dir / f"{n}.csv").exists() and not Path(n).exists():
             have = sorted(p.stem for p in published_dir.glob("*.csv"))
             raise ConfigError(f"{where}: published: no table {n!r}{did_you_mean(n, have)}; valid: {', '.join(have)}")
-    import dataclasses
-
     return dataclasses.replace(spec, laws=fits)
 

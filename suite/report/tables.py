@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..registry import Registry
-
-TABLES: Registry[Callable[..., Any]] = Registry("table")
+from .._io import atomic_write_text
+from ..laws import (envelope, exact_irreducible, get_law, isoflop, kd_rows, optimal_teacher_loss, parametric_exponents,
+                    points_for, published, supervised_rows)
+from .analysis import comparison_set, fit_of, supervised_params_of
+from .registries import TABLES
 
 
 def fmt_count(x: float) -> str:
@@ -92,9 +94,6 @@ def results(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, s
 @TABLES.register("fits")
 def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """Fitted coefficients with bootstrap intervals, beside the published coefficients of the same law."""
-    from ..laws import published
-    from .analysis import comparison_set
-
     if not fits:
         return None
     rows = []
@@ -157,11 +156,6 @@ def fit_quality(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFram
 @TABLES.register("capacity_gap")
 def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """From the fitted laws: the best teacher loss for each student size at each budget, and its gain."""
-    from ..laws import optimal_teacher_loss
-
-    from ..laws import kd_rows
-    from .analysis import fit_of, supervised_params_of
-
     dist = fit_of(fits, "distillation")
     kd = kd_rows(df)
     if dist is None or kd.empty:
@@ -184,9 +178,6 @@ def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFra
 
 def approaches(df: pd.DataFrame, fits: dict, bootstrap: int = 400) -> dict[str, Any]:
     """Hoffmann et al.'s approaches 1-3 on the supervised runs: {name: ApproachResult or error string}."""
-    from ..laws import envelope, get_law, isoflop, parametric_exponents, points_for
-    from .analysis import fit_of
-
     pts = points_for(get_law("supervised"), df)   # the supervised runs with a finite loss, as N, D, loss
     out: dict[str, Any] = {}
     if len(pts) >= 6:
@@ -262,8 +253,6 @@ def compute_optimal(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.Data
 @TABLES.register("power_laws")
 def power_laws(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """Measured exponents of loss - E: slope of log(L - E) on log N at each budget, and on log D at each size."""
-    from ..laws import exact_irreducible, supervised_rows
-
     e = exact_irreducible(df)
     sup = supervised_rows(df)
     if e is None or sup.empty:
@@ -334,8 +323,6 @@ def to_html(df: pd.DataFrame) -> str:
 
 
 def write(out_dir: Path, name: str, shown: pd.DataFrame, raw: pd.DataFrame, caption: str) -> list[Path]:
-    from .._io import atomic_write_text
-
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.md", out_dir / f"{name}.tex", out_dir / f"{name}.csv"]
     atomic_write_text(paths[0], to_markdown(shown))

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .figures import FIGURES, _plt
-from .tables import TABLES
+from .figures import _plt
+from .registries import FIGURES, TABLES
 
 KIND = "vlm.method"
 _METRICS = {  # column -> (label, digits)

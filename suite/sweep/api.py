@@ -135,17 +135,38 @@ def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progr
             "already_queued": sorted(live), "seconds": time.time() - t0}
 
 
-def status(sw: Sweep) -> dict:
-    dirs = sw.dirs()
-    queue = slurm_queue()  # one squeue call (nothing without Slurm); cell_state reads each job.json
+def status(sw: Sweep | str | Path) -> dict:
+    """Counts by state and one row per cell, from the files under the sweep's directory.
+
+    `sw` may be a sweep directory: then only its sweep.json and the cells' small files are read (no config is
+    rebuilt or validated, so no model code is imported: `suite sweep status runs/NAME` takes well under 1 s)."""
+    if isinstance(sw, Sweep):
+        root, name = sw.root, sw.grid.name
+        cells = [(c.id, c.name, c.group, c.config.method.name) for c in sw.grid.cells]
+    else:
+        root = Path(sw)
+        meta = read_json(root / "sweep.json")
+        if meta is None:
+            raise ConfigError(f"{root}: not a sweep directory (no sweep.json); pass the grid YAML instead")
+        name = meta["name"]
+        cells = [(e["id"], e["name"], e["group"], _method_name(root / e["id"] / "cell.json")) for e in meta["cells"]]
+    jobs = {cid: read_json(root / cid / "job.json") or {} for cid, *_ in cells
+            if not (root / cid / "result.json").exists()}
+    # one squeue call, only when a cell waits on Slurm (squeue can hang for seconds where no controller runs)
+    queue = slurm_queue() if any(j.get("executor") == "slurm" for j in jobs.values()) else {}
     rows = []
-    for c in sw.grid.cells:
-        state, detail = cell_state(dirs[c.id], queue)
-        res = read_json(dirs[c.id] / "result.json") if state == "done" else None
-        rows.append({"id": c.id, "name": c.name, "group": c.group, "method": c.config.method.name,
+    for cid, cname, group, method in cells:
+        state, detail = cell_state(root / cid, queue)
+        res = read_json(root / cid / "result.json") if state == "done" else None
+        rows.append({"id": cid, "name": cname, "group": group, "method": method,
                      "state": state, "detail": detail, "loss": (res or {}).get("loss")})
     counts = {s: sum(r["state"] == s for r in rows) for s in STATES}
-    return {"sweep": sw.grid.name, "root": str(sw.root), "counts": counts, "cells": rows}
+    return {"sweep": name, "root": str(root), "counts": counts, "cells": rows}
+
+
+def _method_name(cell_json: Path) -> str | None:
+    method = ((read_json(cell_json) or {}).get("config") or {}).get("method")
+    return method.get("name") if isinstance(method, dict) else method
 
 
 def format_status(st: dict) -> str:

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from ..config import CellConfig, ConfigError, build_dataclass, config_from_dict, read_yaml_mapping, set_dotted
+from ..refs import CELL_REF, size_label
 from ..registry import did_you_mean
 
-TEACHER_REF = "cell:"
+TEACHER_REF = CELL_REF  # "cell:<id>" (refs.py)
 _GRID_KEYS = {"name", "include", "defaults", "resources", "cells"}
 _GROUP_KEYS = {"set", "axes", "mode", "overrides", "resources"}
 
@@ -186,15 +186,6 @@ def _group_points(group: Mapping, where: str) -> list[dict[str, Any]]:
     else:
         combos = itertools.product(*(axes[k] for k in keys))
     return [dict(zip(keys, c)) for c in combos]
-
-
-def _size_label(spec: str | None) -> str:
-    if not spec:
-        return "?"
-    m = re.fullmatch(r"(?:tiny|qwen2)-([0-9.]+[kMB])", spec)
-    if m:
-        return m.group(1) if spec.startswith("tiny") else "q" + m.group(1)
-    return Path(spec.rstrip("/")).name[:24]
 
 
 def _tokens_label(tokens: Any) -> str:
@@ -380,14 +371,14 @@ def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
             from ..genrecal import stage_name as vlm_name
 
             teacher = by_id[_teacher_of(c, by_id)].config.student if _teacher_of(c, by_id) else cfg.teacher
-            return cfg.name or vlm_name(cfg, _size_label(teacher) if teacher and cfg.method.name != "supervised"
+            return cfg.name or vlm_name(cfg, size_label(teacher) if teacher and cfg.method.name != "supervised"
                                         else None)
         parts = [cfg.method.name]
         if c.teacher_id:
-            parts.append("T" + _size_label(by_id[c.teacher_id].config.student))
+            parts.append("T" + size_label(by_id[c.teacher_id].config.student))
         elif cfg.teacher:
-            parts.append("T" + _size_label(cfg.teacher))
-        parts += ["S" + _size_label(cfg.student), "D" + _tokens_label(cfg.train.tokens), f"s{cfg.train.seed}"]
+            parts.append("T" + size_label(cfg.teacher))
+        parts += ["S" + size_label(cfg.student), "D" + _tokens_label(cfg.train.tokens), f"s{cfg.train.seed}"]
         return cfg.name or "-".join(parts)
 
     names = [base(c) for c in cells]
@@ -403,9 +394,7 @@ def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
 
 
 def _is_vlm_config(cfg) -> bool:
-    from ..config import VLMConfig
-
-    return cfg.vlm != VLMConfig() or cfg.method.name == "genrecal"
+    return "vlm" in cfg.sections or cfg.method.name == "genrecal"
 
 
 def _teacher_of(c: Cell, by_id: dict[str, Cell]) -> str | None:

@@ -18,7 +18,7 @@ import submitit
 
 from .._io import atomic_write_json
 from ..config import config_from_dict
-from .grid import TEACHER_REF
+from ..refs import resolve_cell_ref
 from .state import read_json, write_error
 
 _STOP_WAIT_S = 50  # how long the signal handler waits for the step boundary; below signal_delay_s (60)
@@ -27,17 +27,6 @@ _STOP_WAIT_S = 50  # how long the signal handler waits for the step boundary; be
 def resolve_teacher(cfg, cell_dir: Path) -> str | None:
     """`cell:<id>` -> `<sweep dir>/<id>/model` (the teacher cell's final model)."""
     return resolve_cell_ref(cfg.teacher, cell_dir, "teacher")
-
-
-def resolve_cell_ref(ref: str | None, cell_dir: Path, what: str = "model") -> str | None:
-    """`cell:<id>` -> `<sweep dir>/<id>/model`, once that cell has finished; None for anything else."""
-    if ref and ref.startswith(TEACHER_REF):
-        tid = ref[len(TEACHER_REF):]
-        path = Path(cell_dir).parent / tid / "model"
-        if not (path.parent / "result.json").exists():
-            raise RuntimeError(f"{what} cell {tid} has not finished (no {path.parent / 'result.json'})")
-        return str(path)
-    return None
 
 
 def run_cell(cell_dir: str | Path, should_stop=None, progress: bool = False) -> dict:

@@ -10,6 +10,8 @@ import os
 import socket
 from pathlib import Path
 
+from ..config import config_from_dict
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -22,7 +24,6 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, out: str, progress
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import torch.distributed as dist
 
-    from ..config import config_from_dict
     from .loop import train
 
     try:

@@ -8,7 +8,7 @@ import torch
 from suite.continual import (SEQUENCES, Snapshot, build_snapshot, disk_blocks, load_task, moments, sequence_tasks,
                              state_of, stream_moments)
 from suite.continual.snapshot import to_half_keeping_states
-from suite.methods.gere import tm_loss
+from suite.continual.methods import tm_loss
 from suite.continual.stage import Plan, replay_samples
 from suite.data import make_source
 from suite.models import HiddenStatesLM, build_model

@@ -354,3 +354,20 @@ def test_bad_arguments_fail_before_running(env, tmp_path):
         evaluate_mmlu(env["model"], None, env["root"], subjects=["anatomy"])
     with pytest.raises(ValueError, match="prefix"):
         write_tasks(env["root"], tmp_path / "t", prefix="bad-prefix")
+
+
+def test_no_progress_silences_lm_evals_own_bars(env, capfd):
+    """`--no-progress` reaches lm-eval: its tqdm bars ("Running loglikelihood requests") print nothing, and the
+    scores are the same. With progress on, the bar is there (so this test can tell the two apart)."""
+    subjects = ["abstract_algebra"]
+    quiet = evaluate_mmlu(env["model"], env["tok"], env["root"], subjects=subjects, progress=False)
+    err_quiet = capfd.readouterr().err
+    loud = evaluate_mmlu(env["model"], env["tok"], env["root"], subjects=subjects, progress=True)
+    err_loud = capfd.readouterr().err
+    assert "loglikelihood requests" in err_loud and "it/s" in err_loud
+    assert "loglikelihood requests" not in err_quiet and "it/s" not in err_quiet
+    assert quiet["overall"] == loud["overall"]
+    import lm_eval.models.huggingface as hf
+    from tqdm import tqdm
+
+    assert hf.tqdm is tqdm  # restored afterwards

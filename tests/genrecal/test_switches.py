@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from suite.config import config_from_dict
 from suite.methods.chunked import IGNORE_INDEX
-from suite.methods.genrecal import GenRecalParams, Recalibrator, RecalibratorConfig, genrecal_loss, stage_loss
+from suite.genrecal.method import GenRecalParams, Recalibrator, RecalibratorConfig, genrecal_loss, stage_loss
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def pair():
     """A LLaVA teacher and a Qwen2-VL student with different tokenizers, vocabularies and widths, a
     Recalibrator between them and a batch whose answers have more tokens than the batch has items."""
     from suite.data.tokenizers import train_bpe
-    from suite.data.visual import instruction_items
+    from suite.genrecal.items import instruction_items
     from suite.models.vlm import build_vlm
 
     items = instruction_items(6, seed=3)
@@ -161,7 +161,7 @@ def test_stage3_fraction_trains_a_fixed_seeded_subset(tmp_path):
 
 
 def test_training_items_avoid_the_evaluation_items(tmp_path):
-    from suite.data.visual import benchmark_items
+    from suite.genrecal.items import benchmark_items
     from suite.eval.vlm import write_vlm_fixture
     from suite.genrecal.stage import _dataset_items, load_items
 

@@ -48,11 +48,11 @@ def format_result(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, helptext: str = "score VLM predictions (ai2d, mmvet, mathvista) as VLMEvalKit does") -> None:
     import argparse
 
     p = sub.add_parser(
-        "score", help="score VLM predictions (ai2d, mmvet, mathvista) as VLMEvalKit does",
+        "score", help=helptext,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         # RawDescription keeps the examples' layout, so the prose is wrapped by hand
         description="Score a predictions file (xlsx, tsv, csv, json, jsonl; columns 'index' and 'prediction',\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import string
 from typing import Any, Iterable, Mapping
 
+from ...registry import UnknownNameError, did_you_mean
 from .matching import _isna, cn_string
 from .tsv import benchmark_key
 
@@ -39,8 +40,6 @@ QWEN2VL_VQA = "\nPlease try to answer the question with short words or phrases i
 
 def _check_style(style: str) -> str:
     if style not in PROMPT_STYLES:
-        from ...registry import UnknownNameError, did_you_mean
-
         raise UnknownNameError(f"unknown prompt style {style!r}{did_you_mean(style, PROMPT_STYLES)}; "
                                f"valid: {', '.join(PROMPT_STYLES)}")
     return style

@@ -26,6 +26,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from ...registry import UnknownNameError, did_you_mean
+
 # benchmark key -> VLMEvalKit dataset name (the TSV is <root>/<dataset>.tsv)
 DATASETS: dict[str, str] = {"ai2d": "AI2D_TEST", "mmvet": "MMVet", "mathvista": "MathVista_MINI"}
 DATASET_URLS = {d: f"https://opencompass.openxlab.space/utils/VLMEval/{d}.tsv" for d in DATASETS.values()}
@@ -45,7 +47,6 @@ def benchmark_key(name: str) -> str:
     for key, dataset in DATASETS.items():
         if low in (key, dataset.lower(), dataset.lower().replace("_", "")):
             return key
-    from ...registry import UnknownNameError, did_you_mean
 
     choices = list(DATASETS) + list(DATASETS.values())
     raise UnknownNameError(f"unknown VLM benchmark {name!r}{did_you_mean(name, choices)}; "

@@ -33,8 +33,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from .base import METHODS, Method, cross_entropy_sum
-from .chunked import IGNORE_INDEX, head_loss
+from ..methods.base import METHODS, Method, cross_entropy_sum
+from ..methods.chunked import IGNORE_INDEX, head_loss
 
 _EPS = 1e-8
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from suite.continual.stage import StageBatch
 from suite.methods import make_method
-from suite.methods.gere import tm_loss, tm_violations
+from suite.continual.methods import tm_loss, tm_violations
 
 
 def test_tm_loss_equals_a_hand_computation():

@@ -15,6 +15,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..registry import did_you_mean
+
 KINDS = ("ai2d", "mathvista")
 
 
@@ -58,8 +60,6 @@ def instruction_items(n: int, seed: int = 0, kinds: Sequence[str] = KINDS, style
     """`n` training items, kinds interleaved round-robin, none equal to an item of `exclude`."""
     for k in kinds:
         if k not in KINDS:
-            from ..registry import did_you_mean
-
             raise ValueError(f"unknown visual-instruction kind {k!r}{did_you_mean(k, KINDS)}; valid: {', '.join(KINDS)}")
     banned = {q.key() for q in exclude}
     per_kind: dict[str, list[VisualQA]] = {}

@@ -21,9 +21,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import METHODS, Method, ce_objective, cross_entropy_sum
-from .chunked import IGNORE_INDEX, head_loss
-from .divergences import forward_kl, teacher_log_probs
+from ..methods.base import METHODS, Method, ce_objective, cross_entropy_sum
+from ..methods.chunked import IGNORE_INDEX, head_loss
+from ..methods.divergences import forward_kl, teacher_log_probs
+from ..methods.kd import KD, KDParams
+from ..registry import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,6 @@ class GenRecalParams:
         if self.stage not in (1, 2, 3):
             raise ValueError(f"genrecal.stage must be 1, 2 or 3, got {self.stage}")
         if self.regularization not in REGULARIZATION:
-            from ..registry import did_you_mean
-
             raise ValueError(f"genrecal.regularization {self.regularization!r}"
                              f"{did_you_mean(self.regularization, REGULARIZATION)}; valid: {', '.join(REGULARIZATION)}")
 
@@ -350,7 +350,6 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     `check_tokenizer=False`: the caller checked the pair once (`check_shared_tokenizer`), not every batch.
     """
     denom = (norm or {}).get("student")
-    from .kd import KD, KDParams
 
     if kind not in ("sft", "kd"):
         raise ValueError(f"unknown baseline {kind!r}; valid: sft, kd")

@@ -1,0 +1,69 @@
+"""The `vlm:` section of a cell config, and its checks (registered in suite/genrecal/__init__.py).
+
+    vlm: {train_items: 2000, kinds: [ai2d, mathvista], stages: [1, 2, 3]}   # in a grid: one cell per stage
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import ConfigError
+from ..methods import METHODS
+from ..registry import did_you_mean
+from .items import KINDS
+
+STAGES = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class VLMConfig:
+    """A vision-language cell (GenRecal and its SFT / KD baselines; suite/genrecal/): the student is a VLM trained
+    on visual-instruction items, whole epochs. A grid expands a genrecal cell with `stages` into one cell per stage."""
+    train_items: int = 2000            # synthetic visual-instruction items (items.py; data.seed draws them)
+    heldout_items: int = 64            # items held out for the loop's eval loss (the student's answer CE, nats/token)
+    kinds: tuple[str, ...] = ("ai2d", "mathvista")   # synthetic item kinds: AI2D-style MCQ, MathVista-style values
+    style: str = "default"             # prompt style of the items: default | internvl | qwen2vl (as eval.prompt_style)
+    image_size: int = 64               # rendered side of the synthetic images
+    path: str | None = None            # instead of synthetic items: LLaVA-format JSON/JSONL (image, conversations)
+    image_root: str | None = None      # where `path`'s relative image paths live (default: beside the file)
+    epochs: float = 1.0                # passes over the training items
+    init: str | None = None            # student weights the cell starts from (path / HF id / cell:<id>); None: student
+    recalibrator: str | None = None    # the Recalibrator a GenRecal stage starts from (a cell dir or cell:<id>)
+    stages: tuple[int, ...] = ()       # genrecal in a grid: one chained cell per stage, e.g. [1, 2, 3] (or [2, 3])
+    train_vision: bool = False         # also train the student's vision encoder (stages 2-3 and baselines): for a
+                                       # from-scratch tiny VLM; a pretrained one keeps its encoder frozen (paper)
+
+
+def claims(cfg) -> bool:
+    """A VLM-only method's cell (genrecal) is checked even when it leaves the section out."""
+    return bool(getattr(METHODS.get(cfg.method.name), "vlm_only", False))
+
+
+def check_config(cfg, source: str = "config") -> None:
+    """Errors (ConfigError naming the key) for a VLM cell that cannot run."""
+    v, name = cfg.vlm, cfg.method.name
+    if name not in ("genrecal", "supervised", "kd"):
+        raise ConfigError(f"{source}: vlm: method {name!r} does not train vision-language students; "
+                          f"valid: genrecal, supervised (SFT), kd (same-tokenizer KD)")
+    if cfg.continual.tasks:
+        raise ConfigError(f"{source}: a cell is either a continual-learning stage or a VLM cell, not both")
+    for k in v.kinds:
+        if k not in KINDS:
+            raise ConfigError(f"{source}: vlm.kinds: {k!r} is not a synthetic item kind{did_you_mean(k, KINDS)}; "
+                              f"valid: {', '.join(KINDS)}")
+    bad_stage = [s for s in v.stages if s not in STAGES]
+    checks = [
+        (v.train_items < 1 and not v.path, "train_items", "must be >= 1"),
+        (v.heldout_items < 1, "heldout_items", "must be >= 1"),
+        (v.epochs < 0, "epochs", "must be >= 0 (0: no training, the starting student is evaluated)"),
+        (v.style not in ("default", "internvl", "qwen2vl"), "style", "must be default, internvl or qwen2vl"),
+        (bool(bad_stage) or list(v.stages) != sorted(set(v.stages)), "stages",
+         "must be increasing GenRecal stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] to skip stage 1)"),
+        (bool(v.stages) and name != "genrecal", "stages", "only a genrecal cell has stages"),
+        (bool(v.recalibrator) and name != "genrecal", "recalibrator", "only a genrecal cell has a Recalibrator"),
+    ]
+    for bad, key, msg in checks:
+        if bad:
+            raise ConfigError(f"{source}: vlm.{key}: {msg} (got {getattr(v, key)!r})")
+    if name == "genrecal" and v.stages and cfg.method.params.get("stage", 1) not in v.stages:
+        raise ConfigError(f"{source}: method.stage {cfg.method.params.get('stage', 1)} is not in vlm.stages "
+                          f"{list(v.stages)}")
