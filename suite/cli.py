@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnknownNameError, FileNotFoundError) as e:
         print(f"suite: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `suite sweep status runs/x | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -106,10 +106,11 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A name `eval.benchmarks` may take. The evaluation package registers each one (suite/eval/run.py)."""
+    """A name `eval.benchmarks` may take. The evaluation package registers each one (suite/eval/benchmarks.py)."""
     name: str
     modality: str = "text"             # text: a causal LM | vlm: a vision-language model
     summary: str = ""                  # one line for --help
+    run: Callable[..., dict] | None = None   # run(name, model, ctx: eval.benchmarks.EvalContext) -> summary dict
 
 
 # Filled by the `suite.plugins` packages (registry.py, pyproject.toml): config validates names here and never
@@ -130,13 +131,28 @@ def parse_benchmarks(value: str | Any, where: str = "--benchmarks") -> tuple[str
 
 @dataclass(frozen=True)
 class Section:
-    """A config section a plugin owns (`continual:` for continual learning, `vlm:` for vision-language cells).
+    """A plugin's part of a cell: its config section (`continual:` for continual learning, `vlm:` for
+    vision-language cells), the checks of that section and, where the plugin trains cells its own way, the stage
+    hook the training loop runs them through.
 
-    The plugin registers it under its YAML key: `SECTIONS.register("vlm", Section(VLMConfig, check, claims))`.
+    The plugin registers it under its YAML key: `SECTIONS.register("vlm", Section(VLMConfig, check, claims, ...))`.
     A cell reads it as an attribute (`cfg.vlm`), at the schema's defaults when the YAML leaves it out."""
     schema: type                                        # frozen dataclass; its defaults mean "not set"
     check: Callable[[Any, str], None] | None = None     # (cell config, source) -> raises ConfigError
     claims: Callable[[Any], bool] | None = None         # cells checked even at the defaults (e.g. its methods')
+    # the loop's hook: owns(cfg, method) says which cells the plugin trains; stage(cfg, method, out, device, env,
+    # teacher_path=..., autocast=...) opens the object that feeds, scores and saves them (train/loop.py: Stage)
+    owns: Callable[[Any, Any], bool] | None = None
+    stage: Callable[..., Any] | None = None
+
+
+def stage_section(cfg: "CellConfig", method: Any) -> str | None:
+    """The name of the section whose plugin trains this cell through its own stage, or None (a plain cell)."""
+    owners = [k for k, s in SECTIONS.items() if s.stage is not None and s.owns is not None and s.owns(cfg, method)]
+    if len(owners) > 1:
+        raise ConfigError(f"{cfg.name or 'cell'}: claimed by more than one stage kind ({', '.join(owners)}); "
+                          f"a cell is one of them")
+    return owners[0] if owners else None
 
 
 SECTIONS: Registry[Section] = Registry("config section", plugins=True)

@@ -1,6 +1,7 @@
 """The package's layers point down (docs/ARCHITECTURE.md). Read with `ast`, so imports inside functions count.
 
-Lower layers: the schema and what it names (config, registry, refs, _io, _meta) and data, models, methods.
+Lower layers: the schema and what it names (config, registry, refs, _io, _meta, distributed) and data, models,
+methods.
 They never import the packages above them (eval, train, laws, sweep, report, continual, genrecal, bench, cli,
 demo): those register what they provide through the `suite.plugins` entry points instead.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "suite"
-LOWER = {"config", "registry", "refs", "_io", "_meta", "data", "models", "methods"}
+LOWER = {"config", "registry", "refs", "_io", "_meta", "distributed", "data", "models", "methods"}
 UPPER = {"eval", "train", "laws", "sweep", "report", "continual", "genrecal", "bench", "cli", "demo"}
 
 

@@ -19,13 +19,24 @@ from .sequence import expand_sequence, stage_name
 from .snapshot import Snapshot, build_snapshot, disk_blocks, moments, state_of, stream_moments
 from .tasks import OLORA_TASKS, SEQUENCES, Example, Task, load_task, sequence_tasks
 
-SECTIONS.register("continual", Section(ContinualConfig, check_config, claims))
 
 
 def open_stage(*args, **kwargs):
-    from .stage import open_stage as _open
+    from .stage import open_stage as _open  # torch, peft: when a stage runs
 
     return _open(*args, **kwargs)
+
+
+def owns(cfg, method) -> bool:
+    """The cells the continual stage trains: a stage of a sequence, or any cell of a continual method."""
+    return bool(cfg.continual.stage or getattr(method, "continual", False))
+
+
+def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=None):
+    return open_stage(cfg, method, out, device, env, autocast)
+
+
+SECTIONS.register("continual", Section(ContinualConfig, check_config, claims, owns=owns, stage=_stage_hook))
 
 
 __all__ = ["ContinualConfig", "open_stage", "check_config", "expand_sequence", "stage_name", "Snapshot", "build_snapshot", "moments",

@@ -40,7 +40,10 @@ import numpy as np
 import torch
 
 from .._io import atomic_write_json
+from ..distributed import barrier
+from ..eval.heldout import heldout_loss
 from ..methods.chunked import IGNORE_INDEX
+from ..models import HiddenStatesLM, build_model, count_non_embedding
 from ..refs import resolve_model_ref
 from .metrics import sequence_metrics, task_accuracy
 from .snapshot import Snapshot, build_snapshot
@@ -110,11 +113,9 @@ class Plan:
 
 
 class Stage:
+    owns_model = False  # the loop builds the causal LM from `model`; this stage feeds it rows and scores it
     def __init__(self, cfg, method, out: Path, device, env, autocast):
         from ..data import source_from_config
-        from ..models import HiddenStatesLM, build_model, count_non_embedding
-        from ..train.distributed import barrier
-
         c, d, tc = cfg.continual, cfg.data, cfg.train
         self.cfg, self.method, self.out, self.device, self.env, self.autocast = cfg, method, out, device, env, autocast
         names = sequence_tasks(c.tasks)
@@ -236,9 +237,6 @@ class Stage:
     def _general(self, lm, loss: float | None) -> dict:
         """General held-out loss as the loop measures it (`loss` when known) and in the replay rows' format."""
         from ..data import SyntheticSource
-        from ..eval.heldout import heldout_loss
-        from ..models import HiddenStatesLM
-
         m, bs = HiddenStatesLM(lm).to(self.device), self.cfg.train.eval_batch_size
         if loss is None:
             loss = heldout_loss(m, self.general, bs, self.device, self.autocast)

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from ..distributed import DistEnv, all_reduce_sum
 from ..methods.base import ce_objective
 from ..methods.chunked import head_loss
 
@@ -19,8 +20,6 @@ from ..methods.chunked import head_loss
 def heldout_loss(model, source, batch_size: int = 32, device: str | torch.device = "cpu",
                  autocast=None, dist_env=None, max_examples: int | None = None, split: str = "heldout") -> float:
     """Mean next-token cross-entropy (nats) over the held-out split. `model` is a HiddenStatesLM."""
-    from ..train.distributed import DistEnv, all_reduce_sum
-
     env = dist_env or DistEnv()
     n = source.num_examples(split)
     if max_examples is not None:

@@ -14,29 +14,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from .._io import atomic_write_json
-from ..config import parse_benchmarks
-from .benchmarks import NAMES as BENCHMARKS
-from .benchmarks import VLM_BENCHMARKS
-
-# what result.json keeps of each benchmark (the full tables stay in the eval directory)
-_SUMMARY_KEYS = ("overall", "judge", "n", "status", "scorer", "prefetch_rate", "num_fewshot", "prompt_style",
-                 "groups", "breakdown", "loss", "reason")
-
-
-def mmlu_dir(data_root: str | os.PathLike | None) -> Path:
-    """DATA_ROOT/mmlu when it exists, else DATA_ROOT itself (a directory of cais/mmlu subject folders)."""
-    if data_root is None:
-        raise FileNotFoundError("mmlu needs --data-root (a directory holding mmlu/<subject>/test-*.parquet, "
-                                "the cais/mmlu layout; suite.eval.mmlu.write_mmlu_fixture writes a small one)")
-    root = Path(os.path.expanduser(str(data_root)))
-    return root / "mmlu" if (root / "mmlu").is_dir() else root
-
-
-def _summary(res: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: res[k] for k in _SUMMARY_KEYS if k in res}
+from ..config import BENCHMARKS, config_from_dict, parse_benchmarks
+from .benchmarks import NAMES, EvalContext
+from .judges import make_judge
 
 
 def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, tokenizer=None,
@@ -47,71 +30,25 @@ def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, to
              progress: bool = True) -> dict[str, dict]:
     """Run `benchmarks` on `model` (a transformers causal LM with `tokenizer`, or a `suite.models.vlm.VLM`).
 
-    Returns {benchmark: summary}; writes `out_dir/eval.json` and each benchmark's files under out_dir.
+    Each benchmark's runner (benchmarks.py, registered in config.BENCHMARKS) is called in turn. Returns
+    {benchmark: summary}; writes `out_dir/eval.json` and each benchmark's files under out_dir.
     """
-    from ..models.vlm import VLM
-    from .judges import make_judge
-
     names = parse_benchmarks(benchmarks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    is_vlm = isinstance(model, VLM)
-    the_judge = make_judge(judge) if any(b in VLM_BENCHMARKS for b in names) else None
-    results: dict[str, dict] = {}
-    for name in names:
-        if name == "heldout":
-            results[name] = {"loss": _heldout(model, heldout_source, batch_size, device), "n": None}
-            if heldout_source is not None:
-                results[name]["n"] = heldout_source.num_examples("heldout")
-        elif name == "mmlu":
-            from .mmlu import evaluate_mmlu
-
-            lm, tok = (model.model, model.tokenizer) if is_vlm else (model, tokenizer)
-            if tok is None:
-                raise ValueError("mmlu needs the model's tokenizer")
-            local = mmlu_task == "local"  # upstream: lm-eval's own `mmlu`, from the hub
-            res = evaluate_mmlu(lm, tok, mmlu_dir(data_root) if local else None, num_fewshot=num_fewshot,
-                                batch_size=batch_size, limit=limit, device=device, out_dir=out / "mmlu",
-                                task=mmlu_task, progress=progress)
-            results[name] = {**_summary(res), "judge": "loglikelihood"}
-        else:
-            if not is_vlm:
-                raise ValueError(f"{name} is a vision-language benchmark; model "
-                                 f"{model_name or type(model).__name__} is a text-only language model")
-            from .vlm.generate import predict
-            from .vlm.score import score
-
-            info = predict(model, name, out_dir=out / name, data_root=data_root, model_name=model_name,
-                           prompt_style=prompt_style, batch_size=batch_size, limit=limit,
-                           max_new_tokens=max_new_tokens, progress=progress)
-            res = score(name, info["predictions"], data_root=data_root, judge=the_judge, out_dir=out / name,
-                        model_name=info["model"])
-            results[name] = {**_summary(res), "prompt_style": prompt_style, "predictions": info["predictions"]}
+    wants_judge = any(BENCHMARKS.get(b).modality == "vlm" for b in names)
+    ctx = EvalContext(out=out, tokenizer=tokenizer, data_root=data_root,
+                      judge=make_judge(judge) if wants_judge else None, num_fewshot=num_fewshot, limit=limit,
+                      batch_size=batch_size, prompt_style=prompt_style, heldout_source=heldout_source,
+                      device=device, model_name=model_name, mmlu_task=mmlu_task, max_new_tokens=max_new_tokens,
+                      progress=progress)
+    results = {name: BENCHMARKS.get(name).run(name, model, ctx) for name in names}
     atomic_write_json(out / "eval.json", {"model": model_name, "benchmarks": results})
     return results
 
 
-def _heldout(model, source, batch_size: int, device: str | None) -> float:
-    import torch
-
-    from ..models import HiddenStatesLM
-    from ..models.vlm import VLM
-    from .heldout import heldout_loss
-
-    if source is None:
-        raise ValueError("heldout needs the model's data: pass a run's model directory (runs/<sweep>/<cell>/model, "
-                         "whose cell.json names the data) or evaluate inside a cell")
-    if isinstance(model, VLM):
-        raise ValueError("heldout is a text benchmark of the language-model cells; VLMs are scored on "
-                         "ai2d / mmvet / mathvista")
-    lm = model if isinstance(model, HiddenStatesLM) else HiddenStatesLM(model)
-    dev = torch.device(device) if device else next(lm.parameters()).device
-    return heldout_loss(lm, source, batch_size=batch_size, device=dev)
-
-
 def source_for_run(model_dir: str | os.PathLike):
     """The token source of the cell that trained `model_dir` (runs/<sweep>/<cell>/model), or None."""
-    from ..config import config_from_dict
     from ..data import source_from_config
 
     run = Path(model_dir).parent
@@ -177,7 +114,7 @@ def add_parser(sub, helptext: str = "evaluate a model: mmlu (lm-eval), ai2d, mmv
                        "\n\njudges: none (exact matching; MathVista prefetch-only; MM-Vet not scored), "
                        "openai:MODEL[@BASE_URL] (key from $OPENAI_API_KEY), hf:PATH_OR_ID (local chat model)")
     p.add_argument("--model", required=True, help="checkpoint directory (runs/<sweep>/<cell>/model) or HF id")
-    p.add_argument("--benchmarks", required=True, help=f"comma-separated: {','.join(BENCHMARKS)}")
+    p.add_argument("--benchmarks", required=True, help=f"comma-separated: {','.join(NAMES)}")
     p.add_argument("--data-root", help="benchmark files: DIR/mmlu/<subject>/..., DIR/AI2D_TEST.tsv ... "
                                        "(VLM default: $LMUData, else ~/LMUData)")
     p.add_argument("--judge", default="none", help="none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID")

@@ -25,11 +25,10 @@ from ..refs import CELL_REF, size_label
 from .method import GenRecal, Recalibrator  # registering the method genrecal
 from .config import STAGES, VLMConfig, check_config, claims
 
-SECTIONS.register("vlm", Section(VLMConfig, check_config, claims))
 
 
 def open_vlm_stage(*args, **kwargs):
-    from .stage import open_vlm_stage as _open
+    from .stage import open_vlm_stage as _open  # transformers' VLM classes: when a stage runs
 
     return _open(*args, **kwargs)
 
@@ -41,6 +40,17 @@ def is_vlm_cell(cfg) -> bool:
     if claims(cfg) or "vlm" in cfg.sections:
         return True
     return is_vlm(cfg.vlm.init or cfg.student) if not cfg.continual.stage else False
+
+
+def _owns(cfg, method) -> bool:
+    return is_vlm_cell(cfg)
+
+
+def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=None):
+    return open_vlm_stage(cfg, method, out, device, env, teacher_path)
+
+
+SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, stage=_stage_hook))
 
 
 # ----------------------------------------------------------------------------- grids: one cell per stage

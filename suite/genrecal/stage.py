@@ -29,6 +29,7 @@ import torch.nn as nn
 from .._io import atomic_replace_dir
 from ..continual.stage import Plan
 from ..models import count_non_embedding, model_shape
+from ..models.vlm import TINY_VLMS, build_vlm, is_vlm, load_vlm
 from ..refs import resolve_model_ref
 from .items import VisualQA, instruction_items
 from .method import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts, baseline_loss,
@@ -162,9 +163,8 @@ def load_recalibrator_weights(rec: Recalibrator, path: Path) -> None:
 
 
 class VLMStage:
+    owns_model = True  # the loop trains `module` (student + Recalibrator + objective), not a causal LM of its own
     def __init__(self, cfg, method, out: Path, device, env, teacher_path: str | None):
-        from ..models.vlm import build_vlm, is_vlm, load_vlm
-
         v, tc = cfg.vlm, cfg.train
         self.cfg, self.method, self.out, self.device, self.env = cfg, method, out, device, env
         self.kind = cfg.method.name
@@ -366,8 +366,6 @@ def _vision_params(vlm) -> int:
 
 
 def _tiny_names():
-    from ..models.vlm import TINY_VLMS
-
     return set(TINY_VLMS.names())
 
 

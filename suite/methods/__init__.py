@@ -11,6 +11,7 @@ package and register the same way: GenRecal (suite/genrecal/), GeRe and its cont
 import importlib
 import pkgutil
 
+from ..config import build_dataclass
 from .base import METHODS, Method
 from .chunked import IGNORE_INDEX, auto_chunk_size, head_loss, naive_head_loss
 from .divergences import DIVERGENCES, teacher_log_probs
@@ -21,8 +22,6 @@ for _module in pkgutil.iter_modules(__path__):  # registration: supervised, kd, 
 
 def make_method(name: str, params: dict | None = None) -> Method:
     """A method instance from its registry name and a dict of its parameters (validated)."""
-    from ..config import build_dataclass
-
     cls = METHODS.get(name)
     return cls(build_dataclass(cls.Params, params or {}, where=f"method {name!r}"))
 

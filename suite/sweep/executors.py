@@ -12,9 +12,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import submitit
+
 from .._io import atomic_write_json
 from ..registry import Registry
 from .grid import Cell, Resources
+from .runner import CellJob, run_cell
 from .state import cell_state, write_error
 
 EXECUTORS = Registry[type]("executor")
@@ -43,8 +46,6 @@ class InlineExecutor:
         self.root, self.progress, self.job_factory = root, progress, job_factory
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
-        from .runner import run_cell
-
         for i, cell in enumerate(cells, 1):
             print(f"[{i}/{len(cells)}] {cell.name}", flush=True)
             if _teacher_failed(cell, dirs):
@@ -90,7 +91,6 @@ class LocalExecutor:
         self.root, self.poll_s, self.job_factory, self.progress = root, poll_s, job_factory, progress
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
-        import submitit
         import torch
 
         n_gpus = torch.cuda.device_count()
@@ -139,7 +139,6 @@ class LocalExecutor:
                 if gpus:
                     params.update(gpus_per_node=len(gpus), visible_gpus=tuple(gpus))
                 ex.update_parameters(**params)
-                from .runner import CellJob
 
                 with _cpu_threads(None if gpus else cell.resources.cpus_per_task):
                     job = ex.submit((self.job_factory or CellJob)(), str(dirs[cell.id]))
@@ -201,8 +200,6 @@ class SlurmExecutor:
         self.root, self.job_factory = root, job_factory
 
     def _executor(self, res: Resources, name: str, dependency: str | None):
-        import submitit
-
         ex = submitit.AutoExecutor(folder=str(self.root / ".submitit" / "%j"), cluster="slurm",
                                    slurm_max_num_timeout=res.max_requeue)
         extra = {"kill-on-invalid-dep": "yes", **dict(res.sbatch)}
@@ -221,8 +218,6 @@ class SlurmExecutor:
         return ex
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
-        from .runner import CellJob
-
         job_of: dict[str, str] = dict(live)  # cell id -> job id, for teachers queued earlier
         remaining = list(cells)
         ids: dict[str, str] = {}

@@ -1,6 +1,6 @@
 """The training loop, checkpoints, schedules and torch.distributed set-up."""
+from ..distributed import DistEnv, init_distributed
 from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from .distributed import DistEnv, init_distributed
 from .launch import launch_local
 from .loop import Interrupted, train
 from .schedule import lr_factor, warmup_steps

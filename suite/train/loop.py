@@ -37,13 +37,13 @@ import torch
 
 from .._io import append_jsonl, atomic_write_json
 from .._meta import git_revision, versions
-from ..config import CellConfig, parse_tokens, scaled_lr
+from ..config import SECTIONS, CellConfig, parse_tokens, scaled_lr, stage_section
+from ..distributed import all_reduce_sum, barrier, init_distributed
 from ..eval.heldout import heldout_loss
 from ..methods import IGNORE_INDEX, make_method
-from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny,
-                      model_shape, save_pretrained)
+from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny, model_shape,
+                      save_pretrained)
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .distributed import all_reduce_sum, barrier, init_distributed
 from .schedule import lr_factor, warmup_steps
 
 
@@ -119,8 +119,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     `teacher_path` loads the teacher from there while `cfg.teacher` (e.g. a sweep's `cell:<id>`
     reference) keeps the cell's identity.
     """
-    from ..data import source_from_config
     from tqdm.auto import tqdm
+
+    from ..data import source_from_config
 
     t_start = time.time()
     out = Path(out_dir)
@@ -138,19 +139,13 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
 
     d = cfg.data
     method = make_method(cfg.method.name, dict(cfg.method.params))
-    stage = None
-    from ..genrecal import is_vlm_cell
-
-    vlm = is_vlm_cell(cfg)
-    if vlm:  # a vision-language cell (suite/genrecal/stage.py): its items, student (+ Recalibrator), teacher, loss
-        from ..genrecal import open_vlm_stage
-
-        stage = open_vlm_stage(cfg, method, out, device, env, teacher_path)
-    elif cfg.continual.stage or getattr(method, "continual", False):
-        # a continual-learning stage (suite/continual): its task + replay rows, the previous stage's model, its steps
-        from ..continual import open_stage
-
-        stage = open_stage(cfg, method, out, device, env, _autocast(device_type, precision))
+    # a plugin's stage (config.Section.stage): a continual-learning stage (suite/continual: its task + replay rows,
+    # the previous stage's model, its steps) or a vision-language cell (suite/genrecal: its items, student
+    # (+ Recalibrator), teacher and loss; it owns its model, `owns_model`)
+    kind = stage_section(cfg, method)
+    stage = None if kind is None else SECTIONS.get(kind).stage(
+        cfg, method, out, device, env, teacher_path=teacher_path, autocast=_autocast(device_type, precision))
+    vlm = bool(getattr(stage, "owns_model", False))
     tokenizer_spec = d.tokenizer
     if tokenizer_spec is None and d.kind != "synthetic":
         # text data: a pretrained student (or a teacher, for KD) brings its tokenizer; tiny models get a BPE

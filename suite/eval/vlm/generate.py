@@ -23,7 +23,9 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .prompts import build_prompt
-from .tsv import dataset_file, dataset_name, decode_image, load_dataset, require_columns, write_predictions
+from .score import get_benchmark
+from .tsv import (benchmark_key, dataset_file, dataset_name, decode_image, load_dataset, require_columns,
+                  write_predictions)
 
 
 def _key(model_name: str, prompt: str, images: list[str], gen: Mapping[str, Any]) -> str:
@@ -73,9 +75,6 @@ def predict(vlm, benchmark: str, *, out_dir: str | os.PathLike, data_root: str |
     Returns {"predictions": path, "n", "generated", "cached", "prompt_style", "max_new_tokens", "model"}.
     """
     from tqdm.auto import tqdm
-
-    from .score import get_benchmark
-    from .tsv import benchmark_key
 
     key = benchmark_key(benchmark)
     dataset = dataset_name(key)
