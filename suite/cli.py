@@ -37,10 +37,22 @@ EXAMPLES = """examples:
 
 def _train(a) -> int:
     from .config import load_config
-    from .train import train
+
+    from .models.build import check_model_ref
 
     cfg = load_config(a.config, a.set)
+    check_model_ref(cfg.student, f"{a.config}: student")
+    check_model_ref(cfg.teacher, f"{a.config}: teacher")
     out = Path(a.out) if a.out else Path("runs") / (cfg.name or "train") / cfg.cell_id
+    if a.dry_run:  # every check a run makes before it starts, nothing written
+        if a.json:
+            print(json.dumps({"cell_id": cfg.cell_id, "out": str(out), "config": cfg.to_dict()}, indent=2, default=str))
+        else:
+            print(f"{cfg.cell_id}  {cfg.name or '-'}  {cfg.method.name}  student {cfg.student}  "
+                  f"tokens {cfg.train.tokens}  -> {out}  (valid; --dry-run: nothing trained or written)")
+        return 0
+    from .train import train
+
     try:
         result = train(cfg, out, progress=not a.no_progress)
     finally:
@@ -68,6 +80,7 @@ def _sweep(a) -> int:
         return 0
     s = sw.open_sweep(a.target, runs=a.runs)
     if a.verb == "submit" and a.dry_run:
+        sw.api.check_executor(s, a.executor or "local")
         print(json.dumps(sw.plan(s), indent=2) if a.json else
               "\n".join(f"{c['id']}  {c['name']}" for c in sw.plan(s)["cells"]))
         return 0
@@ -179,6 +192,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="override a config key, value read as YAML (repeatable): --set train.tokens=2M")
     t.add_argument("--json", action="store_true", help="print result.json")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--dry-run", action="store_true",
+                   help="validate the config (every key, range and cross-field check) and print the cell; train nothing")
     t.set_defaults(fn=_train)
 
     sw = sub.add_parser("sweep", help="run a grid of cells on slurm, locally or inline; status, resume, collect",
@@ -288,14 +303,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
+    from .config import InputError
     from .registry import UnknownNameError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv) or "").parse_args(argv)
     try:
         return args.fn(args)
-    except (ConfigError, UnknownNameError, FileNotFoundError) as e:
+    except (InputError, UnknownNameError, FileNotFoundError) as e:  # InputError covers ConfigError
         print(f"suite: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `suite sweep status runs/x | head`: the reader left; no traceback

@@ -18,15 +18,88 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Annotated, Any, Callable, Mapping, Union
 
 import yaml
 
 from .registry import Registry, UnknownNameError, did_you_mean
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Input that cannot be used (a config, a data or benchmark file, a checkpoint); the message names the file.
+    The CLI prints it as one line and exits 2."""
+
+
+class ConfigError(InputError):
     """A config that cannot be used; the message names the file, the key and what is valid."""
+
+
+# ----------------------------------------------------------------------------- domains
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a field accepts beyond its type, declared beside it: `lr: Annotated[float, POSITIVE] = 3e-3`.
+
+    Checked wherever a config is built (a grid's expansion, `--dry-run`, each executor, the cell itself), so a
+    bad value is rejected before anything is queued. None passes (optional fields say so in their type)."""
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    choices: tuple = ()
+    parse: Callable[[Any], Any] | None = None    # must not raise, e.g. a token budget's syntax
+    what: str = ""                               # the domain in words, when `parse` is the test
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.what:
+            return self.what
+        lo = f"{'(' if self.gt is not None else '['}{self.gt if self.gt is not None else self.ge}" \
+            if self.gt is not None or self.ge is not None else None
+        hi = f"{self.lt if self.lt is not None else self.le}{')' if self.lt is not None else ']'}" \
+            if self.lt is not None or self.le is not None else None
+        if lo and hi:
+            return f"in {lo}, {hi}"
+        if lo:
+            return f"> {self.gt:g}" if self.gt is not None else f">= {self.ge:g}"
+        return f"< {self.lt:g}" if self.lt is not None else f"<= {self.le:g}"
+
+    def check(self, value: Any, where: str) -> None:
+        if value is None:
+            return
+        if self.choices:
+            if value not in self.choices:
+                raise ConfigError(f"{where}: {value!r} is not {self.describe()}{did_you_mean(value, self.choices)}")
+            return
+        if self.parse is not None:
+            try:
+                self.parse(value)
+            except (ValueError, TypeError) as e:  # the parser's message names the value and shows the forms
+                raise ConfigError(f"{where}: {e}") from None
+            return
+        bad = ((self.gt is not None and not value > self.gt) or (self.ge is not None and not value >= self.ge)
+               or (self.lt is not None and not value < self.lt) or (self.le is not None and not value <= self.le))
+        if bad:
+            raise ConfigError(f"{where}: {value!r} is not {self.describe()}")
+
+
+def _token_syntax(value: Any) -> int | None:
+    """A token budget as a config may write it ('2M', 1.5e6, '20xN'); the count, or None for the ×N form."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9.]+(?:e[0-9]+)?\s*[x×]\s*N\s*", value.replace("_", "")):
+        if float(re.match(r"\s*([0-9.]+(?:e[0-9]+)?)", value).group(1)) <= 0:
+            raise ValueError("tokens per parameter must be > 0")
+        return None
+    return parse_tokens(value)
+
+
+POSITIVE = Domain(gt=0)
+NON_NEGATIVE = Domain(ge=0)
+AT_LEAST_1 = Domain(ge=1)
+FRACTION = Domain(ge=0, le=1)                                   # [0, 1]
+OPEN_FRACTION = Domain(gt=0, lt=1)                              # (0, 1)
+TOKENS = Domain(parse=_token_syntax, what="a token budget (2000000, '2M', '500k', '1.5e6' or '20xN', > 0)")
 
 
 # ----------------------------------------------------------------------------- schema
@@ -34,16 +107,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    kind: str = "synthetic"            # data source: synthetic | corpus
+    kind: Annotated[str, Domain(choices=("synthetic", "corpus"))] = "synthetic"   # data source
     language: str = "synthetic"        # synthetic language preset (kind: synthetic)
     path: str | None = None            # file, directory or hf:<id> (kind: corpus)
     tokenizer: str | None = None       # HF id or path; None: synthetic word-level / BPE trained on the corpus
     text_field: str = "text"
-    seq_len: int = 128                 # tokens per example (context length)
-    heldout_examples: int = 256        # synthetic held-out set size (× seq_len tokens)
-    heldout_fraction: float = 0.05     # corpus held-out fraction
-    tokenizer_vocab_size: int = 1024   # BPE vocabulary when training one
-    seed: int = 0                      # which examples; the model init seed is train.seed
+    seq_len: Annotated[int, Domain(ge=2)] = 128             # tokens per example (context length)
+    heldout_examples: Annotated[int, AT_LEAST_1] = 256      # synthetic held-out set size (× seq_len tokens)
+    heldout_fraction: Annotated[float, OPEN_FRACTION] = 0.05    # corpus held-out fraction
+    tokenizer_vocab_size: Annotated[int, Domain(ge=16)] = 1024  # BPE vocabulary when training one
+    seed: Annotated[int, NON_NEGATIVE] = 0  # which examples; the model init seed is train.seed
 
 
 LR_SCALINGS = ("none", "width")
@@ -58,34 +131,34 @@ def scaled_lr(optim: "OptimConfig", d_model: int) -> float:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 3e-3                   # peak lr; with lr_scaling "width" the lr of a model base_width wide
-    lr_scaling: str = "none"           # none | width: lr × (base_width / d_model)^width_exponent (μP-style)
-    base_width: int = 128              # d_model at which the scaled lr equals `lr`
-    width_exponent: float = 1.0        # 1 = μP's Adam rule for hidden matrices; fitted per world from lr scans
-    min_lr_ratio: float = 0.1          # final lr = lr × this
-    warmup: float = 0.05               # < 1: fraction of steps; >= 1: steps
-    warmup_tokens: Union[int, str, None] = None   # warmup in tokens ("100k"), the same for every size; overrides warmup
-    schedule: str = "cosine"           # cosine | linear | constant
-    weight_decay: float = 0.1          # on matrices only, not norms or biases
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0             # max global grad norm; 0 disables
+    lr: Annotated[float, POSITIVE] = 3e-3       # peak lr; with lr_scaling "width" the lr of a model base_width wide
+    lr_scaling: Annotated[str, Domain(choices=LR_SCALINGS)] = "none"   # width: lr × (base_width / d_model)^exponent
+    base_width: Annotated[int, AT_LEAST_1] = 128        # d_model at which the scaled lr equals `lr`
+    width_exponent: Annotated[float, NON_NEGATIVE] = 1.0   # 1 = μP's Adam rule for hidden matrices
+    min_lr_ratio: Annotated[float, FRACTION] = 0.1      # final lr = lr × this
+    warmup: Annotated[float, NON_NEGATIVE] = 0.05       # < 1: fraction of steps; >= 1: steps (within the run)
+    warmup_tokens: Annotated[Union[int, str, None], TOKENS] = None   # warmup in tokens ("100k"); overrides warmup
+    schedule: Annotated[str, Domain(choices=("cosine", "linear", "constant"))] = "cosine"
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.1  # on matrices only, not norms or biases
+    beta1: Annotated[float, Domain(ge=0, lt=1)] = 0.9
+    beta2: Annotated[float, Domain(ge=0, lt=1)] = 0.95
+    eps: Annotated[float, POSITIVE] = 1e-8
+    grad_clip: Annotated[float, NON_NEGATIVE] = 1.0     # max global grad norm; 0 disables
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    tokens: Union[int, str] = "20xN"   # budget D: 2000000, "2M", "500k", "1.5e6", or "20xN" (× non-embedding N)
-    batch_size: int = 32               # sequences per optimizer step, all processes together
-    micro_batch_size: int = 0          # sequences per forward per process; 0 = batch_size / world_size
-    eval_interval: int = 0             # steps between held-out evals; 0 = 10 evals over the run
-    eval_batch_size: int = 32
-    checkpoint_interval: int = 0       # steps between checkpoints; 0 = 10 per run
-    keep_checkpoints: int = 2
-    log_interval: int = 10
-    precision: str = "auto"            # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    device: str = "auto"               # auto | cpu | cuda
-    seed: int = 0                      # model init
+    tokens: Annotated[Union[int, str], TOKENS] = "20xN"   # budget D: 2000000, "2M", "1.5e6", "20xN" (× non-emb. N)
+    batch_size: Annotated[int, AT_LEAST_1] = 32           # sequences per optimizer step, all processes together
+    micro_batch_size: Annotated[int, NON_NEGATIVE] = 0    # sequences per forward per process; 0 = batch / world
+    eval_interval: Annotated[int, NON_NEGATIVE] = 0       # steps between held-out evals; 0 = 10 evals over the run
+    eval_batch_size: Annotated[int, AT_LEAST_1] = 32
+    checkpoint_interval: Annotated[int, NON_NEGATIVE] = 0  # steps between checkpoints; 0 = 10 per run
+    keep_checkpoints: Annotated[int, AT_LEAST_1] = 2
+    log_interval: Annotated[int, AT_LEAST_1] = 10
+    precision: Annotated[str, Domain(choices=("auto", "fp32", "bf16", "fp16"))] = "auto"  # auto: bf16 on CUDA
+    device: Annotated[str, Domain(choices=("auto", "cpu", "cuda"))] = "auto"
+    seed: Annotated[int, NON_NEGATIVE] = 0                # model init
     deterministic: bool = True
     compile: bool = False              # torch.compile the student
 
@@ -96,12 +169,14 @@ class EvalConfig:
     benchmarks: tuple[str, ...] = ()   # mmlu | ai2d | mmvet | mathvista | heldout (heldout is always measured)
     data_root: str | None = None       # MMLU: DIR/mmlu (cais/mmlu layout); VLM TSVs: DIR ($LMUData by default)
     judge: str = "none"                # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID
-    num_fewshot: int = 0               # MMLU shots from `dev` (first_n, as upstream)
-    limit: int | None = None           # at most this many questions per task / benchmark (smoke runs)
-    batch_size: int = 16
-    prompt_style: str = "default"      # VLM prompts: default (VLMEvalKit dataset prompts) | internvl | qwen2vl
-    mmlu_task: str = "local"           # local: our configs over data_root files | upstream: lm-eval's `mmlu` (hub)
-    max_new_tokens: int | None = None  # VLM answers; None: the benchmark's (16 AI2D, 1024 MM-Vet / MathVista)
+    num_fewshot: Annotated[int, NON_NEGATIVE] = 0         # MMLU shots from `dev` (first_n, as upstream)
+    limit: Annotated[int | None, AT_LEAST_1] = None       # at most this many questions per task (smoke runs)
+    batch_size: Annotated[int, AT_LEAST_1] = 16
+    # VLM prompts: default (VLMEvalKit dataset prompts) | internvl | qwen2vl
+    prompt_style: Annotated[str, Domain(choices=("default", "internvl", "qwen2vl"))] = "default"
+    # local: our configs over data_root files | upstream: lm-eval's `mmlu` (hub)
+    mmlu_task: Annotated[str, Domain(choices=("local", "upstream"))] = "local"
+    max_new_tokens: Annotated[int | None, AT_LEAST_1] = None  # VLM answers; None: the benchmark's own
 
 
 @dataclass(frozen=True)
@@ -273,7 +348,7 @@ def build_dataclass(cls: type, data: Mapping[str, Any] | None, where: str = "con
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__} {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
@@ -285,6 +360,13 @@ def build_dataclass(cls: type, data: Mapping[str, Any] | None, where: str = "con
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is Annotated:  # a field's domain (Domain), checked after its type
+        base, *meta = typing.get_args(tp)
+        value = _coerce(base, value, where)
+        for m in meta:
+            if isinstance(m, Domain):
+                m.check(value, where)
+        return value
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -386,29 +468,31 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellCon
             parse_benchmarks(cfg.eval.benchmarks, where=f"{source}: eval.benchmarks")
         except UnknownNameError as e:
             raise ConfigError(str(e)) from None
-    if cfg.optim.lr_scaling not in LR_SCALINGS:
-        raise ConfigError(f"{source}: optim.lr_scaling: {cfg.optim.lr_scaling!r} is not one of "
-                          f"{', '.join(LR_SCALINGS)}{did_you_mean(cfg.optim.lr_scaling, LR_SCALINGS)}")
-    if cfg.optim.warmup_tokens is not None:
-        try:
-            parse_tokens(cfg.optim.warmup_tokens)
-        except ValueError as e:
-            raise ConfigError(f"{source}: optim.warmup_tokens: {e}") from None
-    for key, valid in (("prompt_style", ("default", "internvl", "qwen2vl")), ("mmlu_task", ("local", "upstream"))):
-        value = getattr(cfg.eval, key)
-        if value not in valid:
-            raise ConfigError(f"{source}: eval.{key}: {value!r} is not one of {', '.join(valid)}"
-                              f"{did_you_mean(value, valid)}")
-    if method.name and _needs_teacher(method.name) and not cfg.teacher:
-        raise ConfigError(f"{source}: method {method.name!r} needs a teacher (teacher: PATH_OR_HF_ID)")
+    _check_run(cfg, source)
+    if method.name and METHODS.get(method.name).requires_teacher(method.params) and not cfg.teacher:
+        raise ConfigError(f"{source}: teacher: method {method.name!r} needs a teacher (teacher: PATH_OR_HF_ID, or "
+                          f"\"@group\" in a grid)")
     for key, section in SECTIONS.items():  # each plugin checks its own section (and the cells it claims)
         if section.check and (key in cfg.sections or (section.claims and section.claims(cfg))):
             section.check(cfg, source)
     return cfg
 
 
-def _needs_teacher(name: str) -> bool:
-    return bool(getattr(METHODS.get(name), "needs_teacher", False))
+def _check_run(cfg: CellConfig, source: str) -> None:
+    """Cross-field checks of the run itself: warmup within the run, micro-batches that divide the batch."""
+    o, t = cfg.optim, cfg.train
+    tokens = _token_syntax(t.tokens)   # None for "20xN": its count needs the model, the loop checks it
+    if tokens is not None:
+        steps = -(-tokens // (t.batch_size * cfg.data.seq_len))
+        if o.warmup_tokens is not None and parse_tokens(o.warmup_tokens) > tokens:
+            raise ConfigError(f"{source}: optim.warmup_tokens: {o.warmup_tokens!r} is not within the run "
+                              f"(train.tokens = {t.tokens!r}); make it at most the budget")
+        if o.warmup_tokens is None and o.warmup >= 1 and o.warmup > steps:
+            raise ConfigError(f"{source}: optim.warmup: {o.warmup:g} steps is not within the run ({steps} steps of "
+                              f"{t.batch_size} x {cfg.data.seq_len} tokens); use a fraction < 1 or fewer steps")
+    if t.micro_batch_size and t.micro_batch_size > t.batch_size:
+        raise ConfigError(f"{source}: train.micro_batch_size: {t.micro_batch_size} is larger than "
+                          f"train.batch_size ({t.batch_size})")
 
 
 def set_dotted(data: dict, key: str, value: Any, source: str = "config") -> None:
@@ -445,7 +529,8 @@ def read_yaml_mapping(path: str | Path, missing: str = "no such config file") ->
     if not path.exists():
         raise ConfigError(f"{path}: {missing}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with open(path) as f:  # a stream, so the error's mark names the file and line
+            data = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):

@@ -59,6 +59,9 @@ def check_config(cfg, source: str = "config") -> None:
         (not 0 <= c.stage <= len(names), "stage", f"must be in 1..{len(names)} (the sequence's tasks)"),
         (c.epochs <= 0, "epochs", "must be > 0"),
         (c.replay < 0, "replay", "must be >= 0"),
+        (c.replay == 0 and getattr(METHODS.get(name), "uses_replay", False), "replay",
+         f"must be >= 1 for method {name!r}, which replays general samples (with 0 it would train as seq-ft; "
+         f"use method seq-ft for no replay)"),
         (c.replay_len < 2, "replay_len", "must be >= 2"),
         (not 0 <= c.replay_per_batch < cfg.train.batch_size, "replay_per_batch",
          f"must be in [0, train.batch_size = {cfg.train.batch_size})"),

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from .._io import atomic_write_json, atomic_write_text
+from ..config import InputError
 
 # The 57 subjects of lm_eval/tasks/mmlu/default (0.4.13), each with the group its `tag` puts it in
 # (19 stem, 13 other, 12 social_sciences, 13 humanities).
@@ -129,7 +130,7 @@ _EXPECTED = ("the cais/mmlu layout: <root>/<subject>/{split}-00000-of-00001.parq
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-class MMLUDataError(ValueError):
+class MMLUDataError(InputError):
     """Local MMLU files that are missing or do not have the cais/mmlu columns; the message names the file."""
 
 

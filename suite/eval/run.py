@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from .._io import atomic_write_json
 from ..config import BENCHMARKS, config_from_dict, parse_benchmarks
 from .benchmarks import NAMES, EvalContext
-from .judges import make_judge
+from .judges import JudgeError, make_judge
 
 
 def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, tokenizer=None,
@@ -73,6 +74,14 @@ def load_for_eval(spec: str, dtype: str | None = None):
 
 
 def main(a) -> int:
+    try:
+        return _main(a)
+    except (ValueError, JudgeError) as e:  # bad data, a bad file, a judge that cannot run: one line, exit 2
+        print(f"suite eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(a) -> int:
     names = parse_benchmarks(a.benchmarks)
     model, tok = load_for_eval(a.model, dtype=a.dtype)
     if a.device:

@@ -321,6 +321,11 @@ class GenRecal(Method):
     needs_teacher = True
     vlm_only = True
 
+    @classmethod
+    def requires_teacher(cls, params) -> bool:
+        """Stages 1-2 read the teacher's features and head; stage 3 trains the student alone."""
+        return int(params.get("stage", 1)) in (1, 2)
+
     def objective(self, zs, zt, labels):
         raise TypeError("genrecal trains vision-language students: the cell's student must be a VLM")
 

@@ -33,13 +33,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
         p = p / "results.parquet"
     if not p.exists():
         raise FileNotFoundError(f"no such data file: {p}")
-    if p.suffix in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    if p.suffix in (".csv", ".tsv", ".txt"):
-        return pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ",")
-    if p.suffix in (".json", ".jsonl"):
-        return pd.read_json(p, lines=p.suffix == ".jsonl")
-    raise ValueError(f"{p}: unknown data format {p.suffix!r}; use .csv, .tsv, .parquet, .json or .jsonl")
+    readers = {".parquet": pd.read_parquet, ".pq": pd.read_parquet,
+               ".csv": pd.read_csv, ".txt": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
+               ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True)}
+    if p.suffix not in readers:
+        raise ValueError(f"{p}: unknown data format {p.suffix!r}; use .csv, .tsv, .parquet, .json or .jsonl")
+    try:
+        return readers[p.suffix](p)
+    except Exception as e:  # empty, truncated or not the format its name says: name the file
+        raise ValueError(f"{p}: cannot be read as {p.suffix[1:]} ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def supervised_rows(df: pd.DataFrame) -> pd.DataFrame:

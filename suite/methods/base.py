@@ -11,7 +11,7 @@ which parameters it takes (a frozen dataclass, validated from YAML), and its per
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,11 @@ class Method:
 
     Params: ClassVar[type] = NoParams
     needs_teacher: ClassVar[bool] = False
+
+    @classmethod
+    def requires_teacher(cls, params: Mapping[str, Any]) -> bool:
+        """Does a cell with these parameters load a teacher? `needs_teacher` unless the method says otherwise."""
+        return cls.needs_teacher
 
     def __init__(self, params=None):
         self.params = params if params is not None else self.Params()

@@ -12,14 +12,35 @@ from pathlib import Path
 
 import torch
 
+from ..config import InputError
+from ..registry import did_you_mean
 from .tiny import TINY
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 
 
+# the weight files a local checkpoint may hold (safetensors first: what `suite train` writes)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def is_tiny(spec: str) -> bool:
     return spec in TINY
+
+
+def check_model_ref(spec: str | None, where: str) -> None:
+    """A ConfigError for a model reference that can never load: a tiny-style name that is not registered
+    (`tiny-0.07M`). Paths, hub ids, `cell:<id>` and `@group` pass: they are resolved when the cell runs."""
+    import re
+
+    from .vlm import TINY_VLMS  # tiny VLM names are model references too
+
+    if not spec or spec.startswith(("cell:", "@")) or spec in TINY or spec in TINY_VLMS:
+        return
+    if re.fullmatch(r"(tiny|qwen2)-[\w.]+", spec) and not Path(os.path.expanduser(spec)).exists():
+        names = [*TINY.names(), *TINY_VLMS.names()]
+        raise InputError(f"{where}: unknown tiny model {spec!r}{did_you_mean(spec, names)}; valid: {', '.join(names)} "
+                         f"(or a local checkpoint directory, or a Hugging Face id)")
 
 
 def build_model(spec: str, vocab_size: int | None = None, seed: int | None = None, dtype: str | None = None):
@@ -42,9 +63,20 @@ def build_model(spec: str, vocab_size: int | None = None, seed: int | None = Non
             f"model {spec!r}: no config.json in {path.resolve()} (expected a checkpoint saved by `suite train` "
             f"or `save_pretrained`); tiny names: {', '.join(TINY.names())}")
     kwargs = {"dtype": torch_dtype} if torch_dtype else {}
+    if looks_local:
+        weights = [path / f for f in WEIGHT_FILES if (path / f).exists()]
+        if not weights:
+            raise FileNotFoundError(f"model {spec!r}: {path.resolve()} has config.json but no weights "
+                                    f"({' / '.join(WEIGHT_FILES)})")
+        try:
+            with quiet_local_load(True):
+                return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        except Exception as e:  # a truncated or corrupt file: name it, not a library traceback
+            raise InputError(f"{weights[0]}: cannot be read as a checkpoint of model {spec!r} "
+                              f"({type(e).__name__}: {str(e)[:200]})") from None
     try:
-        with quiet_local_load(looks_local):
-            return AutoModelForCausalLM.from_pretrained(str(path) if looks_local else spec, **kwargs)
+        with quiet_local_load(False):
+            return AutoModelForCausalLM.from_pretrained(spec, **kwargs)
     except OSError as e:
         raise OSError(f"could not load model {spec!r} (not a tiny name, local checkpoint, or reachable hub id; "
                       f"tiny names: {', '.join(TINY.names())}): {e}") from e

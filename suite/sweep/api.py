@@ -103,6 +103,28 @@ def _live_jobs(dirs: dict[str, Path]) -> dict[str, str]:
     return live
 
 
+def check_executor(sw: Sweep, executor: str) -> None:
+    """Resources `executor` can never give a cell, as a ConfigError naming the grid, the group and the key
+    (run by submit before anything is written, and by `suite sweep submit --dry-run`)."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}{did_you_mean(executor, EXECUTORS.names())}; "
+                          f"valid: {', '.join(EXECUTORS.names())}")
+    if executor == "slurm":
+        return
+    import torch  # the GPU count: only when a grid is submitted
+
+    n_gpus = torch.cuda.device_count()
+    for c in sw.grid.cells:
+        r, where = c.resources, f"{sw.grid.path}: cells.{c.group}.resources"
+        if r.nodes > 1:
+            raise ConfigError(f"{where}.nodes: {r.nodes} nodes, but the {executor} executor runs on this machine "
+                              f"alone; submit with --executor slurm, or set nodes: 1")
+        if r.gpus_per_node > n_gpus:
+            raise ConfigError(f"{where}.gpus_per_node: {r.gpus_per_node} per cell, but the {executor} executor sees "
+                              f"{n_gpus} GPU{'s' if n_gpus != 1 else ''} on this machine; submit with --executor "
+                              f"slurm, or set gpus_per_node: 0 to train on CPU")
+
+
 def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progress: bool = True,
            job_factory=None) -> dict:
     """Submit every cell that is not done, not queued already, and (unless retry_failed) not failed.
@@ -110,9 +132,7 @@ def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progr
     `job_factory` replaces the training body (`CellJob`) with another zero-argument class whose
     instances are called with the cell directory (`suite bench sweep` submits no-op cells this way).
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}{did_you_mean(executor, EXECUTORS.names())}; "
-                          f"valid: {', '.join(EXECUTORS.names())}")
+    check_executor(sw, executor)
     t0 = time.time()
     dirs = _write_layout(sw, executor)
     live = _live_jobs(dirs)

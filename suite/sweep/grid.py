@@ -33,9 +33,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
-from ..config import CellConfig, ConfigError, build_dataclass, config_from_dict, read_yaml_mapping, set_dotted
+from ..config import (AT_LEAST_1, NON_NEGATIVE, POSITIVE, SECTIONS, CellConfig, ConfigError, build_dataclass,
+                      config_from_dict, read_yaml_mapping, set_dotted)
 from ..refs import CELL_REF, size_label
 from ..registry import did_you_mean
 
@@ -48,20 +49,20 @@ _GROUP_KEYS = {"set", "axes", "mode", "overrides", "resources"}
 class Resources:
     """What one cell asks of the executor. Cells with equal resources (and teachers) share a job array."""
 
-    timeout_min: int = 60            # always set: submitit's defaults are 2 min (local) and 5 min (Slurm)
-    cpus_per_task: int = 2
-    gpus_per_node: int = 0
-    tasks_per_node: int = 1          # > 1: DDP inside the cell, one process per task (gloo or NCCL)
-    nodes: int = 1
-    mem_gb: float = 8.0
+    timeout_min: Annotated[int, AT_LEAST_1] = 60     # always set: submitit's defaults are 2 min (local), 5 (Slurm)
+    cpus_per_task: Annotated[int, AT_LEAST_1] = 2
+    gpus_per_node: Annotated[int, NON_NEGATIVE] = 0
+    tasks_per_node: Annotated[int, AT_LEAST_1] = 1   # > 1: DDP inside the cell, one process per task (gloo or NCCL)
+    nodes: Annotated[int, AT_LEAST_1] = 1
+    mem_gb: Annotated[float, POSITIVE] = 8.0
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    array_parallelism: int = 64      # at most this many cells of one array run at once (Slurm)
-    max_concurrent: int = 0          # local executor: cells at once; 0 = one per GPU, or one on CPU
-    signal_delay_s: int = 60         # USR2 this long before the time limit: checkpoint, then requeue
-    max_requeue: int = 3             # timeouts that may requeue a cell (preemptions always do)
+    array_parallelism: Annotated[int, AT_LEAST_1] = 64   # at most this many cells of one array at once (Slurm)
+    max_concurrent: Annotated[int, NON_NEGATIVE] = 0     # local executor: cells at once; 0 = one per GPU, or one
+    signal_delay_s: Annotated[int, NON_NEGATIVE] = 60    # USR2 this long before the time limit: checkpoint, requeue
+    max_requeue: Annotated[int, NON_NEGATIVE] = 3        # timeouts that may requeue a cell (preemptions always do)
     sbatch: Mapping[str, str] = field(default_factory=dict)  # extra #SBATCH --key=value lines
 
     def key(self) -> str:
@@ -148,10 +149,14 @@ def _axis_choices() -> tuple[str, ...]:
     out = []
     for f in dataclasses.fields(CellConfig):
         tp = typing.get_type_hints(CellConfig)[f.name]
+        if f.name == "sections":
+            continue
         if dataclasses.is_dataclass(tp) and f.name != "method":
             out += [f"{f.name}.{g.name}" for g in dataclasses.fields(tp)]
         else:
             out.append(f.name)
+    for name, section in SECTIONS.items():  # the plugins' sections: continual.*, vlm.*
+        out += [f"{name}.{g.name}" for g in dataclasses.fields(section.schema)]
     return tuple(out)
 
 
@@ -287,6 +292,10 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
             teacher_id = teacher_id or teacher.id  # a stage's dependency is its previous stage (after the teacher)
             cell["teacher"] = TEACHER_REF + teacher.id
         cfg = config_from_dict(cell, source=where)
+        from ..models.build import check_model_ref  # torch: not for `suite sweep status`
+
+        check_model_ref(cfg.student, f"{where}.student")
+        check_model_ref(cfg.teacher, f"{where}.teacher")
         cells[i] = Cell(id=cfg.cell_id, name="", group=gname, config=cfg, resources=res, teacher_id=teacher_id)
         state[i] = "done"
         return cells[i]

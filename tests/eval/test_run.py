@@ -67,9 +67,10 @@ def test_errors_name_the_problem(evaluated_cell, tmp_path, capsys):
     _, out, data = evaluated_cell
     assert main(["eval", "--model", str(out / "model"), "--benchmarks", "mmlu,ai2dd"]) == 2
     assert "did you mean 'ai2d'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="vision-language benchmark"):
-        main(["eval", "--model", str(out / "model"), "--benchmarks", "ai2d", "--data-root", str(data),
-              "--out", str(tmp_path / "x"), "--no-progress"])
+    # a data error is one line and exit 2 (issue 19: it used to escape as a ValueError traceback)
+    assert main(["eval", "--model", str(out / "model"), "--benchmarks", "ai2d", "--data-root", str(data),
+                 "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "vision-language benchmark" in capsys.readouterr().err
     assert main(["eval", "--model", str(out / "model"), "--benchmarks", "mmlu", "--out", str(tmp_path / "y")]) == 2
     assert "--data-root" in capsys.readouterr().err
 

@@ -44,6 +44,15 @@ def _images_of(row: Mapping[str, Any]) -> list[str]:
     return list(image) if isinstance(image, list) else [image]
 
 
+def _decode(b64: str, source: Path, index: Any):
+    """The row's image; a cell that is not a decodable image names the file and the row."""
+    try:
+        return decode_image(b64)
+    except Exception as e:  # not base64, or not PNG/JPEG bytes
+        raise ValueError(f"{source}: row index {index}: the image cannot be decoded "
+                         f"({type(e).__name__}: {str(e)[:120]})") from None
+
+
 def read_cache(path: Path) -> dict[str, str]:
     """key -> prediction; a torn last line (a kill mid-write) is ignored."""
     out: dict[str, str] = {}
@@ -80,7 +89,8 @@ def predict(vlm, benchmark: str, *, out_dir: str | os.PathLike, data_root: str |
     dataset = dataset_name(key)
     model_name = model_name or Path(str(vlm.name)).name or "model"
     df = load_dataset(dataset, data_root)
-    require_columns(df, ("question", "image"), dataset_file(dataset, data_root),
+    source = dataset_file(dataset, data_root)
+    require_columns(df, ("question", "image"), source,
                     ("index", "image", "question", "answer", "..."))
     if limit is not None:
         df = df.iloc[:limit].reset_index(drop=True)
@@ -106,7 +116,7 @@ def predict(vlm, benchmark: str, *, out_dir: str | os.PathLike, data_root: str |
             f.write("\n")  # end a line torn by a kill, so the next record starts on its own line
         for start in range(0, len(todo), max(1, batch_size)):
             idx = todo[start:start + batch_size]
-            batch = [([decode_image(b) for b in images[i]], prompts[i]) for i in idx]
+            batch = [([_decode(b, source, rows[i]["index"]) for b in images[i]], prompts[i]) for i in idx]
             answers = vlm.generate(batch, max_new_tokens=gen["max_new_tokens"])
             for i, a in zip(idx, answers):
                 done[keys[i]] = a

@@ -254,8 +254,16 @@ def read_predictions(source: str | os.PathLike | pd.DataFrame,
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A predictions or dataset table by its suffix; a file that cannot be read is named in the error."""
     path = Path(path)
     fmt = _format(path)
+    try:
+        return _read(path, fmt)
+    except Exception as e:  # truncated xlsx (BadZipFile), broken JSON, binary junk...
+        raise ValueError(f"{path}: cannot be read as {fmt} ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _read(path: Path, fmt: str) -> pd.DataFrame:
     if fmt == "xlsx":
         # as strings, like the TSVs: read_excel would otherwise parse a column whose cells all look numeric
         # ("14", "14.5", "") into floats, and int(14.5) == 14 would credit a wrong MathVista integer answer

@@ -1,0 +1,261 @@
+"""Bad input is rejected before anything runs: one table of malformed grids, cell configs, analysis specs, law
+data, predictions, benchmark files and checkpoints, each through the CLI a user would type.
+
+Every case asserts the exit code (2), that the message (one `suite...: error:` line; a YAML error adds the
+parser's pointer to the line) names the file and the key (or column, or row), and that nothing was written: the tree under the test's directory hashes the same before and after, so
+no run directory, sweep.json, report, score file or queued job appeared. A bad resubmit of a finished sweep
+leaves every file of its runs/ untouched.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from suite.cli import main
+
+TINY = {"student": "tiny-0.007M", "data": {"language": "synthetic-small", "seq_len": 16, "heldout_examples": 4},
+        "train": {"tokens": 256, "batch_size": 4}}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _yaml(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def _grid(tmp: Path, cell: dict, **top) -> list[str]:
+    g = _yaml(tmp / "g.yaml", {"name": "g", **top, "cells": {"a": {"set": {**TINY, **cell}}}})
+    return ["sweep", "submit", str(g), "--runs", str(tmp / "runs"), "--executor", "local"]
+
+
+def _grid_raw(tmp: Path, cells: dict, **top) -> list[str]:
+    g = _yaml(tmp / "g.yaml", {"name": "g", **top, "cells": cells})
+    return ["sweep", "submit", str(g), "--runs", str(tmp / "runs"), "--executor", "local"]
+
+
+def _cell(tmp: Path, extra: dict, *flags: str) -> list[str]:
+    cfg = {**TINY, **extra}
+    for k in ("data", "train"):
+        if k in extra:
+            cfg[k] = {**TINY[k], **extra[k]}
+    c = _yaml(tmp / "cell.yaml", cfg)
+    return ["train", str(c), "--out", str(tmp / "run"), "--no-progress", *flags]
+
+
+def _spec(tmp: Path, body: dict) -> list[str]:
+    data = _yaml(tmp / "points.csv", "N,D,loss\n1e6,2e7,3.1\n2e6,4e7,2.9\n")
+    s = _yaml(tmp / "spec.yaml", {"name": "x", "sweep": str(data), **body})
+    return ["report", str(s), "--out", str(tmp / "report"), "--quiet"]
+
+
+def _fit(tmp: Path, text: str, law: str = "supervised") -> list[str]:
+    return ["fit", "--law", law, "--data", str(_yaml(tmp / "points.csv", text))]
+
+
+def _score(tmp: Path, name: str, content: bytes | str, *extra: str) -> list[str]:
+    p = tmp / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return ["score", "--benchmark", "ai2d", "--predictions", str(p), *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny causal LM trained by `suite train` (its model/ holds config, weights and tokenizer)."""
+    root = tmp_path_factory.mktemp("trained")
+    cfg = _yaml(root / "cell.yaml", {"name": "m", **TINY})
+    assert main(["train", str(cfg), "--out", str(root / "run"), "--no-progress"]) == 0
+    return root / "run" / "model"
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def _broken_mmlu(tmp: Path, trained: Path) -> list[str]:
+    d = tmp / "data" / "mmlu" / "anatomy"
+    d.mkdir(parents=True)
+    for split in ("test", "dev"):
+        (d / f"{split}-00000-of-00001.parquet").write_bytes(b"PAR1 not a parquet file")
+    return ["eval", "--model", str(trained), "--benchmarks", "mmlu", "--data-root", str(tmp / "data"),
+            "--out", str(tmp / "eval")]
+
+
+def _vlm_missing_image(tmp: Path) -> list[str]:
+    from suite.eval.vlm import write_ai2d_fixture
+
+    root = tmp / "lmu"
+    write_ai2d_fixture(root, n=4, seed=0)
+    tsv = next(root.glob("AI2D_TEST*.tsv"))
+    df = pd.read_csv(tsv, sep="\t", dtype=str)
+    df.loc[1, "image"] = "999"          # a reference to a row that does not exist: row 1 has no image
+    df.to_csv(tsv, sep="\t", index=False)
+    preds = df.drop(columns=["image"]).assign(prediction="A")
+    preds.to_csv(tmp / "m_AI2D_TEST.tsv", sep="\t", index=False)
+    return ["score", "--benchmark", "ai2d", "--predictions", str(tmp / "m_AI2D_TEST.tsv"), "--data-root", str(root),
+            "--out", str(tmp / "scores")]
+
+
+def _checkpoint(tmp: Path, trained: Path, how: str) -> list[str]:
+    m = _copy_model(trained, tmp / "ckpt")
+    if how == "missing":
+        (m / "model.safetensors").unlink()
+    elif how == "corrupt":
+        data = (m / "model.safetensors").read_bytes()
+        (m / "model.safetensors").write_bytes(data[: len(data) // 3])   # truncated mid-file
+    elif how == "no-config":
+        (m / "config.json").unlink()
+    return ["eval", "--model", str(m), "--benchmarks", "heldout", "--out", str(tmp / "eval")]
+
+
+# (id, build(tmp, trained) -> argv, substrings the message must hold; "{tmp}" is the case's directory)
+CASES = [
+    # grids: expansion checks every field, so nothing is queued
+    ("grid-tokens-word", lambda t, m: _grid(t, {"train": {"tokens": "lots"}}),
+     ["g.yaml", "cells.a.train.tokens", "'lots'"]),
+    ("grid-lr-negative-tokens-zero", lambda t, m: _grid(t, {"optim": {"lr": -1}, "train": {"tokens": 0}}),
+     ["g.yaml", "optim.lr", "> 0"]),
+    ("grid-tokens-zero", lambda t, m: _grid(t, {"train": {"tokens": 0}}), ["g.yaml", "train.tokens", "positive"]),
+    ("grid-unknown-method", lambda t, m: _grid(t, {"method": "kdd"}), ["g.yaml", "method", "did you mean 'kd'"]),
+    ("grid-misspelled-key", lambda t, m: _grid_raw(t, {"a": {"set": {**TINY, "trian": {}}}}),
+     ["g.yaml", "'trian'", "did you mean 'train'"]),
+    ("grid-kd-without-teacher", lambda t, m: _grid(t, {"method": "kd"}), ["g.yaml", "teacher", "'kd'"]),
+    ("grid-unknown-teacher-group", lambda t, m: _grid(t, {"method": "kd", "teacher": "@nope"}), ["g.yaml", "nope"]),
+    ("grid-broken-yaml", lambda t, m: ["sweep", "submit", str(_yaml(t / "g.yaml", "name: g\ncells: {a: [")),
+                                       "--runs", str(t / "runs")], ["g.yaml", "not valid YAML"]),
+    ("grid-replay-method-without-replay", lambda t, m: _grid(
+        t, {"method": "replay", "continual": {"tasks": "synthetic-5", "stage": 1, "replay": 0}}),
+     ["g.yaml", "continual.replay", "seq-ft"]),
+    ("grid-gpus-on-local", lambda t, m: _grid(t, {}, resources={"gpus_per_node": 1}),
+     ["g.yaml", "resources.gpus_per_node", "local executor"]),
+    ("grid-two-nodes-on-local", lambda t, m: _grid(t, {}, resources={"nodes": 2}),
+     ["g.yaml", "resources.nodes", "--executor slurm"]),
+    ("grid-negative-memory", lambda t, m: _grid(t, {}, resources={"mem_gb": -1}), ["g.yaml", "resources.mem_gb"]),
+    ("grid-schedule-typo", lambda t, m: _grid(t, {"optim": {"schedule": "cosin"}}),
+     ["g.yaml", "optim.schedule", "did you mean 'cosine'"]),
+    ("grid-warmup-beyond-run", lambda t, m: _grid(t, {"optim": {"warmup_tokens": "1M"}}),
+     ["g.yaml", "optim.warmup_tokens", "within the run"]),
+    ("grid-warmup-steps-beyond-run", lambda t, m: _grid(t, {"optim": {"warmup": 100}}),
+     ["g.yaml", "optim.warmup", "within the run"]),
+    ("grid-unknown-axis", lambda t, m: _grid_raw(t, {"a": {"axes": {"train.tokenz": [1, 2]}, "set": TINY}}),
+     ["g.yaml", "train.tokenz", "train.tokens"]),
+    ("grid-kd-weight-above-1", lambda t, m: _grid(
+        t, {"method": {"name": "kd", "kd_weight": 1.5}, "teacher": "tiny-0.007M"}), ["g.yaml", "kd_weight"]),
+    ("grid-unknown-benchmark", lambda t, m: _grid(t, {"eval": {"benchmarks": ["mmlux"]}}),
+     ["g.yaml", "eval.benchmarks", "'mmlu'"]),
+    ("grid-beta2-one", lambda t, m: _grid(t, {"optim": {"beta2": 1.0}}), ["g.yaml", "optim.beta2", "[0, 1)"]),
+    ("grid-tiny-name-typo", lambda t, m: _grid(t, {"student": "tiny-0.07M"}),
+     ["g.yaml", "cells.a.student", "did you mean 'tiny-0.007M'"]),
+    # cell configs: `suite train` checks before it creates the run directory
+    ("cell-teacher-name-typo", lambda t, m: _cell(t, {"method": "kd", "teacher": "tiny-2m"}, "--dry-run"),
+     ["cell.yaml", "teacher", "did you mean 'tiny-2M'"]),
+    ("cell-data-kind", lambda t, m: _cell(t, {"data": {"kind": "corpuz"}}),
+     ["cell.yaml", "data.kind", "synthetic, corpus"]),
+    ("cell-batch-zero-by-set", lambda t, m: [*_cell(t, {}), "--set", "train.batch_size=0"],
+     ["cell.yaml", "train.batch_size", ">= 1"]),
+    ("cell-micro-batch-too-big", lambda t, m: _cell(t, {"train": {"micro_batch_size": 64}}),
+     ["cell.yaml", "train.micro_batch_size"]),
+    ("cell-kd-without-teacher", lambda t, m: _cell(t, {"method": "kd"}), ["cell.yaml", "teacher"]),
+    ("cell-seq-len-one", lambda t, m: _cell(t, {"data": {"seq_len": 1}}), ["cell.yaml", "data.seq_len", ">= 2"]),
+    ("cell-dry-run-negative-lr", lambda t, m: _cell(t, {"optim": {"lr": -1}}, "--dry-run"),
+     ["cell.yaml", "optim.lr"]),
+    # analysis specs
+    ("spec-unknown-law", lambda t, m: _spec(t, {"laws": {"s": {"law": "supervisd"}}}),
+     ["spec.yaml", "laws.s.law", "did you mean 'supervised'"]),
+    ("spec-unknown-figure", lambda t, m: _spec(t, {"figures": ["isoflp"]}),
+     ["spec.yaml", "figures", "did you mean 'isoflop'"]),
+    ("spec-no-sweep", lambda t, m: ["report", str(_yaml(t / "spec.yaml", {"name": "x"})), "--out", str(t / "r")],
+     ["spec.yaml", "'sweep'"]),
+    ("spec-distillation-without-supervised", lambda t, m: _spec(t, {"laws": {"d": {"law": "distillation"}}}),
+     ["spec.yaml", "laws.d.supervised"]),
+    # law data files
+    ("fit-missing-loss", lambda t, m: _fit(t, "N,D\n1e6,2e7\n2e6,4e7\n"), ["points.csv", "loss"]),
+    ("fit-negative-loss", lambda t, m: _fit(t, "N,D,loss\n1e6,2e7,-1\n2e6,4e7,2.9\n"), ["points.csv", "loss"]),
+    ("fit-empty-file", lambda t, m: _fit(t, ""), ["points.csv", "cannot be read"]),
+    ("fit-non-numeric-loss", lambda t, m: _fit(t, "N,D,loss\n1e6,2e7,abc\n2e6,4e7,2.9\n"),
+     ["points.csv", "'loss'"]),
+    # predictions files
+    ("score-missing-prediction", lambda t, m: _score(t, "m_AI2D_TEST.tsv", "index\tanswer\n0\tA\n"),
+     ["m_AI2D_TEST.tsv", "'prediction'"]),
+    ("score-truncated-xlsx", lambda t, m: _score(t, "m_AI2D_TEST.xlsx", b"PK\x03\x04 truncated"),
+     ["m_AI2D_TEST.xlsx", "cannot be read as xlsx"]),
+    # benchmark data
+    ("mmlu-broken-parquet", lambda t, m: _broken_mmlu(t, m), ["test-00000-of-00001.parquet", "parquet"]),
+    ("vlm-tsv-missing-image", lambda t, m: _vlm_missing_image(t), ["AI2D_TEST", "row index 1", "999"]),
+    # checkpoints
+    ("checkpoint-missing-weights", lambda t, m: _checkpoint(t, m, "missing"), ["ckpt", "no weights"]),
+    ("checkpoint-truncated-safetensors", lambda t, m: _checkpoint(t, m, "corrupt"),
+     ["model.safetensors", "cannot be read"]),
+    ("checkpoint-no-config", lambda t, m: _checkpoint(t, m, "no-config"), ["ckpt", "config.json"]),
+]
+
+
+@pytest.mark.parametrize("case,build,expected", CASES, ids=[c[0] for c in CASES])
+def test_malformed_input_is_rejected_naming_file_and_key(case, build, expected, tmp_path, trained, capsys,
+                                                         monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # the same verdict on a GPU machine
+    argv = build(tmp_path, trained)
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, f"{case}: exit {rc}, stderr: {err}"
+    assert err.startswith("suite") and ": error: " in err.splitlines()[0] and "Traceback" not in err, err
+    for s in expected:
+        assert s in err, f"{case}: {s!r} not in: {err}"
+    assert _tree(tmp_path) == before, f"{case}: files were written or changed"
+
+
+def test_at_least_30_cases():
+    assert len(CASES) >= 30
+
+
+def test_bad_resubmit_leaves_a_finished_sweep_untouched(tmp_path, capsys):
+    """A finished sweep, then its grid edited with a bad value and resubmitted: exit 2, every file of runs/ the same."""
+    argv = _grid(tmp_path, {})
+    assert main([*argv[:3], "--runs", str(tmp_path / "runs"), "--executor", "inline", "--no-progress"]) == 0
+    runs = tmp_path / "runs"
+    before = _tree(runs)
+    assert any(p.endswith("result.json") for p in before)
+    raw = yaml.safe_load((tmp_path / "g.yaml").read_text())
+    raw["cells"]["b"] = {"set": {**TINY, "train": {"tokens": "lots"}}}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main([*argv[:3], "--runs", str(runs), "--executor", "inline"]) == 2
+    assert "cells.b.train.tokens" in capsys.readouterr().err
+    assert _tree(runs) == before
+
+
+def test_grid_axes_over_plugin_sections_expand(tmp_path):
+    """Axes may name a plugin's section keys (continual.*, vlm.*): the schema asks SECTIONS for them."""
+    from suite.sweep import open_sweep
+
+    g = _yaml(tmp_path / "g.yaml", {"name": "g", "cells": {"a": {
+        "axes": {"continual.replay": [10, 20]},
+        "set": {**TINY, "method": "replay", "continual": {"tasks": "synthetic-5", "stage": 1}}}}})
+    sw = open_sweep(g, runs=tmp_path / "runs")
+    assert sorted(c.config.continual.replay for c in sw.grid.cells) == [10, 20]
+
+
+def test_genrecal_stage_3_needs_no_teacher():
+    """Stage 3 trains the student alone, so a stage-3 cell without `teacher:` is valid (stages 1-2 are not)."""
+    from suite.config import ConfigError, config_from_dict
+
+    base = {"student": "tiny-qwen2vl", "vlm": {"train_items": 8}}
+    cfg = config_from_dict({**base, "method": {"name": "genrecal", "stage": 3}})
+    assert cfg.teacher is None
+    with pytest.raises(ConfigError, match="teacher"):
+        config_from_dict({**base, "method": {"name": "genrecal", "stage": 1}})
