@@ -157,6 +157,10 @@ CASES = [
     ("grid-beta2-one", lambda t, m: _grid(t, {"optim": {"beta2": 1.0}}), ["g.yaml", "optim.beta2", "[0, 1)"]),
     ("grid-tiny-name-typo", lambda t, m: _grid(t, {"student": "tiny-0.07M"}),
      ["g.yaml", "cells.a.student", "did you mean 'tiny-0.007M'"]),
+    ("grid-teacher-other-vocabulary", lambda t, m: _grid_raw(t, {
+        "t": {"set": {**TINY, "data": {**TINY["data"], "language": "facts-small"}}},
+        "s": {"set": {**TINY, "method": "kd", "teacher": "@t"}}}),
+     ["g.yaml", "cells.s.teacher", "'@t'", "vocabularies differ"]),
     # cell configs: `suite train` checks before it creates the run directory
     ("cell-teacher-name-typo", lambda t, m: _cell(t, {"method": "kd", "teacher": "tiny-2m"}, "--dry-run"),
      ["cell.yaml", "teacher", "did you mean 'tiny-2M'"]),

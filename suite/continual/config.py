@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from ..config import ConfigError
+from ..config import AT_LEAST_1, POSITIVE, ConfigError, Domain
 from ..methods import METHODS
 from .tasks import SEQUENCES, sequence_tasks
 
@@ -14,15 +15,17 @@ from .tasks import SEQUENCES, sequence_tasks
 @dataclass(frozen=True)
 class ContinualConfig:
     """A stage of a continual-learning sequence (GeRe; suite/continual/): train on task `stage` of `tasks`
-    from `init`, with the general replay set of `data`. A grid expands a cell with `tasks` into one cell per task."""
+    from `init`, with the general replay set of `data`. A grid expands a cell with `tasks` into one cell per task.
+    Ranges that depend on other fields (stage within the sequence, replay for a replay method) are in
+    check_config below, which runs wherever the section is built."""
     tasks: str | None = None           # preset (synthetic-5 | olora-long | olora-order4 | olora-order5) or "a,b,c"
     data_dir: str | None = None        # O-LoRA CL_Benchmark root (DATA_DIR/<TYPE>/<task>/train.json, labels.json)
     stage: int = 0                     # this cell's task, 1..K (a sweep sets it)
     init: str | None = None            # model it starts from: path / HF id, "@group" in a grid, then the previous stage
     base: str | None = None            # model of the replay snapshot and thresholds (default: stage 1's init)
     epochs: float = 1.0                # passes over the task's rows (and the replay rows mixed in)
-    train_limit: int | None = None     # at most this many training rows per task
-    test_limit: int | None = None      # at most this many test rows per task when scoring accuracy
+    train_limit: Annotated[int | None, AT_LEAST_1] = None   # at most this many training rows per task
+    test_limit: Annotated[int | None, AT_LEAST_1] = None    # at most this many test rows per task when scoring
     max_source_len: int = 512          # prompt tokens, BOS included (methods.md B.7)
     max_target_len: int = 50           # label tokens, EOS included
     replay: int = 1000                 # N general samples replayed (the first N of `data`); 0: none
@@ -30,10 +33,10 @@ class ContinualConfig:
     replay_per_batch: int = 0          # 0: each replay sample once per epoch, shuffled in; k: k in every global batch
     replay_bos: bool = False           # start replay samples with BOS (the reference adds no special tokens)
     lora: int = 0                      # LoRA rank (peft), merged into the weights after the stage; 0: full fine-tuning
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
+    lora_alpha: Annotated[float, POSITIVE] = 16.0
+    lora_dropout: Annotated[float, Domain(ge=0, lt=1)] = 0.0
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    eval_batch_size: int = 32          # prompts per generation batch when scoring accuracy
+    eval_batch_size: Annotated[int, AT_LEAST_1] = 32       # prompts per generation batch when scoring accuracy
 
 
 def claims(cfg) -> bool:

@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from ..config import ConfigError
+from ..config import ConfigError, Domain
 from ..methods import METHODS
 from ..registry import did_you_mean
 from .items import KINDS
@@ -22,7 +23,7 @@ class VLMConfig:
     heldout_items: int = 64            # items held out for the loop's eval loss (the student's answer CE, nats/token)
     kinds: tuple[str, ...] = ("ai2d", "mathvista")   # synthetic item kinds: AI2D-style MCQ, MathVista-style values
     style: str = "default"             # prompt style of the items: default | internvl | qwen2vl (as eval.prompt_style)
-    image_size: int = 64               # rendered side of the synthetic images
+    image_size: Annotated[int, Domain(ge=8)] = 64          # rendered side of the synthetic images
     path: str | None = None            # instead of synthetic items: LLaVA-format JSON/JSONL (image, conversations)
     image_root: str | None = None      # where `path`'s relative image paths live (default: beside the file)
     epochs: float = 1.0                # passes over the training items

@@ -289,6 +289,7 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
         elif ref is not None:
             t_idx = _resolve_ref(ref, names_by_group, pending, cells, where)
             teacher = build(t_idx, (*stack, i))
+            _check_vocabulary(cell, teacher, ref, where)
             teacher_id = teacher_id or teacher.id  # a stage's dependency is its previous stage (after the teacher)
             cell["teacher"] = TEACHER_REF + teacher.id
         cfg = config_from_dict(cell, source=where)
@@ -311,6 +312,24 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
             by_id[c.id] = c
     named = _assign_names(list(by_id.values()), by_id)
     return Grid(name=name, path=source, cells=tuple(_teacher_first(named)))
+
+
+def _check_vocabulary(cell: Mapping, teacher: Cell, ref: str, where: str) -> None:
+    """Token-level KD needs one vocabulary. Where both configs fix it (synthetic worlds, or an explicit
+    data.tokenizer on both sides), a teacher trained on another one is an error at expansion, not at run time."""
+    data = cell.get("data") if isinstance(cell.get("data"), Mapping) else {}
+    s = build_dataclass(type(teacher.config.data), data, f"{where}.data")
+    t = teacher.config.data
+    if isinstance(cell.get("vlm"), Mapping) or cell.get("method") == "genrecal" or (
+            isinstance(cell.get("method"), Mapping) and cell["method"].get("name") == "genrecal"):
+        return  # GenRecal bridges vocabularies; VLM cells bring their models' own tokenizers
+    if s.kind == "synthetic" and (t.kind, t.language) != ("synthetic", s.language):
+        raise ConfigError(f"{where}.teacher: '@{ref}' trained on {t.kind} data ({t.language if t.kind == 'synthetic' else t.path}), "
+                          f"this student on the synthetic world {s.language!r}: their vocabularies differ and "
+                          f"token-level KD needs one; give both the same data.language")
+    if s.tokenizer and t.tokenizer and s.tokenizer != t.tokenizer:
+        raise ConfigError(f"{where}.teacher: '@{ref}' uses tokenizer {t.tokenizer!r}, this student {s.tokenizer!r}: "
+                          f"token-level KD needs one vocabulary")
 
 
 def _needs_teacher(method: Any, where: str) -> bool:
