@@ -87,8 +87,9 @@ class Domain:
 
 def _token_syntax(value: Any) -> int | None:
     """A token budget as a config may write it ('2M', 1.5e6, '20xN'); the count, or None for the ×N form."""
-    if isinstance(value, str) and re.fullmatch(r"\s*[0-9.]+(?:e[0-9]+)?\s*[x×]\s*N\s*", value.replace("_", "")):
-        if float(re.match(r"\s*([0-9.]+(?:e[0-9]+)?)", value).group(1)) <= 0:
+    per_param = tokens_per_parameter(value)
+    if per_param is not None:
+        if per_param <= 0:
             raise ValueError("tokens per parameter must be > 0")
         return None
     return parse_tokens(value)
@@ -262,13 +263,6 @@ class CellConfig:
             return SECTIONS.get(name).schema()
         raise AttributeError(f"{type(self).__name__} has no field or section {name!r}")
 
-    def with_section(self, name: str, value: Any) -> "CellConfig":
-        """A copy with section `name` replaced (dropped from `sections` when it equals the defaults)."""
-        sections = {k: v for k, v in self.sections.items() if k != name}
-        if value != SECTIONS.get(name).schema():
-            sections[name] = value
-        return dataclasses.replace(self, sections=sections)
-
     @property
     def cell_id(self) -> str:
         return cell_id(self)
@@ -315,6 +309,14 @@ def cell_id(cfg: CellConfig) -> str:
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 
 
+def tokens_per_parameter(value: Any) -> float | None:
+    """The multiplier of a budget written as "20xN" (tokens per non-embedding parameter), or None."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return None
+    m = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)\s*[x×]\s*N", value.strip().replace("_", ""))
+    return float(m.group(1)) if m else None
+
+
 def parse_tokens(value: int | float | str, n_params: int | None = None) -> int:
     """A token budget: 2000000, "2M", "1.5e6", "500k", or "20xN" (tokens per non-embedding parameter)."""
     if isinstance(value, bool):
@@ -323,12 +325,12 @@ def parse_tokens(value: int | float | str, n_params: int | None = None) -> int:
         if value <= 0:
             raise ConfigError(f"token budget must be positive, got {value!r}")
         return int(value)
-    s = str(value).strip().replace("_", "")
-    m = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)\s*[x×]\s*N", s)
-    if m:
+    per_param = tokens_per_parameter(value)
+    if per_param is not None:
         if n_params is None:
             raise ConfigError(f"token budget {value!r} needs the model's parameter count")
-        return int(round(float(m.group(1)) * n_params))
+        return int(round(per_param * n_params))
+    s = str(value).strip().replace("_", "")
     m = re.fullmatch(r"([0-9.]+(?:e[+]?[0-9]+)?)\s*([kKMBGT]?)", s)
     if not m:
         raise ConfigError(f"cannot read token budget {value!r}; examples: 2000000, '2M', '500k', '1.5e6', '20xN'")

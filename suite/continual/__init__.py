@@ -20,7 +20,6 @@ from .snapshot import Snapshot, build_snapshot, disk_blocks, moments, state_of, 
 from .tasks import OLORA_TASKS, SEQUENCES, Example, Task, load_task, sequence_tasks
 
 
-
 def open_stage(*args, **kwargs):
     from .stage import open_stage as _open  # torch, peft: when a stage runs
 
@@ -39,7 +38,7 @@ def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=No
 SECTIONS.register("continual", Section(ContinualConfig, check_config, claims, owns=owns, stage=_stage_hook))
 
 
-__all__ = ["ContinualConfig", "open_stage", "check_config", "expand_sequence", "stage_name", "Snapshot", "build_snapshot", "moments",
-           "stream_moments", "disk_blocks", "state_of", "harmonic_mean", "sequence_metrics", "task_accuracy",
-           "OLORA_TASKS", "SEQUENCES",
-           "Example", "Task", "load_task", "sequence_tasks"]
+__all__ = ["ContinualConfig", "open_stage", "check_config", "expand_sequence", "stage_name", "Snapshot",
+           "build_snapshot", "moments", "stream_moments", "disk_blocks", "state_of", "harmonic_mean",
+           "sequence_metrics", "task_accuracy", "OLORA_TASKS", "SEQUENCES", "Example", "Task", "load_task",
+           "sequence_tasks"]

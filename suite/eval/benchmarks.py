@@ -119,4 +119,3 @@ for _b in BUILTIN:
     BENCHMARKS.register(_b.name, _b)
 
 NAMES = tuple(b.name for b in BUILTIN)
-VLM_BENCHMARKS = tuple(b.name for b in BUILTIN if b.modality == "vlm")

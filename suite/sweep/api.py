@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import time
@@ -170,10 +171,8 @@ def status(sw: Sweep | str | Path) -> dict:
             raise ConfigError(f"{root}: not a sweep directory (no sweep.json); pass the grid YAML instead")
         name = meta["name"]
         cells = [(e["id"], e["name"], e["group"], _method_name(root / e["id"] / "cell.json")) for e in meta["cells"]]
-    jobs = {cid: read_json(root / cid / "job.json") or {} for cid, *_ in cells
-            if not (root / cid / "result.json").exists()}
-    # one squeue call, only when a cell waits on Slurm (squeue can hang for seconds where no controller runs)
-    queue = slurm_queue() if any(j.get("executor") == "slurm" for j in jobs.values()) else {}
+    # one squeue call, and only once a cell waits on Slurm (squeue can hang for seconds where no controller runs)
+    queue = functools.lru_cache(maxsize=1)(slurm_queue)
     rows = []
     for cid, cname, group, method in cells:
         state, detail = cell_state(root / cid, queue)

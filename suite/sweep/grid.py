@@ -268,7 +268,7 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
         state[i] = "visiting"
         gname, cell, res, ref, where = pending[i]
         cell = copy.deepcopy(cell)
-        teacher_id = None
+        teacher_id, teacher = None, None
         method = cell.get("method", "supervised")
         mname = method.get("name") if isinstance(method, Mapping) else method
         needs = _needs_teacher(mname, where)
@@ -289,10 +289,11 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
         elif ref is not None:
             t_idx = _resolve_ref(ref, names_by_group, pending, cells, where)
             teacher = build(t_idx, (*stack, i))
-            _check_vocabulary(cell, teacher, ref, where)
             teacher_id = teacher_id or teacher.id  # a stage's dependency is its previous stage (after the teacher)
             cell["teacher"] = TEACHER_REF + teacher.id
         cfg = config_from_dict(cell, source=where)
+        if teacher is not None:
+            _check_vocabulary(cfg, teacher.config, ref, where)
         from ..models.build import check_model_ref  # torch: not for `suite sweep status`
 
         check_model_ref(cfg.student, f"{where}.student")
@@ -314,15 +315,12 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
     return Grid(name=name, path=source, cells=tuple(_teacher_first(named)))
 
 
-def _check_vocabulary(cell: Mapping, teacher: Cell, ref: str, where: str) -> None:
+def _check_vocabulary(cfg: CellConfig, teacher: CellConfig, ref: str, where: str) -> None:
     """Token-level KD needs one vocabulary. Where both configs fix it (synthetic worlds, or an explicit
     data.tokenizer on both sides), a teacher trained on another one is an error at expansion, not at run time."""
-    data = cell.get("data") if isinstance(cell.get("data"), Mapping) else {}
-    s = build_dataclass(type(teacher.config.data), data, f"{where}.data")
-    t = teacher.config.data
-    if isinstance(cell.get("vlm"), Mapping) or cell.get("method") == "genrecal" or (
-            isinstance(cell.get("method"), Mapping) and cell["method"].get("name") == "genrecal"):
+    if cfg.method.name == "genrecal" or "vlm" in cfg.sections:
         return  # GenRecal bridges vocabularies; VLM cells bring their models' own tokenizers
+    s, t = cfg.data, teacher.data
     if s.kind == "synthetic" and (t.kind, t.language) != ("synthetic", s.language):
         raise ConfigError(f"{where}.teacher: '@{ref}' trained on {t.kind} data ({t.language if t.kind == 'synthetic' else t.path}), "
                           f"this student on the synthetic world {s.language!r}: their vocabularies differ and "

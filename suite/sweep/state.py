@@ -13,6 +13,7 @@ import os
 import time
 import traceback
 from pathlib import Path
+from typing import Callable, Mapping
 
 from .._io import atomic_write_json
 
@@ -38,8 +39,10 @@ def write_error(cell_dir: Path, exc: BaseException, attempt: int) -> None:
     })
 
 
-def cell_state(cell_dir: Path, live_jobs: dict[str, str] | None = None) -> tuple[str, str]:
-    """(state, detail) of one cell from its files; `live_jobs` maps job ids to scheduler states."""
+def cell_state(cell_dir: Path, live_jobs: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None
+               ) -> tuple[str, str]:
+    """(state, detail) of one cell from its files; `live_jobs` maps job ids to scheduler states, or is a function
+    that returns that map, called only for a cell that waits on a scheduler (so no squeue without Slurm jobs)."""
     cell_dir = Path(cell_dir)
     if (cell_dir / "result.json").exists():
         return "done", ""
@@ -49,7 +52,6 @@ def cell_state(cell_dir: Path, live_jobs: dict[str, str] | None = None) -> tuple
     job = read_json(cell_dir / "job.json")
     if not job:
         return "pending", "not submitted"
-    sched = (live_jobs or {}).get(str(job.get("job_id")))
     if job.get("executor") == "local":
         pid = job.get("pid")
         if pid and _alive(int(pid)):
@@ -57,6 +59,7 @@ def cell_state(cell_dir: Path, live_jobs: dict[str, str] | None = None) -> tuple
         return "failed", "local job ended without result.json or error.json (killed?)"
     if job.get("executor") == "inline":
         return "pending", "inline run did not finish"
+    sched = ((live_jobs() if callable(live_jobs) else live_jobs) or {}).get(str(job.get("job_id")))
     if sched is None:
         return "failed", f"job {job.get('job_id')} left the queue without result.json (cancelled, or its teacher failed)"
     if sched in SLURM_RUNNING:
