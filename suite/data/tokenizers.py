@@ -18,6 +18,8 @@ from typing import Iterable, Sequence
 
 from transformers import PreTrainedTokenizerFast
 
+from ..refs import local_model_ref
+
 SPECIAL_TOKENS: tuple[str, str, str, str] = ("<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>")
 BOS_ID, EOS_ID, PAD_ID, UNK_ID = 0, 1, 2, 3
 N_SPECIAL = len(SPECIAL_TOKENS)
@@ -70,7 +72,7 @@ def load_tokenizer(spec: str | os.PathLike) -> PreTrainedTokenizerFast:
     """A tokenizer from a local directory (or tokenizer.json file) or a Hugging Face hub id."""
     from transformers import AutoTokenizer
 
-    text = str(spec)
+    text = local_model_ref(str(spec))  # a GGUF file: its converted checkpoint directory
     path = Path(os.path.expanduser(text))
     if path.is_file():
         if path.suffix != ".json":

