@@ -282,7 +282,9 @@ class CellConfig:
 # is optional in this sense.
 _OPTIONAL_SECTIONS = {"eval": EvalConfig}
 # Fields added to a section after cells were first hashed, left out of the hash at their defaults for the same reason.
-_OPTIONAL_FIELDS = {"optim": ("lr_scaling", "base_width", "width_exponent", "warmup_tokens")}
+# fields added after cells were first run: at their defaults they leave the cell id as it was
+_OPTIONAL_FIELDS = {"optim": ("lr_scaling", "base_width", "width_exponent", "warmup_tokens"),
+                    "continual": ("prompt_format",)}
 
 
 def cell_id(cfg: CellConfig) -> str:
@@ -296,6 +298,8 @@ def cell_id(cfg: CellConfig) -> str:
         if key not in cfg.sections:
             d.pop(key, None)
     for section, names in _OPTIONAL_FIELDS.items():
+        if section not in d:
+            continue
         default = type(getattr(cfg, section))()
         for n in names:
             if getattr(getattr(cfg, section), n) == getattr(default, n):

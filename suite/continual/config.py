@@ -37,6 +37,10 @@ class ContinualConfig:
     lora_dropout: Annotated[float, Domain(ge=0, lt=1)] = 0.0
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     eval_batch_size: Annotated[int, AT_LEAST_1] = 32       # prompts per generation batch when scoring accuracy
+    # how a task prompt reaches the model: "chat" renders it as one user turn with the tokenizer's chat
+    # template and its generation prompt (instruct models, as their cards say); "plain" is [BOS] + prompt;
+    # "auto" is chat when the tokenizer has a template (real instruct checkpoints), else plain (tiny models)
+    prompt_format: Annotated[str, Domain(choices=("auto", "chat", "plain"))] = "auto"
 
 
 def claims(cfg) -> bool:

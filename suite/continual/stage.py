@@ -50,6 +50,29 @@ from .snapshot import Snapshot, build_snapshot
 from .tasks import load_task, sequence_tasks
 
 
+def encode_prompt(tok, prompt: str, fmt: str, max_len: int) -> list[int]:
+    """A task prompt's ids. plain: [BOS] + prompt (truncated to max_len). chat: one user turn through the
+    tokenizer's chat template, generation prompt included (the template brings its own special tokens; the
+    prompt text is truncated so that the whole stays within max_len). auto: chat when there is a template."""
+    chat = fmt == "chat" or (fmt == "auto" and getattr(tok, "chat_template", None))
+    if chat:
+        if not getattr(tok, "chat_template", None):
+            raise ValueError("continual.prompt_format: chat, but the tokenizer has no chat template")
+        def render(text):
+            return tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                           add_generation_prompt=True)
+        ids = tok(render(prompt), add_special_tokens=False)["input_ids"]
+        if len(ids) > max_len:  # cut the prompt text, never the template's frame or generation prompt
+            body = tok(prompt, add_special_tokens=False)["input_ids"]
+            keep = len(body) - (len(ids) - max_len)
+            while keep > 0 and len(ids) > max_len:
+                ids = tok(render(tok.decode(body[:keep])), add_special_tokens=False)["input_ids"]
+                keep -= 1
+        return ids
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    return bos + tok(prompt, add_special_tokens=False)["input_ids"][:max_len - len(bos)]
+
+
 @dataclass
 class StageBatch:
     """What a continual method sees beside the hidden states and labels of one micro-batch."""
@@ -189,10 +212,7 @@ class Stage:
 
     # ---- data
     def _encode_prompt(self, prompt: str) -> list[int]:
-        c = self.cfg.continual
-        bos = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
-        src = self.tok(prompt, add_special_tokens=False)["input_ids"][:c.max_source_len - len(bos)]
-        return bos + src
+        return encode_prompt(self.tok, prompt, self.cfg.continual.prompt_format, self.cfg.continual.max_source_len)
 
     def _encode(self, prompt: str, label: str) -> tuple[np.ndarray, int]:
         src = self._encode_prompt(prompt)

@@ -252,6 +252,8 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
         if params.stage == 3 or params.train_head:
             student.model.get_output_embeddings().requires_grad_(True)
             student.model.get_input_embeddings().requires_grad_(True)
+        else:  # after the body: a tied student's head is its input embedding, and train_head: false freezes it
+            student.model.get_output_embeddings().requires_grad_(False)
         tower = student.vision_tower
         if train_vision and tower is not None:
             tower.requires_grad_(True)

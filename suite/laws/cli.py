@@ -14,9 +14,9 @@ from typing import Any
 
 from .._io import atomic_write_json
 from .approaches import APPROACHES, ApproachResult, envelope, isoflop, parametric_exponents
-from .data import is_sweep_results, points_for, read_table
+from .data import eq8_rows, is_sweep_results, kd_rows, points_for, read_table
 from .fitting import FitResult, fit
-from .forms import LAWS, get_law
+from .forms import LAWS, effective_break_summary, get_law
 from .published import PUBLISHED, published
 
 
@@ -81,12 +81,24 @@ def _run(a) -> int:
                              "FILE.json (from `suite fit --law supervised --json`) or a published set "
                              f"({', '.join(n for n in PUBLISHED.names() if 'supervised' in n)})")
     law = get_law(a.law, **context)
+    left_out: dict[str, int] = {}
+    if a.law == "distillation" and not a.all_kd and is_sweep_results(table):
+        _, left_out = eq8_rows(kd_rows(table))
+        if left_out:
+            say(f"distillation: left out {sum(left_out.values())} distilled run(s) outside eq. 8's setting "
+                f"({'; '.join(f'{k}: {n}' for k, n in left_out.items())}); --all-kd fits them too")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound warnings are reported in the result
-        res = fit(law, points_for(law, table), delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci,
+        res = fit(law, points_for(law, table, all_kd=a.all_kd), delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci,
                   seed=a.seed, holdout=a.holdout, fixed=parse_fixed(a.fix), progress=say, source=str(a.data))
     out = res.to_dict()
+    if left_out:
+        out["left_out"] = left_out
     text = format_fit(res)
+    if a.law == "distillation":  # the switch's location is identified even where c1 alone is not (forms.py)
+        eb = out["effective_break"] = effective_break_summary(res.params, res.samples, law.param_names, a.ci)
+        text += (f"\neffective break b = d1 (c1 f1)^-f1 = {eb['value']:.4f}"
+                 + (f"  [{eb['ci'][0]:.4f}, {eb['ci'][1]:.4f}]" if "ci" in eb else ""))
     if a.law in ("chinchilla", "supervised"):  # approach 3's compute-optimal exponents, beside approaches 1-2
         opt = parametric_exponents(res.params, res.samples, law.param_names, ci=a.ci)
         out["compute_optimal"] = opt.to_dict()
@@ -184,6 +196,9 @@ def add_parser(sub, helptext: str = "fit a scaling law or a compute-optimal appr
     f.add_argument("--holdout", type=float, default=None, metavar="FRAC",
                    help="fit on the lowest-compute points, report relative error on the top FRAC")
     f.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter fixed")
+    f.add_argument("--all-kd", action="store_true",
+                   help="distillation: fit every distilled run, not only eq. 8's setting (forward KL, T = 1, "
+                        "kd_weight = 1, no top-k)")
     f.add_argument("--method", choices=["fast", "full"], default="fast",
                    help="fast: batched descent of every start, best refined (default); full: L-BFGS-B per start")
     f.add_argument("--out", metavar="FILE.json", help="also write the JSON result here")

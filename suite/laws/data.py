@@ -63,15 +63,49 @@ def exact_irreducible(df: pd.DataFrame) -> float | None:
     return None
 
 
-def points_for(law: Law, df: pd.DataFrame) -> pd.DataFrame:
+# Busbridge et al.'s eq. 8 describes pure distillation: forward KL on the full vocabulary, T = 1, lambda = 1
+EQ8_SETTING = {"divergence": "forward_kl", "temperature": 1.0, "kd_weight": 1.0, "top_k": None}
+
+
+def eq8_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The KD runs in eq. 8's setting, and {reason: count} for those left out (another method or setting)."""
+    keep = pd.Series(True, index=rows.index)
+    out: dict[str, int] = {}
+    if "method" in rows:
+        other = rows["method"] != "kd"
+        if other.any():
+            out["method is not kd"] = int(other.sum())
+        keep &= ~other
+    for key, want in EQ8_SETTING.items():
+        col = f"method_params.{key}"
+        if col not in rows:
+            continue
+        vals = rows[col]
+        bad = vals.notna() if want is None else ~(vals.isna() | (vals == want))
+        bad &= keep
+        if bad.any():
+            out[f"{key} != {want}"] = int(bad.sum())
+        keep &= ~bad
+    return rows[keep], out
+
+
+def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False) -> pd.DataFrame:
     """The rows and columns of `df` that `law` fits, mapping a sweep's results table to law columns.
-    Sweep rows whose loss is not finite (a diverged cell) are dropped with a warning naming the cells."""
+    Sweep rows whose loss is not finite (a diverged cell) are dropped with a warning naming the cells.
+    The distillation law takes the KD runs in its own setting (EQ8_SETTING) unless `all_kd`, and warns
+    how many it left out and why."""
     if not is_sweep_results(df):
         return df
     if law.inputs == ("N", "D"):
         rows = supervised_rows(df).rename(columns={"N_S": "N", "D_S": "D"})
     elif law.inputs == ("N_S", "D_S", "L_T"):
         rows = kd_rows(df)
+        if not all_kd:
+            rows, left = eq8_rows(rows)
+            if left:
+                warnings.warn(f"{law.name} law: left out {sum(left.values())} distilled run(s) outside eq. 8's "
+                              f"setting ({'; '.join(f'{k}: {n}' for k, n in left.items())}); pass --all-kd to "
+                              f"fit them too", stacklevel=2)
     else:
         return df
     if "loss" in rows:

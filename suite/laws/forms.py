@@ -254,3 +254,22 @@ class Distillation(Law):
 def get_law(name: str, **context: Any) -> Law:
     """An instance of the registered law `name`; the distillation law takes `supervised=params`."""
     return LAWS.get(name)(**context)
+
+
+def effective_break(c1, f1, d1):
+    """b = d1 (c1 f1)^-f1: where eq. 8's teacher-to-student switch sits. With x = L_T / (L~_S d1) below 1 the
+    bracket (1 + x^(1/f1))^(-c1 f1) is exp(-c1 f1 x^(1/f1)) to first order, = exp(-(L_T / (L~_S b))^(1/f1)):
+    c1 and d1 enter only through b until x passes 1, where the bracket is already ~0 once c1 f1 >> 1. So when
+    the break is sharp, b and f1 are what the runs identify and c1 alone is not."""
+    return d1 * (c1 * f1) ** (-f1)
+
+
+def effective_break_summary(params, samples=None, param_names=(), level: float | None = None) -> dict:
+    """{"value": b, "ci": [lo, hi] from the bootstrap draws when there are some} for a distillation fit."""
+    out = {"value": float(effective_break(params["c1"], params["f1"], params["d1"]))}
+    if samples is not None and len(samples):
+        cols = {k: i for i, k in enumerate(param_names)}
+        draws = effective_break(samples[:, cols["c1"]], samples[:, cols["f1"]], samples[:, cols["d1"]])
+        q = (100 - 100 * (level or 0.9)) / 2
+        out["ci"] = [float(v) for v in np.percentile(draws, [q, 100 - q])]
+    return out

@@ -22,6 +22,7 @@ import pandas as pd
 from .._io import atomic_write_json, atomic_write_text
 from ..config import ConfigError
 from ..laws import exact_irreducible, get_law, kd_rows
+from ..laws.forms import effective_break_summary
 from .analysis import Fitted, comparison_set, fit_laws, fit_of, load_results, supervised_params_of
 from .continual import headline_lines as continual_lines
 from .figures import save as save_figure
@@ -104,6 +105,7 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
             nums[key] = {"params": p, "source": f"tables/fits.csv (distillation law on {f.result.n_points} points)"}
             lines.append(f"Fitted distillation law '{f.name}' ({f.result.n_points} points): alpha' = {p['alpha']:.3f}, "
                          f"beta' = {p['beta']:.3f}, gamma' = {p['gamma']:.3f}, c0 = {p['c0']:.3f}, d1 = {p['d1']:.3f}.")
+            lines.append(_break_line(f, nums[key]))
         if f.result.holdout:
             h = f.result.holdout
             nums[key]["holdout"] = h
@@ -117,6 +119,20 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
     lines += continual_lines(df, nums)
     lines += vlm_lines(df, nums)
     return lines, nums
+
+
+def _break_line(f: Fitted, num: dict) -> str:
+    p = f.result.params
+    eb = num["effective_break"] = effective_break_summary(p, f.result.samples, f.law.param_names, f.result.ci_level)
+    s = (f"Its teacher-to-student switch: effective break b = d1 (c1 f1)^-f1 = {eb['value']:.4f} (a student "
+         f"matches its teacher once L_T > b x its supervised loss), width 1/f1 = {1 / p['f1']:.1f}")
+    if "ci" in eb:
+        s += f"; b's {f.result.ci_level:.0%} bootstrap interval [{eb['ci'][0]:.4f}, {eb['ci'][1]:.4f}]"
+    if "c1" in f.result.at_bound:
+        s += (". c1 itself is not identified: below the break c1 and d1 act only through b, and past it the "
+              "bracket is ~0 for any c1 f1 >> 1, so the objective is flat in c1 along b (Busbridge et al.'s own "
+              "c1 = 522.6 has the degenerate interval (522.6, 522.6))")
+    return s + "."
 
 
 def _crossover_lines(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, Any]) -> list[str]:

@@ -133,7 +133,11 @@ def test_each_stage_leaves_what_the_next_one_needs(toy):
         assert v["stage"] == k and v["method"] == "genrecal"
         assert v["student_family"] == "qwen2_vl" and v["teacher_family"] == ("llava" if k < 3 else None)
         assert v["train_items"] == 8 and v["heldout_items"] == 2
-        assert res["steps"] == 2 and res["N_S"] > 0 and res["D_S"] > 0 and res["flops"]["total"] > 0
+        assert res["steps"] == 2 and res["N_S"] > 0 and res["D_S"] > 0
+        f = res["flops"]  # 2 N_S per token when only the Recalibrator trains (stage 1), else 6 N_S
+        assert f["student_train"] == pytest.approx((2 if k == 1 else 6) * res["N_S"] * res["D_S"], rel=1e-12)
+        assert (f["teacher_logits"] > 2 * res["N_T"] * res["D_S"]) if k < 3 else f["teacher_logits"] == 0
+        assert f["total"] == pytest.approx(sum(v for n, v in f.items() if n != "total"), rel=1e-12)
         assert res["N_S"] != t_res["N_S"]  # a different width: a genuinely different model
         assert res["loss"] > 0 and res["model_shape"]["vocab_size"] != t_res["model_shape"]["vocab_size"]
         saved = _weights(d[c.id] / "model")

