@@ -13,6 +13,7 @@ its position Lq_t-1+j: the same causal shift on both sides, so CE and KL line up
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Sequence
@@ -286,24 +287,32 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
         raise ValueError("genrecal stages 1 and 2 need the teacher and the Recalibrator")
     t = teacher.encode_qa(batch, params.max_answer_tokens)
     pre = params.features == "pre_norm"  # the Recalibrator reads states before the final norm (A.9.3)
-    with torch.no_grad():
+    own = not recalibrator.cfg.new_positions  # Tab. 6c's ablation: each model's own position ids
+    with torch.no_grad(), (teacher.positions() if own else contextlib.nullcontext()) as t_pos:
         ht_in, ht = teacher.hidden_pair(t.inputs) if pre else (teacher.hidden(t.inputs),) * 2
     W_t = teacher.head_weight
     La = t.labels.shape[1]
     n_t = norm.get("teacher") or (t.a_len.sum() if params.reduction == "token" else t.a_len.shape[0])
     z_t = answer_predictors(ht, t.q_len, t.a_len, La)
     za_t, am_t = _answer_features(ht_in, t.q_len, t.a_len)  # targets z_t stay post-norm: the teacher's logits
-    with torch.no_grad() if params.stage == 1 else torch.enable_grad():
+    with (torch.no_grad() if params.stage == 1 else torch.enable_grad(),
+          student.positions() if own else contextlib.nullcontext() as s_pos):
         hs_in, hs = student.hidden_pair(s.inputs) if pre else (student.hidden(s.inputs),) * 2
     zq_s, qm_s = _question_features(hs_in, s.q_len)
-    r = recalibrator(zq_s, qm_s, za_t, am_t)
+    pos: dict[str, torch.Tensor] = {}
+    if own:  # the student's ids for its question tokens, the teacher's for its answer (and question) tokens
+        pos = {"q_positions": _question_features(s_pos["ids"].unsqueeze(-1), s.q_len)[0].squeeze(-1),
+               "a_positions": _answer_features(t_pos["ids"].unsqueeze(-1), t.q_len, t.a_len)[0].squeeze(-1)}
+    r = recalibrator(zq_s, qm_s, za_t, am_t, **pos)
     main, p = genrecal_loss(r, z_t, W_t, t.labels, ("ce", "kl"), params.chunk_size, params.kl_temperature)
     total = total + main / n_t
     parts.update({f"main_{k}": float(v) / float(n_t) for k, v in p.items()})
     terms = REGULARIZATION[params.regularization]
     if terms and (params.stage == 1 or params.reg_in_stage2):
         zq_t, qm_t = _question_features(ht_in, t.q_len)
-        r2 = recalibrator(zq_t, qm_t, za_t, am_t, project_question=True)
+        if own:
+            pos["q_positions"] = _question_features(t_pos["ids"].unsqueeze(-1), t.q_len)[0].squeeze(-1)
+        r2 = recalibrator(zq_t, qm_t, za_t, am_t, project_question=True, **pos)
         reg, p = genrecal_loss(r2, z_t, W_t, t.labels, terms, params.chunk_size, params.kl_temperature)
         total = total + reg / n_t
         parts.update({f"reg_{k}": float(v) / float(n_t) for k, v in p.items()})

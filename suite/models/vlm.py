@@ -18,6 +18,7 @@ when torchvision is absent).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
@@ -302,6 +303,30 @@ class VLM:
     def hidden(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Final normed hidden states of the language model [B, L, H] (what the LM head reads)."""
         return self.model.model(**inputs, use_cache=False).last_hidden_state
+
+    @contextlib.contextmanager
+    def positions(self):
+        """Inside the block, forwards record the language model's own 1-D position ids: `box["ids"]` [B, L]
+        after the block. M-RoPE ids ([3, B, L], or [4, B, L] with a text row first) collapse to their temporal
+        row; a model that passes none (LLaVA, InternVL: the LM counts 0..L-1) gets 0..L-1, which is right for
+        the right-padded rows of encode_qa."""
+        box: dict[str, Any] = {}
+
+        def hook(module, args, kwargs):
+            p = kwargs.get("position_ids")
+            emb = kwargs.get("inputs_embeds")
+            B, L = emb.shape[:2] if emb is not None else kwargs["input_ids"].shape
+            if p is None:
+                p = torch.arange(L, device=self.device)
+            elif p.dim() == 3:
+                p = p[1] if p.shape[0] == 4 else p[0]
+            box["ids"] = p.expand(B, L)
+
+        handle = self.language_model.register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield box
+        finally:
+            handle.remove()
 
     def hidden_pair(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(states entering the final norm, final normed states) [B, L, H], from one forward."""

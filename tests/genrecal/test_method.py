@@ -157,6 +157,33 @@ def internvl_pair():
     return _pair("tiny-internvl")
 
 
+@pytest.mark.parametrize("which", ["pair", "internvl_pair"])
+def test_the_position_ablation_runs_with_each_models_own_ids(request, which):
+    """Tab. 6c: new_positions off feeds the student's ids for its question and the teacher's for its answer."""
+    from suite.genrecal.method import GenRecalParams, stage_loss
+
+    teacher, student, batch = request.getfixturevalue(which)
+    d_t = teacher.model.config.text_config.hidden_size
+    torch.manual_seed(0)
+    fresh = Recalibrator(student.model.config, d_teacher=d_t)
+    own = Recalibrator(student.model.config, d_teacher=d_t, cfg=RecalibratorConfig(new_positions=False))
+    own.load_state_dict(fresh.state_dict())
+    with torch.no_grad():
+        l_new, _ = stage_loss(GenRecalParams(stage=1), student, batch, teacher=teacher, recalibrator=fresh)
+        l_own, parts = stage_loss(GenRecalParams(stage=1), student, batch, teacher=teacher, recalibrator=own)
+        s = student.encode_qa(batch, None)
+        with student.positions() as box:
+            student.hidden(s.inputs)
+    assert torch.isfinite(l_own) and set(parts) == {"main_ce", "main_kl", "reg_ce", "reg_kl"}
+    assert abs(float(l_own) - float(l_new)) > 1e-6  # the ids reach the Recalibrator's RoPE
+    ids = box["ids"]
+    assert ids.shape == s.inputs["input_ids"].shape
+    if which == "pair":  # Qwen2-VL's M-RoPE: the image's tokens share temporal ids, so ids run short of L
+        assert int(ids[0].max()) < ids.shape[1] - 1
+    else:                # InternVL counts 0..L-1
+        assert torch.equal(ids[0], torch.arange(ids.shape[1]))
+
+
 def test_stage_2_freezes_a_tied_students_shared_head(pair):
     from suite.genrecal.method import GenRecalParams, set_trainable
 
