@@ -27,6 +27,7 @@ from ..methods.chunked import IGNORE_INDEX, head_loss
 from ..methods.divergences import forward_kl, teacher_log_probs
 from ..methods.kd import KD, KDParams
 from ..registry import did_you_mean
+from .items import KINDS
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,9 @@ class GenRecalParams:
     reduction: str = "token"           # token: each term a mean over its answer tokens | sample: a sum over a
                                        # sample's tokens, mean over samples (A.9.4: not given)
     stage3_fraction: float = 1.0       # stage 3 trains on a fixed seeded subset (A.9.9: the paper's 6M of 9M ≈ 0.67)
+    stage3_kinds: tuple[str, ...] | None = None  # stage 3 keeps only items of these kinds (the paper's 6M drops
+                                       # general VQA); None: every kind. Applied before stage3_fraction
+    main_ce: bool = True               # the main path's CE term beside its KL (Tab. 5/12 ablate it: false = KL only)
     features: str = "final_norm"       # z fed to the Recalibrator: final_norm (HF last_hidden_state; the head
                                        # reproduces the logits) | pre_norm (before the final norm) (A.9.3)
     max_answer_tokens: int | None = None
@@ -209,6 +213,12 @@ class GenRecalParams:
             raise ValueError(f"genrecal.reduction must be token or sample, got {self.reduction!r}")
         if not 0 < self.stage3_fraction <= 1:
             raise ValueError(f"genrecal.stage3_fraction must be in (0, 1], got {self.stage3_fraction}")
+        if self.stage3_kinds is not None:
+            kinds = (self.stage3_kinds,) if isinstance(self.stage3_kinds, str) else tuple(self.stage3_kinds)
+            object.__setattr__(self, "stage3_kinds", kinds)  # YAML gives a list; frozen params keep a tuple
+            bad = [k for k in kinds if k not in KINDS]
+            if bad or not kinds:
+                raise ValueError(f"genrecal.stage3_kinds {list(kinds)!r}: valid kinds are {', '.join(KINDS)}")
         if self.stage not in (1, 2, 3):
             raise ValueError(f"genrecal.stage must be 1, 2 or 3, got {self.stage}")
         if self.regularization not in REGULARIZATION:
@@ -304,7 +314,8 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
         pos = {"q_positions": _question_features(s_pos["ids"].unsqueeze(-1), s.q_len)[0].squeeze(-1),
                "a_positions": _answer_features(t_pos["ids"].unsqueeze(-1), t.q_len, t.a_len)[0].squeeze(-1)}
     r = recalibrator(zq_s, qm_s, za_t, am_t, **pos)
-    main, p = genrecal_loss(r, z_t, W_t, t.labels, ("ce", "kl"), params.chunk_size, params.kl_temperature)
+    main_terms = ("ce", "kl") if params.main_ce else ("kl",)
+    main, p = genrecal_loss(r, z_t, W_t, t.labels, main_terms, params.chunk_size, params.kl_temperature)
     total = total + main / n_t
     parts.update({f"main_{k}": float(v) / float(n_t) for k, v in p.items()})
     terms = REGULARIZATION[params.regularization]

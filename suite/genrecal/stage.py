@@ -170,6 +170,12 @@ class VLMStage:
         self.kind = cfg.method.name
         self.params: GenRecalParams | None = method.params if self.kind == "genrecal" else None
         self.train_items, self.heldout_items = load_items(cfg)
+        if self.params is not None and self.params.stage == 3 and self.params.stage3_kinds is not None:
+            kept = [it for it in self.train_items if it.kind in self.params.stage3_kinds]
+            if not kept:
+                raise ValueError(f"genrecal.stage3_kinds {list(self.params.stage3_kinds)}: no training item of "
+                                 f"those kinds (the cell's items are {sorted({it.kind for it in self.train_items})})")
+            self.train_items = kept
         if self.params is not None and self.params.stage == 3 and self.params.stage3_fraction < 1:
             keep = max(1, round(self.params.stage3_fraction * len(self.train_items)))
             order = np.random.default_rng([cfg.data.seed, 3]).permutation(len(self.train_items))[:keep]

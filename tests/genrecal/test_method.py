@@ -293,3 +293,17 @@ def test_train_vision_opens_the_encoder_in_stages_2_and_3_only(pair, stage):
     assert all(p.requires_grad == (stage > 1) for p in tower)
     set_trainable(student, rec, GenRecalParams(stage=stage))  # the default keeps it frozen again
     assert not any(p.requires_grad for p in tower)
+
+
+def test_ablation_switches_main_ce_and_stage3_kinds(pair):
+    from suite.genrecal.method import GenRecalParams, stage_loss
+
+    teacher, student, batch = pair
+    rec = Recalibrator(student.model.config, d_teacher=teacher.model.config.text_config.hidden_size)
+    with torch.no_grad():
+        _, parts = stage_loss(GenRecalParams(stage=1, main_ce=False), student, batch, teacher=teacher, recalibrator=rec)
+        full, full_parts = stage_loss(GenRecalParams(stage=1), student, batch, teacher=teacher, recalibrator=rec)
+    assert set(parts) == {"main_kl", "reg_ce", "reg_kl"} and "main_ce" in full_parts  # Tab. 5/12: KL only
+    assert GenRecalParams(stage3_kinds=["ai2d"]).stage3_kinds == ("ai2d",)
+    with pytest.raises(ValueError, match="valid kinds are ai2d, mathvista"):
+        GenRecalParams(stage3_kinds=["vqa"])

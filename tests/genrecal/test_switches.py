@@ -157,6 +157,18 @@ def test_stage3_fraction_trains_a_fixed_seeded_subset(tmp_path):
     assert len(stage(full, tmp_path / "c").train_items) == 8
 
 
+def test_stage3_kinds_keep_only_those_items(tmp_path):
+    from suite.genrecal import open_vlm_stage
+    from suite.methods import make_method
+
+    full = _cfg()
+    cfg = config_from_dict({**full.to_dict(), "method": {"name": "genrecal", "stage": 3, "stage3_kinds": ["ai2d"],
+                                                         "stage3_fraction": 0.5}})
+    st = open_vlm_stage(cfg, make_method("genrecal", dict(cfg.method.params)), tmp_path, torch.device("cpu"), None)
+    assert [q.kind for q in st.train_items] == ["ai2d", "ai2d"]  # 4 of the 8 are ai2d, then half of those
+    assert {q.kind for q in st.heldout_items} == {"ai2d", "mathvista"}  # scoring keeps every kind
+
+
 # ----------------------------------------------------------------------------- items
 
 
