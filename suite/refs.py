@@ -9,6 +9,7 @@ Hugging Face directory.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -90,7 +91,6 @@ def local_model_ref(ref: str) -> str:
 def convert_gguf(ref: str, progress: bool = True) -> Path:
     """The cached HF directory of a GGUF file, converted once (atomically; concurrent callers wait on a lock)."""
     import fcntl
-    import hashlib
     import json
     import shutil
     import sys
@@ -98,11 +98,8 @@ def convert_gguf(ref: str, progress: bool = True) -> Path:
     import time
 
     src = gguf_file(ref)
-    h = hashlib.sha256()
-    with open(src, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    st = src.stat()
+    digest = _sha256(str(src.resolve()), st.st_size, st.st_mtime_ns)
     out = cache_root() / "gguf" / digest[:16]
     if (out / "source.json").exists():
         return out
@@ -120,12 +117,25 @@ def convert_gguf(ref: str, progress: bool = True) -> Path:
             info = {"source": str(src), "reference": str(ref), "sha256": digest, "bytes": src.stat().st_size,
                     "seconds": round(time.perf_counter() - t0, 1)}
             (tmp / "source.json").write_text(json.dumps(info, indent=2) + "\n")  # written last: marks it complete
+            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache ($SUITE_CACHE on a team's disk)
             shutil.rmtree(out, ignore_errors=True)  # a partial directory from a crashed conversion
             os.replace(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The file's sha256, once per (path, size, mtime) in a process: every model and tokenizer load asks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _convert(src: Path, out: Path) -> None:
