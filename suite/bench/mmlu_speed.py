@@ -25,12 +25,11 @@ def bench(model: str, data_root: str, limit: int | None = 5, batch: int = 16, re
     from ..eval.run import load_for_eval
     from ..refs import local_model_ref
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     local = local_model_ref(model)
     ours_model, tok = load_for_eval(local, dtype="fp32")
-    theirs = HFLM(pretrained=local, tokenizer=local, dtype=torch.float32, batch_size=batch, device="cpu"
-                  if not torch.cuda.is_available() else "cuda")
-    if torch.cuda.is_available():
-        ours_model.to("cuda")
+    ours_model.to(device)
+    theirs = HFLM(pretrained=local, tokenizer=local, dtype=torch.float32, batch_size=batch, device=device)
     out: dict = {"model": model, "data_root": str(data_root), "limit": limit, "batch": batch}
     best = {"ours": float("inf"), "hflm": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:

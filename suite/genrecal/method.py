@@ -231,6 +231,11 @@ def _question_features(hidden, q_len):
     return _spans(hidden, [0] * hidden.shape[0], q_len)
 
 
+def _span_ids(ids, starts, lengths):
+    """Position ids [B, L] cut into left-aligned spans [B, width] like `_spans` cuts features."""
+    return _spans(ids.unsqueeze(-1), starts, lengths)[0].squeeze(-1)
+
+
 def _answer_features(hidden, q_len, a_len):
     """The answer tokens' own features [B, La_max, H] (positions q_len .. q_len+a_len-1) and their mask."""
     return _spans(hidden, q_len, a_len)
@@ -311,8 +316,8 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
     zq_s, qm_s = _question_features(hs_in, s.q_len)
     pos: dict[str, torch.Tensor] = {}
     if own:  # the student's ids for its question tokens, the teacher's for its answer (and question) tokens
-        pos = {"q_positions": _question_features(s_pos["ids"].unsqueeze(-1), s.q_len)[0].squeeze(-1),
-               "a_positions": _answer_features(t_pos["ids"].unsqueeze(-1), t.q_len, t.a_len)[0].squeeze(-1)}
+        pos = {"q_positions": _span_ids(s_pos["ids"], [0] * len(s.q_len), s.q_len),
+               "a_positions": _span_ids(t_pos["ids"], t.q_len, t.a_len)}
     r = recalibrator(zq_s, qm_s, za_t, am_t, **pos)
     main_terms = ("ce", "kl") if params.main_ce else ("kl",)
     main, p = genrecal_loss(r, z_t, W_t, t.labels, main_terms, params.chunk_size, params.kl_temperature)
@@ -322,7 +327,7 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
     if terms and (params.stage == 1 or params.reg_in_stage2):
         zq_t, qm_t = _question_features(ht_in, t.q_len)
         if own:
-            pos["q_positions"] = _question_features(t_pos["ids"].unsqueeze(-1), t.q_len)[0].squeeze(-1)
+            pos["q_positions"] = _span_ids(t_pos["ids"], [0] * len(t.q_len), t.q_len)
         r2 = recalibrator(zq_t, qm_t, za_t, am_t, project_question=True, **pos)
         reg, p = genrecal_loss(r2, z_t, W_t, t.labels, terms, params.chunk_size, params.kl_temperature)
         total = total + reg / n_t

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._io import atomic_write_json
 from .approaches import APPROACHES, ApproachResult, envelope, isoflop, parametric_exponents
-from .data import eq8_rows, is_sweep_results, kd_rows, points_for, read_table
+from .data import is_sweep_results, points_for, read_table
 from .fitting import FitResult, fit
 from .forms import LAWS, effective_break_summary, get_law
 from .published import PUBLISHED, published
@@ -81,15 +81,16 @@ def _run(a) -> int:
                              "FILE.json (from `suite fit --law supervised --json`) or a published set "
                              f"({', '.join(n for n in PUBLISHED.names() if 'supervised' in n)})")
     law = get_law(a.law, **context)
-    left_out: dict[str, int] = {}
-    if a.law == "distillation" and not a.all_kd and is_sweep_results(table):
-        _, left_out = eq8_rows(kd_rows(table))
-        if left_out:
-            say(f"distillation: left out {sum(left_out.values())} distilled run(s) outside eq. 8's setting "
-                f"({'; '.join(f'{k}: {n}' for k, n in left_out.items())}); --all-kd fits them too")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said below, and bound warnings are reported in the result
+        pts = points_for(law, table, all_kd=a.all_kd)
+    left_out = pts.attrs.get("left_out", {})
+    if left_out:
+        say(f"distillation: left out {sum(left_out.values())} distilled run(s) outside eq. 8's setting "
+            f"({'; '.join(f'{k}: {n}' for k, n in left_out.items())}); --all-kd fits them too")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound warnings are reported in the result
-        res = fit(law, points_for(law, table, all_kd=a.all_kd), delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci,
+        res = fit(law, pts, delta=a.delta, method=a.method, bootstrap=a.bootstrap, ci=a.ci,
                   seed=a.seed, holdout=a.holdout, fixed=parse_fixed(a.fix), progress=say, source=str(a.data))
     out = res.to_dict()
     if left_out:

@@ -92,14 +92,14 @@ def eq8_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
 def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False) -> pd.DataFrame:
     """The rows and columns of `df` that `law` fits, mapping a sweep's results table to law columns.
     Sweep rows whose loss is not finite (a diverged cell) are dropped with a warning naming the cells.
-    The distillation law takes the KD runs in its own setting (EQ8_SETTING) unless `all_kd`, and warns
-    how many it left out and why."""
+    The distillation law takes the KD runs in its own setting (EQ8_SETTING) unless `all_kd`, warns how many
+    it left out and why, and leaves {reason: count} in the result's `attrs["left_out"]`."""
     if not is_sweep_results(df):
         return df
     if law.inputs == ("N", "D"):
         rows = supervised_rows(df).rename(columns={"N_S": "N", "D_S": "D"})
     elif law.inputs == ("N_S", "D_S", "L_T"):
-        rows = kd_rows(df)
+        rows, left = kd_rows(df), {}
         if not all_kd:
             rows, left = eq8_rows(rows)
             if left:
@@ -115,7 +115,10 @@ def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False) -> pd.DataFrame
             warnings.warn(f"{law.name} law: dropping {int(bad.sum())} run(s) without a finite loss: "
                           f"{', '.join(map(str, ids[:10]))}", stacklevel=2)
             rows = rows[~bad]
-    return rows.reset_index(drop=True)
+    rows = rows.reset_index(drop=True)
+    if law.inputs == ("N_S", "D_S", "L_T") and left:
+        rows.attrs["left_out"] = left
+    return rows
 
 
 def load_points(path: str | Path, law: Law) -> pd.DataFrame:
