@@ -4,7 +4,8 @@
 Both loops train the same freshly initialised tiny model (same seed) on the same synthetic examples
 in the same order, with AdamW, no evaluation or checkpoints inside the timed window. Throughput is
 measured the same way for both: wall time between the end of step `warmup` and the end of the last
-step, from a per-step callback. Field `speed_ratio` = ours / HF (goal >= 1.0).
+step, from a per-step callback. Field `speed_ratio` = ours / HF (goal >= 1.0). On a GPU whose bf16 peak is
+known (suite/train/mfu.py) both sides also get an MFU from the same Kaplan FLOPs per token.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 
-def _ours(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: Path) -> tuple[list[float], float]:
+def _ours(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: Path) -> tuple[list[float], float, dict]:
     from ..config import config_from_dict
     from ..train import train
 
@@ -31,10 +32,10 @@ def _ours(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out:
         return False
 
     result = train(cfg, out, progress=False, should_stop=stamp)
-    return stamps, result["loss"]
+    return stamps, result["loss"], result
 
 
-def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: Path) -> tuple[list[float], float]:
+def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: Path) -> tuple[list[float], float, None]:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
@@ -74,6 +75,7 @@ def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: P
         output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0,
         logging_steps=10**9, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # as ours: bf16 autocast on such a GPU
         dataloader_num_workers=0, disable_tqdm=True, seed=0, data_seed=0)
     trainer = NoShiftTrainer(model=model, args=args, train_dataset=Examples(), data_collator=collate,
                              callbacks=[Stamp()])
@@ -85,7 +87,7 @@ def _hf(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: P
         ex = ex.to(next(model.parameters()).device)  # the Trainer moved the model (to CUDA when there is one)
         logits = model(input_ids=ex[:, :-1]).logits
         loss = float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ex[:, 1:].flatten()))
-    return stamps, loss
+    return stamps, loss, None
 
 
 def bench(model: str = "tiny-1M", steps: int = 40, batch: int = 16, seq_len: int = 128, warmup: int = 5,
@@ -94,13 +96,20 @@ def bench(model: str = "tiny-1M", steps: int = 40, batch: int = 16, seq_len: int
         raise ValueError(f"steps ({steps}) must exceed warmup ({warmup}) + 1")
     tokens_per_step = batch * seq_len
     out = {"model": model, "steps": steps, "batch": batch, "seq_len": seq_len, "warmup_steps": warmup}
+    res: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn in (("hf", _hf), ("ours", _ours)):
-            stamps, loss = fn(model, steps, batch, seq_len, lr, Path(tmp) / name)
+            stamps, loss, result = fn(model, steps, batch, seq_len, lr, Path(tmp) / name)
+            res = result or res
             timed = stamps[warmup:]
             out[f"{name}_tokens_per_s"] = round(tokens_per_step * (len(timed) - 1) / (timed[-1] - timed[0]), 1)
             out[f"{name}_heldout_loss"] = round(loss, 4)
     out["speed_ratio"] = round(out["ours_tokens_per_s"] / out["hf_tokens_per_s"], 4)
+    if res.get("peak_flops"):  # same model and tokens on both sides: the same FLOPs per token (suite/train/mfu.py)
+        fpt = res["flops"]["total"] / res["D_S"]
+        for name in ("hf", "ours"):
+            out[f"{name}_mfu"] = round(fpt * out[f"{name}_tokens_per_s"] / res["peak_flops"], 4)
+        out["peak_tflops"] = res["peak_flops"] / 1e12
     out["goal"] = "speed_ratio >= 1.0"
     out["goal_met"] = out["speed_ratio"] >= 1.0
     return out

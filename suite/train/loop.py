@@ -44,6 +44,7 @@ from ..methods import IGNORE_INDEX, make_method
 from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny, model_shape,
                       save_pretrained)
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .mfu import device_peak_flops
 from .schedule import lr_factor, warmup_steps
 
 
@@ -224,6 +225,20 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         metrics_path.write_text("")
     barrier(env)
 
+    # FLOPs per trained token (Kaplan: 3x the student's forward, + the teacher's forward for its logits): the
+    # result's `flops` and the logged MFU use the same count
+    if vlm:
+        train_fpt = None
+    else:
+        f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
+        f_t = 0.0
+        if teacher is not None:
+            ts = t_info["teacher_shape"]
+            f_t = forward_flops_per_token(t_info["N_T"], ts["n_layers"], ts["d_model"], T, ts["vocab_size"])
+    peak = device_peak_flops(device_type, precision)
+    mfu_per_tok = None if vlm or peak is None else (3.0 * f_s + f_t) / (peak * env.world_size)
+    windows: list[tuple[float, float]] = []  # (tokens, seconds) of each log window, for the result's throughput
+
     L_T = state.get("L_T")
     if teacher is not None and L_T is None:
         L_T = heldout_loss(teacher, source, tc.eval_batch_size, device, _autocast(device_type, precision), env)
@@ -313,6 +328,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
                    "ce": agg[1].item() / agg[3].item() if not vlm or "ce" in parts else None, "lr": lr,
                    "grad_norm": grad_norm,
                    "tokens_per_s": window_tok / max(dt, 1e-9)}
+            if mfu_per_tok is not None:
+                rec["mfu"] = mfu_per_tok * rec["tokens_per_s"]
+            windows.append((window_tok, dt))
             if teacher is not None or "kd" in parts:
                 rec["kd"] = agg[2].item() / agg[3].item()
             rec.update({k: v * env.world_size / agg[3].item() for k, v in more.items()})
@@ -321,6 +339,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}", refresh=False)
             agg.zero_()
             window_t, window_tok = time.time(), 0
+        t_side = time.time()  # evaluation and checkpoint time is kept out of the throughput windows
         if done % eval_every == 0 or done == steps:
             ev = (stage.evaluate(autocast) if vlm else
                   {"heldout_loss": heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)})
@@ -333,6 +352,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             stop = bool(all_reduce_sum(torch.tensor([float(stop)]), env).item() > 0)
         if done % ckpt_every == 0 or done == steps or stop:
             checkpoint(done)
+        window_t += time.time() - t_side
         if stop and done < steps:
             bar.close()
             raise Interrupted(f"stopped after step {done}/{steps}; checkpoint written to {out / 'checkpoints'}")
@@ -347,13 +367,11 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         D = tokens_seen
         flops = stage.flops(D)
     else:
-        f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
-        flops = {"student_train": 3.0 * f_s * D, "teacher_logits": 0.0}
-        if teacher is not None:
-            ts = t_info["teacher_shape"]
-            flops["teacher_logits"] = forward_flops_per_token(t_info["N_T"], ts["n_layers"], ts["d_model"], T,
-                                                              ts["vocab_size"]) * D
+        flops = {"student_train": 3.0 * f_s * D, "teacher_logits": f_t * D}
         flops["total"] = flops["student_train"] + flops["teacher_logits"]
+    # training throughput over the log windows after the first (which holds start-up and compilation)
+    steady = windows[1:] or windows
+    tok_s = sum(t for t, _ in steady) / max(sum(s for _, s in steady), 1e-9) if steady else None
     result = {
         "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
         "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
@@ -361,7 +379,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "loss": last_eval, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
         "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
         "flops": flops, "steps": steps, "lr": peak_lr, "warmup_steps": warm, "batch_size": B, "seq_len": T, "world_size": env.world_size,
-        "device": device_type, "precision": precision, "wall_clock_s": wall,
+        "device": device_type, "precision": precision, "wall_clock_s": wall, "tokens_per_s": tok_s,
+        "mfu": None if mfu_per_tok is None or tok_s is None else mfu_per_tok * tok_s, "peak_flops": peak,
         "heldout_tokens": None if vlm else source.num_examples("heldout") * T, "model_shape": shape,
         "versions": versions(), "git_revision": git_revision(), "config": cfg.to_dict(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
