@@ -227,11 +227,9 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
 
     # FLOPs per trained token (Kaplan: 3x the student's forward, + the teacher's forward for its logits): the
     # result's `flops` and the logged MFU use the same count
-    if vlm:
-        train_fpt = None
-    else:
+    f_s = f_t = 0.0
+    if not vlm:
         f_s = forward_flops_per_token(n_s, shape["n_layers"], shape["d_model"], T, shape["vocab_size"])
-        f_t = 0.0
         if teacher is not None:
             ts = t_info["teacher_shape"]
             f_t = forward_flops_per_token(t_info["N_T"], ts["n_layers"], ts["d_model"], T, ts["vocab_size"])
