@@ -81,8 +81,20 @@ def _sweep(a) -> int:
     s = sw.open_sweep(a.target, runs=a.runs)
     if a.verb == "submit" and a.dry_run:
         sw.api.check_executor(s, a.executor or "local")
-        print(json.dumps(sw.plan(s), indent=2) if a.json else
-              "\n".join(f"{c['id']}  {c['name']}" for c in sw.plan(s)["cells"]))
+        plan = sw.plan(s)
+        if a.executor == "slurm":  # what would go to sbatch: submitit's parameters and the #SBATCH lines
+            from .sweep.executors import slurm_plan
+
+            plan["slurm"] = slurm_plan(s.grid.cells, s.root)
+        if a.json:
+            print(json.dumps(plan, indent=2, default=str))
+            return 0
+        print("\n".join(f"{c['id']}  {c['name']}" for c in plan["cells"]))
+        for arr in plan.get("slurm", []):
+            dep = f", after array {arr['after_array']} succeeds" if arr["after_array"] is not None else ""
+            print(f"\n# array {arr['array']}: {len(arr['cells'])} cell(s){dep}: {', '.join(arr['cells'])}")
+            print("# submitit: " + ", ".join(f"{k}={v!r}" for k, v in sorted(arr["parameters"].items())))
+            print("\n".join(arr["sbatch"]))
         return 0
     if a.verb in ("submit", "resume"):
         executor = a.executor or (sw.api.read_json(s.root / "sweep.json") or {}).get("executor") or "local"
@@ -220,7 +232,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             v.add_argument("--retry-failed", action="store_true", help="also rerun failed cells")
             v.add_argument("--no-progress", action="store_true")
         if verb == "submit":
-            v.add_argument("--dry-run", action="store_true", help="print the cells, submit nothing")
+            v.add_argument("--dry-run", action="store_true",
+                           help="print the cells, submit nothing; with --executor slurm also each job array's "
+                                "submitit parameters and #SBATCH lines")
         v.set_defaults(fn=_sweep)
 
     for name, (module, helptext) in _HEAVY.items():

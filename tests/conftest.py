@@ -75,6 +75,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.fixturenames.insert(0, "slurm_cluster")
 
 
+MULTI_PARTITION = "multi"  # scripts/local-slurm.sh up --nodes N: node1..nodeN, each in its own network namespace
+
+
+@pytest.fixture(scope="session")
+def multinode_cluster(slurm_cluster) -> list[str]:
+    """The namespaced nodes of partition `multi` (at least 3: a 2-node job and a spare for node-loss tests)."""
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-p", MULTI_PARTITION, "-o", "%N|%t"], capture_output=True,
+                             text=True, timeout=15, check=False).stdout
+    except subprocess.TimeoutExpired:
+        out = ""
+    nodes = sorted({ln.split("|")[0] for ln in out.splitlines()
+                    if ln.count("|") == 1 and ln.split("|")[1] in _SLURM_USABLE_STATES})
+    if len(nodes) < 3:
+        reason = (f"partition {MULTI_PARTITION!r} has {len(nodes)} usable node(s), the multi-node tests need 3; "
+                  f"start them with `bash scripts/local-slurm.sh up --nodes 3` (as root); sinfo said: {out.strip()!r}")
+        if _slurm_required():
+            pytest.fail(f"SUITE_REQUIRE_SLURM=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return nodes
+
+
 # --------------------------- end of Slurm section ---------------------------
 
 # ---------------------------------------------------------------------------

@@ -202,7 +202,8 @@ class SlurmExecutor:
     def _executor(self, res: Resources, name: str, dependency: str | None):
         ex = submitit.AutoExecutor(folder=str(self.root / ".submitit" / "%j"), cluster="slurm",
                                    slurm_max_num_timeout=res.max_requeue)
-        extra = {"kill-on-invalid-dep": "yes", **dict(res.sbatch)}
+        # --requeue: a job whose node fails goes back to the queue whatever the site's JobRequeue default
+        extra = {"kill-on-invalid-dep": "yes", "requeue": True, **dict(res.sbatch)}
         params = dict(name=name, timeout_min=res.timeout_min, cpus_per_task=res.cpus_per_task,
                       tasks_per_node=res.tasks_per_node, nodes=res.nodes, mem_gb=res.mem_gb,
                       slurm_array_parallelism=res.array_parallelism, slurm_signal_delay_s=res.signal_delay_s,
@@ -247,6 +248,42 @@ class SlurmExecutor:
                       + (f" after {dep}" if dep else ""), flush=True)
             remaining = [c for c in remaining if c not in wave]
         return ids
+
+
+def slurm_plan(cells: list[Cell], root: Path) -> list[dict]:
+    """What `SlurmExecutor.submit` would ask Slurm for, without submitting: one entry per job array, in
+    submission order, with submitit's parameters and the #SBATCH header it would write.
+
+    Students wait on their teachers' array (`afterok`); here that is the index of the array in this list.
+    """
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    plans: list[dict] = []
+    array_of: dict[str, int] = {}
+    remaining = list(cells)
+    while remaining:
+        wave = [c for c in remaining if not c.teacher_id or c.teacher_id in array_of
+                or c.teacher_id not in {x.id for x in cells}]
+        if not wave:
+            break
+        groups: dict[tuple, list[Cell]] = defaultdict(list)
+        for c in wave:
+            groups[(c.resources.key(), array_of.get(c.teacher_id))].append(c)
+        for (_, dep), group in groups.items():
+            folder = root / ".submitit" / "%j"
+            ex = SlurmExecutor(root)._executor(group[0].resources, f"{root.name}:{group[0].group}",
+                                               f"afterok:<array {dep}>" if dep is not None else None)
+            params = dict(ex._executor.parameters)  # submitit's own names, as its update_parameters took them
+            header = dict(params, map_count=len(group)) if len(group) > 1 else params
+            text = _make_sbatch_string(command=f"python -u -m submitit.core._submit {folder}", folder=folder,
+                                       **header)
+            for c in group:
+                array_of[c.id] = len(plans)
+            plans.append({"array": len(plans), "cells": [c.name for c in group], "after_array": dep,
+                          "parameters": params,
+                          "sbatch": [ln for ln in text.splitlines() if ln.startswith("#SBATCH")]})
+        remaining = [c for c in remaining if c not in wave]
+    return plans
 
 
 def slurm_queue() -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -50,12 +51,38 @@ def run_cell(cell_dir: str | Path, should_stop=None, progress: bool = False) -> 
     try:
         return train(cfg, cell_dir, progress=progress, should_stop=should_stop,
                      teacher_path=resolve_teacher(cfg, cell_dir))
-    except Interrupted:
+    except Interrupted as e:  # every rank says where it stopped (they agree: the loop all-reduces the stop flag)
+        print(f"rank {rank} on {os.uname().nodename}: {e}", file=sys.stderr, flush=True)
         raise
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised so the scheduler sees a failure
-        if rank == 0:
-            write_error(cell_dir, e, attempt)
+        _record_failure(cell_dir, e, attempt, rank)
         raise
+
+
+def _record_failure(cell_dir: Path, exc: BaseException, attempt: int, rank: int) -> None:
+    """error.json for this attempt. One process: always. Several: every rank may write (rank 0 may be the one
+    that died), but a rank that only saw a peer go away never overwrites another rank's own exception, the
+    root cause."""
+    import socket
+
+    from ..distributed import current_env, peer_failure
+
+    env = current_env()
+    world = env.world_size if env is not None else int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        if rank == 0:
+            write_error(cell_dir, exc, attempt)
+        return
+    lost = peer_failure(exc, env)
+    if lost is not None:
+        prev = read_json(cell_dir / "error.json")
+        if prev and prev.get("attempt") == attempt and "lost_peer" not in prev:
+            return
+        write_error(cell_dir, exc, attempt, message=f"{lost['summary']}: {exc}"[:2000], rank=rank,
+                    node=socket.gethostname(), world_size=world, lost_peer=lost)
+    else:
+        write_error(cell_dir, exc, attempt, message=f"rank {rank} on {socket.gethostname()}: {exc}", rank=rank,
+                    node=socket.gethostname(), world_size=world)
 
 
 class CellJob(submitit.helpers.Checkpointable):

@@ -31,11 +31,12 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def write_error(cell_dir: Path, exc: BaseException, attempt: int) -> None:
+def write_error(cell_dir: Path, exc: BaseException, attempt: int, message: str | None = None, **extra) -> None:
+    """error.json: the exception, its traceback, the attempt and host; `extra` (rank, the failed peer) beside."""
     atomic_write_json(Path(cell_dir) / "error.json", {
-        "type": type(exc).__name__, "message": str(exc),
+        "type": type(exc).__name__, "message": message or str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        "attempt": attempt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": os.uname().nodename,
+        "attempt": attempt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": os.uname().nodename, **extra,
     })
 
 
@@ -46,10 +47,16 @@ def cell_state(cell_dir: Path, live_jobs: Mapping[str, str] | Callable[[], Mappi
     cell_dir = Path(cell_dir)
     if (cell_dir / "result.json").exists():
         return "done", ""
+    job = read_json(cell_dir / "job.json")
     if (cell_dir / "error.json").exists():
         err = read_json(cell_dir / "error.json") or {}
+        if err.get("lost_peer") and job and job.get("executor") == "slurm":
+            # a rank that saw its peer vanish wrote this; when Slurm took a node down it requeues the job,
+            # and the restart removes the file: failed only once the job has left the queue
+            sched = ((live_jobs() if callable(live_jobs) else live_jobs) or {}).get(str(job.get("job_id")))
+            if sched in SLURM_RUNNING or sched in SLURM_WAITING:
+                return ("running" if sched in SLURM_RUNNING else "pending"), f"job {job.get('job_id')} {sched.lower()} after a lost rank"
         return "failed", f"{err.get('type', 'error')}: {err.get('message', '')}"[:200]
-    job = read_json(cell_dir / "job.json")
     if not job:
         return "pending", "not submitted"
     if job.get("executor") == "local":

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import os
+import socket
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -377,6 +378,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "loss": last_eval, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
         "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
         "flops": flops, "steps": steps, "lr": peak_lr, "warmup_steps": warm, "batch_size": B, "seq_len": T, "world_size": env.world_size,
+        "rank_hosts": [h for h, _ in env.hosts] or [socket.gethostname()],
+        "nodes": sorted({h for h, _ in env.hosts} or {socket.gethostname()}),
         "device": device_type, "precision": precision, "wall_clock_s": wall, "tokens_per_s": tok_s,
         "mfu": None if mfu_per_tok is None or tok_s is None else mfu_per_tok * tok_s, "peak_flops": peak,
         "heldout_tokens": None if vlm else source.num_examples("heldout") * T, "model_shape": shape,
