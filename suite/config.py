@@ -170,7 +170,8 @@ class EvalConfig:
     benchmarks: tuple[str, ...] = ()   # mmlu | ai2d | mmvet | mathvista | heldout (heldout is always measured)
     data_root: str | None = None       # MMLU: DIR/mmlu (cais/mmlu layout); VLM TSVs: DIR ($LMUData by default)
     judge: str = "none"                # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID
-    num_fewshot: Annotated[int, NON_NEGATIVE] = 0         # MMLU shots from `dev` (first_n, as upstream)
+    # MMLU shots from `dev` (first_n, as upstream); 5, the setting of the published MMLU numbers; 0 for zero-shot
+    num_fewshot: Annotated[int, NON_NEGATIVE] = 5
     limit: Annotated[int | None, AT_LEAST_1] = None       # at most this many questions per task (smoke runs)
     batch_size: Annotated[int, AT_LEAST_1] = 16
     # VLM prompts: default (VLMEvalKit dataset prompts) | internvl | qwen2vl
@@ -282,9 +283,13 @@ class CellConfig:
 # is optional in this sense.
 _OPTIONAL_SECTIONS = {"eval": EvalConfig}
 # Fields added to a section after cells were first hashed, left out of the hash at their defaults for the same reason.
-# fields added after cells were first run: at their defaults they leave the cell id as it was
-_OPTIONAL_FIELDS = {"optim": ("lr_scaling", "base_width", "width_exponent", "warmup_tokens"),
-                    "continual": ("prompt_format",)}
+# fields added after cells were first run: at the value they implicitly had before (their default, or the
+# behaviour the new default replaced) they leave the cell id as it was
+_DEFAULT = object()
+_OPTIONAL_FIELDS = {"optim": {"lr_scaling": _DEFAULT, "base_width": _DEFAULT, "width_exponent": _DEFAULT,
+                              "warmup_tokens": _DEFAULT},
+                    # replay was the first N documents before replay_sample existed; "random" is a new cell
+                    "continual": {"prompt_format": _DEFAULT, "replay_sample": "first", "replay_seed": _DEFAULT}}
 
 
 def cell_id(cfg: CellConfig) -> str:
@@ -301,8 +306,8 @@ def cell_id(cfg: CellConfig) -> str:
         if section not in d:
             continue
         default = type(getattr(cfg, section))()
-        for n in names:
-            if getattr(getattr(cfg, section), n) == getattr(default, n):
+        for n, before in names.items():
+            if getattr(getattr(cfg, section), n) == (getattr(default, n) if before is _DEFAULT else before):
                 d[section].pop(n, None)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from ..config import AT_LEAST_1, POSITIVE, ConfigError, Domain
+from ..config import AT_LEAST_1, NON_NEGATIVE, POSITIVE, ConfigError, Domain
 from ..methods import METHODS
 from .tasks import SEQUENCES, sequence_tasks
 
@@ -28,7 +28,11 @@ class ContinualConfig:
     test_limit: Annotated[int | None, AT_LEAST_1] = None    # at most this many test rows per task when scoring
     max_source_len: int = 512          # prompt tokens, BOS included (methods.md B.7)
     max_target_len: int = 50           # label tokens, EOS included
-    replay: int = 1000                 # N general samples replayed (the first N of `data`); 0: none
+    replay: int = 1000                 # N general samples replayed (drawn from `data`, see replay_sample); 0: none
+    # how the N are drawn: "random" (seeded by replay_seed, as GeRe draws its fixed set from SlimPajama) or
+    # "first" (the corpus' first N documents: what cells made before this field existed used)
+    replay_sample: Annotated[str, Domain(choices=("random", "first"))] = "random"
+    replay_seed: Annotated[int, NON_NEGATIVE] = 0  # the draw; fixed across the sequence's stages and seeds
     replay_len: int = 563              # tokens per replay sample (512 + 50 + 1)
     replay_per_batch: int = 0          # 0: each replay sample once per epoch, shuffled in; k: k in every global batch
     replay_bos: bool = False           # start replay samples with BOS (the reference adds no special tokens)

@@ -1,7 +1,7 @@
 """Continual-learning metrics: task accuracy by exact match of the generated label, AP, forgetting, F1.
 
     acc = task_accuracy(lm, tok, task, encoder, limit=200)      # greedy generation, exact match of the label
-    summary = sequence_metrics(history)                          # ap, forgetting, general retention, f1
+    summary = sequence_metrics(history, mmlu=0.41)               # ap, forgetting, retention, f1, f1_retention
 
 `history` is one row per stage, oldest first: {"stage": k, "task": name, "accuracy": {task: acc},
 "general_loss": L}; row 0 is the base model before the first task (no accuracies). After stage k:
@@ -9,8 +9,9 @@
   * forgetting: mean over j < k of (best earlier accuracy on task j) - a_{k,j} (Chaudhry et al. 2018);
   * general retention: exp(L_base - L), the base model's perplexity over the current one on the general
     held-out text (1 = as good as the base, below 1 = general ability lost);
-  * F1: the harmonic mean of a general score and AP, as the GeRe paper reports it with MMLU; here with the
-    retention, and with MMLU accuracy too when the stage measured it (`f1_mmlu`).
+  * F1: the harmonic mean of MMLU accuracy and AP, the GeRe paper's F1; only for a stage that measured MMLU
+    (None otherwise). `f1_retention` is the same mean with the general retention in MMLU's place: a loss-based
+    score of our own, available for every stage, not comparable to the paper's F1.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def harmonic_mean(a: float | None, b: float | None) -> float | None:
 
 
 def sequence_metrics(history: Sequence[dict], mmlu: float | None = None) -> dict:
-    """AP, forgetting, retention and F1 after the last row of `history` (see the module docstring)."""
+    """AP, forgetting, retention, F1 (with the stage's MMLU accuracy) and F1 of the retention after the last row
+    of `history` (see the module docstring)."""
     last = history[-1]
     acc = last.get("accuracy") or {}
     ap = float(np.mean(list(acc.values()))) if acc else None
@@ -46,11 +48,8 @@ def sequence_metrics(history: Sequence[dict], mmlu: float | None = None) -> dict
     base = history[0].get("general_loss")
     cur = last.get("general_loss")
     retention = math.exp(base - cur) if base is not None and cur is not None else None
-    out = {"ap": ap, "forgetting": float(np.mean(drops)) if drops else 0.0, "general_retention": retention,
-           "f1": harmonic_mean(retention, ap)}
-    if mmlu is not None:
-        out["f1_mmlu"] = harmonic_mean(mmlu, ap)
-    return out
+    return {"ap": ap, "forgetting": float(np.mean(drops)) if drops else 0.0, "general_retention": retention,
+            "f1": harmonic_mean(mmlu, ap), "f1_retention": harmonic_mean(retention, ap)}
 
 
 @torch.no_grad()

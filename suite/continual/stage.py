@@ -7,8 +7,9 @@
     inp, lab, extra = stage.micro_batch(step, offset, n)   # rows offset..offset+n of the step's global batch
     result_fields = stage.finish(general_loss)              # merge LoRA, score every task seen, AP/forgetting
 
-The data of stage k: the training rows of task k and, for methods that replay, the first `continual.replay`
-samples of the general corpus (no special tokens, truncated to `replay_len`). Mixing (methods.md B.2):
+The data of stage k: the training rows of task k and, for methods that replay, `continual.replay` samples of the
+general corpus (drawn at random with `replay_seed`, or its first ones: `replay_sample`; no special tokens,
+truncated to `replay_len`). Mixing (methods.md B.2):
   * replay_per_batch = 0: replay rows are concatenated in front of the task rows and the whole set is shuffled
     once per epoch, so each replay sample is seen once per epoch at a random position;
   * replay_per_batch = k: every global batch of B rows holds exactly k replay rows (cycling through a fresh
@@ -164,10 +165,12 @@ class Stage:
         train = task.train[:c.train_limit] if c.train_limit else task.train
         self.task_rows = [self._encode(task.prompt(ex.sentence), ex.label) for ex in train]
 
-        # replay set (first N samples of the general corpus) and, for the imitation methods, the base snapshot
+        # replay set (N samples of the general corpus, fixed for the sequence) and, for the imitation methods,
+        # the base snapshot
         self.replay: list[np.ndarray] = []
         if method.uses_replay and c.replay > 0:
-            self.replay = replay_samples(self.general, cfg.data, c.replay, c.replay_len, bos=c.replay_bos)
+            self.replay = replay_samples(self.general, cfg.data, c.replay, c.replay_len, bos=c.replay_bos,
+                                         sample=c.replay_sample, seed=c.replay_seed)
         lm = build_model(self.init_path)
         if lm.get_output_embeddings().weight.shape[0] < len(tok):
             raise ValueError(f"continual.init {c.init!r} has fewer output rows than the tokenizer's {len(tok)} tokens")
@@ -312,29 +315,45 @@ def open_stage(cfg, method, out, device, env, autocast) -> Stage:
     return Stage(cfg, method, Path(out), device, env, autocast)
 
 
-def replay_samples(source, data_cfg, n: int, max_len: int, bos: bool = False) -> list[np.ndarray]:
-    """The first `n` samples of the general corpus: token ids without special tokens, at most `max_len` long.
+def replay_samples(source, data_cfg, n: int, max_len: int, bos: bool = False, sample: str = "first",
+                   seed: int = 0) -> list[np.ndarray]:
+    """`n` samples of the general corpus: token ids without special tokens, at most `max_len` long.
 
-    Synthetic data: documents 0..n-1 of the train split without their BOS. Text corpora: the first n documents
-    (`data.path`, `data.text_field`) tokenized with add_special_tokens=False, as the reference does.
-    `bos`: start each sample with the tokenizer's BOS (inside the `max_len`) instead."""
+    `sample="random"`: n documents drawn without replacement with `seed` (GeRe draws its fixed replay set at
+    random from a general corpus); `"first"`: the first n. Synthetic data: documents of the train split without
+    their BOS (random: from the first max(100 n, 100,000) of its unbounded stream). Text corpora: documents of
+    `data.path` tokenized with add_special_tokens=False, as the reference does, from those that end before the
+    held-out blocks. `bos`: start each sample with the tokenizer's BOS (inside the `max_len`) instead."""
     from ..data import SyntheticSource, read_documents
 
+    if sample not in ("random", "first"):
+        raise ValueError(f"continual.replay_sample must be random or first, got {sample!r}")
+    rng = np.random.default_rng([int(seed), 0x5E91A7])
     if isinstance(source, SyntheticSource):
-        ids = [row[1:] for row in source.batch(range(n))]
+        pool = max(100 * n, 100_000)
+        idx = range(n) if sample == "first" else np.sort(rng.choice(pool, size=n, replace=False))
+        ids = [row[1:] for row in source.batch(list(idx))]
     else:
-        docs = read_documents(data_cfg.path, text_field=data_cfg.text_field)[:n]
+        all_docs = read_documents(data_cfg.path, text_field=data_cfg.text_field)
+        docs = all_docs[:n] if sample == "first" else all_docs
         ids = source.tokenizer(docs, add_special_tokens=False)["input_ids"]
         # the corpus stream is each document then eos, and its held-out blocks are the stream's end: the replayed
         # prefixes must lie before them, or the general held-out loss is measured on text the stage trains on
         starts = np.cumsum([0] + [len(x) + 1 for x in ids[:-1]])
-        end = int(max((s + min(len(x), max_len) for s, x in zip(starts, ids)), default=0))
+        ends = [int(s_ + min(len(x), max_len)) for s_, x in zip(starts, ids)]
         train_tokens = source.num_examples("train") * (source.seq_len + 1)
-        if end > train_tokens:
+        if sample == "random":
+            eligible = [i for i, e in enumerate(ends) if e <= train_tokens]
+            if len(eligible) < n:
+                raise ValueError(f"continual.replay: {n} samples asked, but {data_cfg.path!r} has {len(eligible)} "
+                                 f"documents before its held-out blocks; replay fewer samples")
+            ids = [ids[i] for i in np.sort(rng.choice(eligible, size=n, replace=False))]
+        elif max(ends, default=0) > train_tokens:
             raise ValueError(f"continual.replay: the first {len(docs)} documents of {data_cfg.path!r} reach token "
-                             f"{end} of the corpus, past its {train_tokens} training tokens into the held-out blocks "
-                             f"(the last data.heldout_fraction {data_cfg.heldout_fraction}): the general held-out "
-                             f"loss would be measured on replayed text. Replay fewer samples or use a larger corpus")
+                             f"{max(ends)} of the corpus, past its {train_tokens} training tokens into the held-out "
+                             f"blocks (the last data.heldout_fraction {data_cfg.heldout_fraction}): the general "
+                             f"held-out loss would be measured on replayed text. Replay fewer samples or use a "
+                             f"larger corpus")
     head = [source.tokenizer.bos_token_id] if bos and source.tokenizer.bos_token_id is not None else []
     return [np.asarray((head + list(x))[:max_len], dtype=np.int64) for x in ids if len(head) + len(x) > 1]
 

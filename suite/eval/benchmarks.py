@@ -26,7 +26,7 @@ class EvalContext:
     tokenizer: Any = None              # a causal LM's tokenizer (a VLM brings its own)
     data_root: str | os.PathLike | None = None
     judge: Any = None                  # a made judge (judges.make_judge), set when a VLM benchmark is asked for
-    num_fewshot: int = 0
+    num_fewshot: int = 5
     limit: int | None = None
     batch_size: int = 16
     prompt_style: str = "default"

@@ -26,7 +26,7 @@ from .judges import JudgeError, make_judge
 
 
 def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, tokenizer=None,
-             data_root: str | os.PathLike | None = None, judge: Any = "none", num_fewshot: int = 0,
+             data_root: str | os.PathLike | None = None, judge: Any = "none", num_fewshot: int = 5,
              limit: int | None = None, batch_size: int = 16, prompt_style: str = "default",
              heldout_source=None, device: str | None = None, model_name: str | None = None,
              mmlu_task: str = "local", max_new_tokens: int | None = None,
@@ -135,7 +135,8 @@ def add_parser(sub, helptext: str = "evaluate a model: mmlu (lm-eval), ai2d, mmv
                                        "(VLM default: $LMUData, else ~/LMUData)")
     p.add_argument("--judge", default="none", help="none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID")
     p.add_argument("--out", help="output directory (default runs/eval/<model name>)")
-    p.add_argument("--num-fewshot", type=int, default=0, help="MMLU shots from dev (5 is the usual 'MMLU 5-shot')")
+    p.add_argument("--num-fewshot", type=int, default=5,
+                   help="MMLU shots from dev (default 5: 'MMLU 5-shot', as published numbers; 0: zero-shot)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="VLM answer budget (default: the benchmark's: 16 AI2D, 1024 MM-Vet and MathVista)")
     p.add_argument("--mmlu-task", default="local", choices=["local", "upstream"],

@@ -375,7 +375,8 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     """The paper's baselines on answer tokens, as a mean per student answer token, and its parts.
 
     kind "sft": the student's CE on the answer. kind "kd": same-tokenizer KD from the teacher's answer logits,
-    `divergence` forward_kl (standard KD), reverse_kl (MiniLLM's token-level objective) or skew_kl (DistiLLM);
+    `divergence` forward_kl (standard KD), reverse_kl or skew_kl (teacher-forced token-level losses; not the
+    on-policy MiniLLM / DistiLLM methods, which train on the student's own samples);
     the teacher must share the student's tokenizer, since the distributions are compared token by token.
     `method`: a configured `kd` method (all its parameters: divergence, T, hard-label mix...) instead.
     `norm` {"student": n}: divide by this count instead of the micro-batch's (see `stage_loss`).

@@ -11,8 +11,8 @@
 
 Which loss (methods.md A.4): `genrecal` stage 1 (Recalibrator: main + regularization path), stage 2 (+ student
 LM and its CE), stage 3 (student SFT, teacher and Recalibrator dropped); `supervised` = SFT on the answers;
-`kd` = same-tokenizer KD on the answers with the method's divergence (forward KL; reverse KL as MiniLLM; skew
-KL as DistiLLM) and its hard-label mix. Items come in a seeded order per epoch (the continual Plan), so a
+`kd` = same-tokenizer KD on the answers with the method's divergence (forward KL; the teacher-forced reverse KL
+and skew KL losses, which are not the on-policy MiniLLM / DistiLLM methods) and its hard-label mix. Items come in a seeded order per epoch (the continual Plan), so a
 resumed cell reads the batches it would have.
 """
 from __future__ import annotations

@@ -6,9 +6,14 @@ terms with zero mass contribute 0 (0·log 0 = 0), so truncated teachers stay fin
 divergence is defined. Formulas and conventions (see specs/scaling_laws.md §4):
 
     forward_kl        KL(p‖q)                                   standard KD; DistiLLM forward_kl + teacher entropy
-    reverse_kl        KL(q‖p)                                   token-level MiniLLM objective
-    skew_kl(α)        KL(p ‖ α·p + (1−α)·q)                     DistiLLM SKL, α = 0.1
-    skew_reverse_kl(α) KL(q ‖ (1−α)·p + α·q)                    DistiLLM SRKL, α = 0.1
+    reverse_kl        KL(q‖p)                                   teacher-forced token-level reverse KL
+    skew_kl(α)        KL(p ‖ α·p + (1−α)·q)                     DistiLLM's SKL loss, α = 0.1
+    skew_reverse_kl(α) KL(q ‖ (1−α)·p + α·q)                    DistiLLM's SRKL loss, α = 0.1
+
+These are token-level losses on fixed (teacher-forced) sequences. They are not the MiniLLM method (sequence-level
+reverse KL optimised by policy gradient on the student's own samples) nor the DistiLLM method (its skew loss on
+an adaptive mix of student-generated and fixed outputs): a row labelled "MiniLLM" or "DistiLLM" in a published
+table is those methods, and a run of `reverse_kl` / `skew_kl` here is their teacher-forced loss only.
     jsd(β)            β·KL(p‖M) + (1−β)·KL(q‖M), M = β·p + (1−β)·q   GKD; β=0 → KL(p‖q), β=1 → KL(q‖p) as TRL
     soft_ce           −Σ p log q = KL(p‖q) + H(p)                Hinton's soft-target cross-entropy (same gradient as forward_kl)
 """

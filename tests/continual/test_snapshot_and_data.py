@@ -161,3 +161,50 @@ def test_a_broken_instruction_config_is_named(tmp_path):
     (tmp_path / "instruction_config.json").write_text('{"SC": [')
     with pytest.raises(ValueError, match="instruction_config.json: not valid JSON"):
         load_task("yelp", data_dir=str(tmp_path))
+
+
+def test_replay_is_a_seeded_random_draw_and_first_n_stays_available(tmp_path):
+    from suite.config import DataConfig
+
+    src = make_source("synthetic", seq_len=24, language="synthetic-small", heldout_examples=8)
+    first = replay_samples(src, None, 6, 20, sample="first")
+    a = replay_samples(src, None, 6, 20, sample="random", seed=0)
+    b = replay_samples(src, None, 6, 20, sample="random", seed=0)
+    c = replay_samples(src, None, 6, 20, sample="random", seed=1)
+    key = lambda xs: [tuple(x) for x in xs]  # noqa: E731
+    assert key(a) == key(b) and key(a) != key(c) and key(a) != key(first)
+    assert key(first) == key(replay_samples(src, None, 6, 20))  # the old behaviour, by name
+    # a corpus: the draw comes only from documents that end before the held-out blocks
+    f = tmp_path / "docs.jsonl"
+    texts = [f"document {i} says the quick brown fox jumps over the lazy dog" for i in range(40)]
+    f.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    cfg = DataConfig(kind="corpus", path=str(f), seq_len=16, heldout_fraction=0.25)
+    src = make_source("corpus", seq_len=16, path=str(f), heldout_fraction=0.25, tokenizer_vocab_size=300)
+    drawn = replay_samples(src, cfg, 10, 12, sample="random", seed=3)
+    enc = [tuple(src.tokenizer(t, add_special_tokens=False)["input_ids"][:12]) for t in texts]
+    picked = [enc.index(tuple(x)) for x in drawn]
+    assert len(set(picked)) == 10 and picked != list(range(10)) and max(picked) < 30  # 25% held out: docs 30+
+    with pytest.raises(ValueError, match="documents before its held-out blocks"):
+        replay_samples(src, cfg, 35, 12, sample="random")
+
+
+def test_replay_sample_first_keeps_the_ids_of_cells_run_before_the_field_existed(smollm2):
+    """sweeps/gere_real.yaml replays the first 200 passages: its ids are those of the runs in
+    analysis/evidence/real_checkpoints (made before replay_sample existed); the random default is a new cell."""
+    import csv
+    from pathlib import Path
+
+    from suite.config import cell_id, config_from_dict
+    from suite.sweep.grid import load_grid
+
+    root = Path(__file__).resolve().parents[2]
+    grid = load_grid(root / "sweeps" / "gere_real.yaml")
+    rows = list(csv.DictReader((root / "analysis/evidence/real_checkpoints/h200_2026-12-04.csv").open()))
+    assert {c.id for c in grid.cells} == {r["cell_id"] for r in rows if r["sweep"].startswith("gere")}
+    cfg = grid.cells[0].config
+    assert cfg.continual.replay_sample == "first"
+    d = cfg.to_dict()
+    d["continual"]["replay_sample"] = "random"
+    assert cell_id(config_from_dict(d, "test")) != cell_id(cfg)
+    d["continual"]["replay_sample"] = "first"
+    assert cell_id(config_from_dict(d, "test")) == cell_id(cfg)

@@ -61,7 +61,7 @@ def test_eval_mmlu_and_heldout_on_the_real_model(smollm2, tmp_path):
     (tmp_path / "corpus.txt").write_text(text + "\n" + text + "\n")
     rc = main(["eval", "--model", smollm2["ref"], "--benchmarks", "mmlu,heldout", "--data-root", str(tmp_path / "mmlu"),
                "--heldout-data", str(tmp_path / "corpus.txt"), "--seq-len", "64", "--heldout-fraction", "0.3",
-               "--out", str(tmp_path / "ev"), "--no-progress"])
+               "--num-fewshot", "0", "--out", str(tmp_path / "ev"), "--no-progress"])
     assert rc == 0
     res = json.loads((tmp_path / "ev" / "eval.json").read_text())["benchmarks"]
     assert res["mmlu"]["n"] == 4 and 0 <= res["mmlu"]["overall"] <= 1

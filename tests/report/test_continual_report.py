@@ -62,8 +62,9 @@ def test_sequence_metrics_ap_forgetting_and_harmonic_mean():
     m = sequence_metrics(hist, mmlu=0.6)
     assert m["ap"] == pytest.approx(0.7) and m["forgetting"] == pytest.approx(0.3)
     assert m["general_retention"] == pytest.approx(np.exp(-0.5))
-    assert m["f1"] == pytest.approx(2 * 0.7 * np.exp(-0.5) / (0.7 + np.exp(-0.5)))
-    assert m["f1_mmlu"] == pytest.approx(2 * 0.6 * 0.7 / 1.3)
+    assert m["f1_retention"] == pytest.approx(2 * 0.7 * np.exp(-0.5) / (0.7 + np.exp(-0.5)))
+    assert m["f1"] == pytest.approx(2 * 0.6 * 0.7 / 1.3)  # the paper's F1: MMLU and AP
+    assert sequence_metrics(hist)["f1"] is None  # no MMLU, no F1 (the retention's has its own name)
 
 
 def test_missing_mmlu_or_accuracy_gives_no_f1_rather_than_zero():
@@ -74,13 +75,13 @@ def test_missing_mmlu_or_accuracy_gives_no_f1_rather_than_zero():
     assert harmonic_mean(0.0, 0.5) == 0.0
     hist = [{"stage": 0, "accuracy": {}, "general_loss": 2.0},
             {"stage": 1, "accuracy": {"a": float("nan")}, "general_loss": 2.0}]
-    assert sequence_metrics(hist, mmlu=0.6)["f1"] is None and sequence_metrics(hist, mmlu=0.6)["f1_mmlu"] is None
+    assert sequence_metrics(hist, mmlu=0.6)["f1"] is None and sequence_metrics(hist, mmlu=0.6)["f1_retention"] is None
     df = _rows()
     df["benchmarks.mmlu.overall"] = np.nan          # e.g. only the base model ran MMLU
     shown, raw, _ = continual_table(df, {})
-    assert "F1 (MMLU)" not in shown and "continual.f1_mmlu.mean" not in raw
+    assert "F1 (MMLU, AP)" not in shown and "continual.f1.mean" not in raw
     df.loc[(df["method"] == "gere") & (df["continual.stage"] == 2), "benchmarks.mmlu.overall"] = 0.6
     shown, raw, _ = continual_table(df, {})
-    f1 = raw.set_index("variant")["continual.f1_mmlu.mean"]
+    f1 = raw.set_index("variant")["continual.f1.mean"]
     assert f1["gere w=100"] == pytest.approx(np.mean([2 * 0.6 * a / (0.6 + a) for a in (0.5, 0.6)]))
     assert np.isnan(f1["seq-ft"]) and np.isnan(f1["replay"])
