@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
+from slurm_helpers import all_ended, wait, weights
 from suite.config import config_from_dict
-from suite.sweep import open_sweep, status, submit
+from suite.sweep import open_sweep, submit
 from suite.train import launch_local
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("multinode_cluster")]
@@ -31,25 +31,6 @@ def write_grid(tmp_path, name, cells, **res):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def wait(sw, until, timeout=240, poll=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = status(sw)
-        if until(st):
-            return st
-        time.sleep(poll)
-    subprocess.run(["squeue"], check=False)
-    raise AssertionError(f"timed out waiting; status: {json.dumps(st['cells'], indent=1)}")
-
-
-def all_ended(st):
-    return st["counts"]["pending"] == 0 and st["counts"]["running"] == 0
-
-
-def weights(d):
-    return load_file(str(Path(d) / "model" / "model.safetensors"))
 
 
 def max_abs_diff(a, b):
@@ -96,7 +77,7 @@ def test_two_node_cell_equals_two_processes_on_one_node(tmp_path):
                       **TWO_NODES)
     sw = open_sweep(path, runs=tmp_path / "runs")
     submit(sw, executor="slurm", progress=False)
-    st = wait(sw, all_ended)
+    st = wait(sw, all_ended, poll=0.5)
     assert st["counts"]["done"] == 1, st
     cell_dir = sw.root / sw.grid.cells[0].id
     res = json.loads((cell_dir / "result.json").read_text())
@@ -118,7 +99,7 @@ def test_teacher_on_two_nodes_then_its_student(tmp_path):
                             "train": {"tokens": 640}}}})
     sw = open_sweep(path, runs=tmp_path / "runs")
     submit(sw, executor="slurm", progress=False)
-    st = wait(sw, all_ended)
+    st = wait(sw, all_ended, poll=0.5)
     assert st["counts"]["done"] == 2, st
     teacher = next(c for c in sw.grid.cells if not c.teacher_id)
     student = next(c for c in sw.grid.cells if c.teacher_id)
@@ -253,7 +234,7 @@ def test_a_rank_that_dies_alone_fails_the_cell_naming_it(tmp_path, monkeypatch):
     assert pid is not None, "rank 1's process not found"
     t_kill = time.time()
     os.kill(pid, signal.SIGKILL)
-    st = wait(sw, all_ended, timeout=120)
+    st = wait(sw, all_ended, timeout=120, poll=0.5)
     took = time.time() - t_kill
     assert st["counts"]["failed"] == 1, st
     err = json.loads((cell_dir / "error.json").read_text())

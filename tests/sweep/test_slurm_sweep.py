@@ -6,9 +6,9 @@ import time
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
-from suite.sweep import open_sweep, status, submit
+from slurm_helpers import all_ended, wait, weights
+from suite.sweep import open_sweep, submit
 
 pytestmark = pytest.mark.slurm
 
@@ -22,25 +22,6 @@ def write_grid(tmp_path, name, cells, **res):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def wait(sw, until, timeout=240, poll=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = status(sw)
-        if until(st):
-            return st
-        time.sleep(poll)
-    subprocess.run(["squeue"], check=False)
-    raise AssertionError(f"timed out waiting; status: {json.dumps(st['cells'], indent=1)}")
-
-
-def all_ended(st):
-    return st["counts"]["pending"] == 0 and st["counts"]["running"] == 0
-
-
-def weights(d):
-    return load_file(str(d / "model" / "model.safetensors"))
 
 
 def test_teacher_and_two_students_through_arrays_in_order(tmp_path):
