@@ -51,9 +51,22 @@ def bench(cells: int = 1000, executor: str = "slurm", keep: bool = False) -> dic
         if executor == "slurm" and not keep:
             arrays = {str(j).split("_")[0] for j in out["jobs"].values()}
             subprocess.run(["scancel", *sorted(arrays)], check=False)
+            _wait_gone(sorted(arrays))
         job_ids = {(read_json(sw.root / c.id / "job.json") or {}).get("job_id") for c in sw.grid.cells}
     return {"cells": len(sw.grid.cells), "executor": executor, "expand_seconds": round(t_expand, 3),
             "submit_seconds": round(t_submit, 3), "status_seconds": round(t_status, 3),
             "jobs": len(job_ids - {None}), "status_counts": st["counts"],
             "goal": "submit_seconds < 10 and status_seconds < 1 (1000 cells)",
             "goal_met": t_submit < 10 and t_status < 1}
+
+
+def _wait_gone(arrays: list[str], timeout: float = 60.0) -> None:
+    """Wait until the cancelled arrays leave squeue: a job stays a few seconds in CG (completing)
+    while slurmd reaps it, and the temporary run folder must outlive every job that may write into it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # all jobs, filtered here: `squeue -j` fails on ids the controller has already purged
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+        if out.returncode == 0 and not any(j.split("_")[0] in arrays for j in out.stdout.split()):
+            return
+        time.sleep(0.5)
