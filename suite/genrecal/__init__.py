@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from ..config import SECTIONS, Section
 from ..refs import CELL_REF, size_label
 from .method import GenRecal, Recalibrator  # registering the method genrecal
+from .onpolicy import DistiLLM, MiniLLM  # registering minillm and distillm
 from .config import STAGES, VLMConfig, check_config, claims
 
 
@@ -97,11 +98,15 @@ def stage_name(cfg, teacher_label: str | None) -> str:
         parts.append(f"reg{p.get('regularization', 'ce+kl')}")
     elif cfg.method.name == "kd":
         parts.append(str(p.get("divergence", "forward_kl")))
+        if float(p.get("kd_weight", 1.0)) < 1.0:  # the hard-label mix (λ < 1): "SFT + KD"
+            parts.append(f"lam{float(p['kd_weight']):g}")
+    elif cfg.method.name == "distillm":
+        parts.append(str(p.get("divergence", "skew_kl")))
     if teacher_label:
         parts.append("T" + teacher_label)
     parts += ["S" + size_label(cfg.student), f"e{cfg.vlm.epochs:g}", f"s{cfg.train.seed}"]
     return "-".join(parts)
 
 
-__all__ = ["GenRecal", "Recalibrator", "VLMConfig", "open_vlm_stage", "is_vlm_cell", "check_config", "expand_stages",
+__all__ = ["GenRecal", "Recalibrator", "MiniLLM", "DistiLLM", "VLMConfig", "open_vlm_stage", "is_vlm_cell", "check_config", "expand_stages",
            "link_stage", "stage_name", "STAGES"]

@@ -13,6 +13,9 @@ from ..registry import did_you_mean
 from .items import KINDS
 
 STAGES = (1, 2, 3)
+# the methods a VLM cell trains with: GenRecal, SFT, teacher-forced KD and the on-policy baselines (onpolicy.py)
+VLM_METHODS = {"genrecal": "GenRecal", "supervised": "SFT", "kd": "same-tokenizer KD",
+               "minillm": "on-policy MiniLLM", "distillm": "on-policy DistiLLM"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ def claims(cfg) -> bool:
 def check_config(cfg, source: str = "config") -> None:
     """Errors (ConfigError naming the key) for a VLM cell that cannot run."""
     v, name = cfg.vlm, cfg.method.name
-    if name not in ("genrecal", "supervised", "kd"):
+    if name not in VLM_METHODS:
         raise ConfigError(f"{source}: vlm: method {name!r} does not train vision-language students; "
-                          f"valid: genrecal, supervised (SFT), kd (same-tokenizer KD)")
+                          f"valid: {', '.join(f'{k} ({v})' for k, v in VLM_METHODS.items())}")
     if cfg.continual.tasks:
         raise ConfigError(f"{source}: a cell is either a continual-learning stage or a VLM cell, not both")
     for k in v.kinds:

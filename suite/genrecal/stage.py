@@ -12,8 +12,9 @@
 Which loss (methods.md A.4): `genrecal` stage 1 (Recalibrator: main + regularization path), stage 2 (+ student
 LM and its CE), stage 3 (student SFT, teacher and Recalibrator dropped); `supervised` = SFT on the answers;
 `kd` = same-tokenizer KD on the answers with the method's divergence (forward KL; the teacher-forced reverse KL
-and skew KL losses, which are not the on-policy MiniLLM / DistiLLM methods) and its hard-label mix. Items come in a seeded order per epoch (the continual Plan), so a
-resumed cell reads the batches it would have.
+and skew KL losses) and its hard-label mix; `minillm` and `distillm` = the on-policy methods, on answers the
+student samples during training (onpolicy.py). Items come in a seeded order per epoch (the continual Plan), so
+a resumed cell reads the batches it would have.
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ from ..refs import resolve_model_ref
 from .items import VisualQA, instruction_items
 from .method import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts, baseline_loss,
                      check_shared_tokenizer, set_trainable, stage_loss)
+from .config import VLM_METHODS
+from .onpolicy import distillm_loss, minillm_loss
+
+TOKEN_LEVEL = ("kd", "minillm", "distillm")  # methods that compare the teacher's and student's tokens: one tokenizer
 
 RECALIBRATOR_DIR = "recalibrator"
 
@@ -191,7 +196,7 @@ class VLMStage:
         self.student = build_vlm(start, tokenizer=tok, seed=tc.seed)
         self.student.model.to(device)
         self.teacher = None
-        needs_teacher = self.kind == "kd" or (self.params is not None and self.params.stage in (1, 2))
+        needs_teacher = self.kind in TOKEN_LEVEL or (self.params is not None and self.params.stage in (1, 2))
         if needs_teacher:
             spec = teacher_path or cfg.teacher
             if not spec or spec.startswith("cell:"):
@@ -206,7 +211,7 @@ class VLMStage:
                                  f"config has a vision_config)")
             self.teacher = load_vlm(spec)
             self.teacher.model.requires_grad_(False).to(device).eval()
-            if self.kind == "kd":  # once here, not every micro-batch (a 150k vocabulary is a large dict)
+            if self.kind in TOKEN_LEVEL:  # once here, not every micro-batch (a 150k vocabulary is a large dict)
                 check_shared_tokenizer(self.student, self.teacher)
         self.recalibrator = None
         if self.params is not None and self.params.stage in (1, 2):
@@ -229,6 +234,8 @@ class VLMStage:
         self._rows_step, self._rows, self._norm = -1, None, None
         self._lengths: dict[int, int] = {}
         self._last_eval: dict = {}
+        self._phi: float | None = None       # DistiLLM: probability of training an item on its own sample
+        self._phi_prev: float | None = None  # the held-out loss of the evaluation before
 
     @property
     def stage_no(self) -> int:
@@ -259,6 +266,12 @@ class VLMStage:
         if self.params is not None:
             loss, parts = stage_loss(self.params, self.student, batch, self.teacher, self.recalibrator,
                                      norm=self._norm)
+        elif self.kind in ("minillm", "distillm"):  # answers sampled here: a mean per token × the items' share
+            share = len(items) / len(self._rows)
+            if self.kind == "minillm":
+                loss, parts = minillm_loss(self.method.params, self.student, self.teacher, batch, share)
+            else:
+                loss, parts = distillm_loss(self.method.params, self.student, self.teacher, batch, self._phi, share)
         else:
             kind = "sft" if self.kind == "supervised" else "kd"
             p = self.method.params
@@ -272,7 +285,24 @@ class VLMStage:
         if step != self._rows_step:
             self._rows_step, self._rows = step, self.plan.rows(step)
             self._norm = self._step_norm(self._rows)
+            if self.kind == "distillm" and self._phi is None:
+                self._phi = self._replay_phi(step)
         return [self.train_items[i] for i in self._rows[offset:offset + n]]
+
+    def _replay_phi(self, step: int) -> float:
+        """DistiLLM's φ at `step`: replayed from the evaluations metrics.jsonl holds up to that step, so a resumed
+        cell continues the schedule of the run it resumes (0 on a fresh start)."""
+        phi, prev = 0.0, None
+        path = self.out / "metrics.jsonl"
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by the kill that the resume follows
+                continue
+            if rec.get("kind") == "eval" and rec.get("step", 0) <= step and "heldout_loss" in rec:
+                phi, prev = self.method.next_phi(phi, prev, rec["heldout_loss"]), rec["heldout_loss"]
+        self._phi_prev = prev
+        return phi
 
     def _step_norm(self, rows) -> dict:
         """Teacher and student answer tokens of the step's items (per-sample reduction: the item count)."""
@@ -323,6 +353,10 @@ class VLMStage:
             self.module.train(was)
         out = {"heldout_loss": ce_sum / max(n_tok, 1)}
         out.update({f"heldout_{k}": v / len(self.heldout_items) for k, v in rec.items()})
+        if self.kind == "distillm":  # the adaptive schedule: φ for the steps after this evaluation
+            self._phi = self.method.next_phi(self._phi or 0.0, self._phi_prev, out["heldout_loss"])
+            self._phi_prev = out["heldout_loss"]
+            out["sgo_prob"] = self._phi
         self._last_eval = out
         return out
 
@@ -376,9 +410,9 @@ def _tiny_names():
 
 
 def open_vlm_stage(cfg, method, out, device, env, teacher_path=None) -> VLMStage:
-    if cfg.method.name not in ("genrecal", "supervised", "kd"):
+    if cfg.method.name not in VLM_METHODS:
         raise ValueError(f"method {cfg.method.name!r} does not train vision-language students; "
-                         f"valid: genrecal, supervised (SFT), kd (same-tokenizer KD)")
+                         f"valid: {', '.join(f'{k} ({v})' for k, v in VLM_METHODS.items())}")
     return VLMStage(cfg, method, Path(out), device, env, teacher_path)
 
 

@@ -254,21 +254,25 @@ class VLM:
             return v.to(self.device, next(self.model.parameters()).dtype)
         return v.to(self.device)
 
-    def encode_qa(self, batch: Sequence[tuple[Sequence[Any], str, str]], max_answer_tokens: int | None = None) -> QABatch:
+    def encode_qa(self, batch: Sequence[tuple[Sequence[Any], str, str]], max_answer_tokens: int | None = None,
+                  answer_ids: Sequence[Sequence[int]] | None = None) -> QABatch:
         """Training inputs for (images, question, answer) triples: [chat question ; answer + eos], right-padded.
 
         The question goes through the processor (chat template, image tokens expanded) and the answer through
         the tokenizer alone, so the split point is exact whatever merges BPE would make across it.
+        `answer_ids`: token ids to put after each question verbatim instead of the answers (no eos added, no
+        truncation): sampled answers, or a prefix while sampling (on-policy methods, genrecal/onpolicy.py).
         """
         from ..methods.chunked import IGNORE_INDEX
 
         tok = self.tokenizer
         eos = tok.eos_token_id
         rows, per_token, extra = [], {}, {}
-        for images, question, answer in batch:
+        for b, (images, question, answer) in enumerate(batch):
             enc = self.processor(text=[self.chat_text(len(images), question)],
                                  images=[im.convert("RGB") for im in images] or None, return_tensors="pt")
-            ans = tok(answer, add_special_tokens=False)["input_ids"][:max_answer_tokens] + [eos]
+            ans = (list(answer_ids[b]) if answer_ids is not None
+                   else tok(answer, add_special_tokens=False)["input_ids"][:max_answer_tokens] + [eos])
             rows.append((enc["input_ids"][0], torch.tensor(ans, dtype=torch.long)))
             n_q = enc["input_ids"].shape[1]
             for k, v in enc.items():
@@ -280,7 +284,7 @@ class VLM:
                     extra.setdefault(k, []).append(v)
         q_len = torch.tensor([len(q) for q, _ in rows])
         a_len = torch.tensor([len(a) for _, a in rows])
-        L, La = int((q_len + a_len).max()), int(a_len.max())
+        L, La = int((q_len + a_len).max()), max(int(a_len.max()), 1)  # empty prefixes: one label column
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos
         ids = torch.full((len(rows), L), pad, dtype=torch.long)
         mask = torch.zeros(len(rows), L, dtype=torch.long)
@@ -357,6 +361,14 @@ class VLM:
         """Decoded continuations, one per sample (special tokens skipped, whitespace stripped)."""
         if not batch:
             return []
+        return [self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                for ids in self.generate_ids(batch, max_new_tokens, **gen_kwargs)]
+
+    @torch.no_grad()
+    def generate_ids(self, batch: Sequence[Sample], max_new_tokens: int = 32, **gen_kwargs: Any) -> list[list[int]]:
+        """New token ids per sample, up to and including the first end-of-reply token (pads dropped)."""
+        if not batch:
+            return []
         was_training = self.model.training
         self.model.eval()
         enc = self.inputs(batch)
@@ -374,8 +386,13 @@ class VLM:
             out = self.model.generate(**enc, **kwargs)
         finally:
             self.model.train(was_training)
-        new = out[:, enc["input_ids"].shape[1]:]
-        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        stops = set(kwargs["eos_token_id"] if isinstance(kwargs["eos_token_id"], list) else [kwargs["eos_token_id"]])
+        rows = []
+        for ids in new:  # generate pads a finished row after its end token: cut there
+            end = next((i for i, t in enumerate(ids) if t in stops), None)
+            rows.append(ids if end is None else ids[:end + 1])
+        return rows
 
     @torch.no_grad()
     def fingerprint(self) -> str:

@@ -61,7 +61,8 @@ def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> 
             with warnings.catch_warnings():  # bound warnings go into the report (fit_quality, headline)
                 warnings.simplefilter("ignore")
                 res = fit(law, pts, delta=ls.delta, bootstrap=ls.bootstrap, ci=ls.ci, seed=ls.seed,
-                          holdout=ls.holdout, fixed=fixed or None, source=where)
+                          holdout=ls.holdout, fixed=fixed or None, source=where,
+                          method=ls.search)
         except ValueError as e:  # data errors already name `where`; others (holdout, ci) get it here
             raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
         out[name] = Fitted(name, ls, law, pts.reset_index(drop=True), res)

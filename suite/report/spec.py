@@ -37,6 +37,7 @@ class LawSpec:
     seed: int = 0
     fixed: dict[str, Any] = field(default_factory=dict)   # a number, or "bayes_loss" (the data's exact E)
     compare: str | None = None                # published set to put beside (default: by law)
+    search: str = "fast"                      # multi-start search: fast (batched) or full (L-BFGS-B per start)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ def load_spec(path: str | Path) -> ReportSpec:
         if lw.law not in LAWS:
             raise ConfigError(f"{where}: laws.{fname}.law: unknown law {lw.law!r}{did_you_mean(lw.law, LAWS.names())}"
                               f"; valid: {', '.join(LAWS.names())}")
+        if lw.search not in ("fast", "full"):
+            raise ConfigError(f"{where}: laws.{fname}.search: {lw.search!r}{did_you_mean(lw.search, ('fast', 'full'))}"
+                              f"; valid: fast (batched descent, the default), full (L-BFGS-B from every start)")
         if lw.law == "distillation":
             if lw.supervised is None:
                 raise ConfigError(f"{where}: laws.{fname}.supervised: the distillation law needs the name of a "

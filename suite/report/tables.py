@@ -105,7 +105,7 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
             lo, hi = (res.ci or {}).get(k, (np.nan, np.nan))
             plo, phi = (pub.ci.get(k, (np.nan, np.nan)) if pub else (np.nan, np.nan))
             held = k in (res.context.get("fixed") or {})
-            rows.append({"fit": f.name, "law": f.spec.law, "parameter": k, "ours": v, "ours_ci_low": lo,
+            rows.append({"fit": f.name, "law": f.spec.law, "search": res.method, "parameter": k, "ours": v, "ours_ci_low": lo,
                          "ours_ci_high": hi, "ours_ci_level": res.ci_level if res.ci else np.nan, "held": held,
                          "published": pub.params.get(k, np.nan) if pub else np.nan, "published_ci_low": plo,
                          "published_ci_high": phi, "published_ci_level": pub.ci_level if pub else np.nan,
@@ -116,7 +116,7 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
         return f"[{fmt(lo)}, {fmt(hi)}]" if pd.notna(lo) else "–"
 
     shown = pd.DataFrame({
-        "fit": raw["fit"], "parameter": raw["parameter"],
+        "fit": raw["fit"], "search": raw["search"], "parameter": raw["parameter"],
         "ours (measured)": [fmt(v) + (" (held)" if h else "") for v, h in zip(raw["ours"], raw["held"])],
         "ours CI": [ci(a, b) + (f" ({lv:.0%})" if pd.notna(a) else "")
                     for a, b, lv in zip(raw["ours_ci_low"], raw["ours_ci_high"], raw["ours_ci_level"])],
@@ -127,7 +127,9 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
         "published source": raw["published_source"]})
     return shown, raw, ("Fitted law coefficients (ours, on this sweep's tiny models and synthetic data) beside the "
                         "published coefficients of the same law (other models, other data: compare shapes, "
-                        "not values). N and D are raw counts, losses in nats/token.")
+                        "not values). N and D are raw counts, losses in nats/token. search: the multi-start "
+                        "search that produced the fit (fast: batched descent of every start, the best polished "
+                        "with L-BFGS-B; full: L-BFGS-B from every start, the papers' recipe).")
 
 
 @TABLES.register("fit_quality")
@@ -137,7 +139,8 @@ def fit_quality(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFram
     rows = []
     for f in fits.values():
         r = f.result
-        rows.append({"fit": f.name, "law": f.spec.law, "points": r.n_points, "huber_delta": r.delta,
+        rows.append({"fit": f.name, "law": f.spec.law, "search": r.method, "points": r.n_points,
+                     "huber_delta": r.delta,
                      "objective": r.objective, "starts": r.starts, "searched": r.searched,
                      "converged": r.converged,
                      "bootstrap": r.n_bootstrap, "holdout_mean_rel_error": (r.holdout or {}).get("mean_rel_error"),

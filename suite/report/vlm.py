@@ -3,7 +3,8 @@
     figures: [vlm_benchmarks]    tables: [vlm, vlm_stages]
 
 They read the VLM cells of a results table (columns `vlm.*`, one row per cell). A variant is the student with
-its method: "tiny-qwen2vl baseline" (epochs 0: the student before training), "SFT", "KD (forward_kl)",
+its method: "tiny-qwen2vl baseline" (epochs 0: the student before training), "SFT", "KD (forward_kl)" (with
+", λ 0.5: SFT + KD" when the hard-label CE is mixed in), "MiniLLM (on-policy)", "DistiLLM (on-policy, skew_kl)",
 "GenRecal (L_reg ce+kl)" (its stage-3 cells; the stage table shows every stage). Seeds are averaged; ± is the
 sample standard deviation over seeds. Benchmarks are percentages (VLMEvalKit's scale); the held-out loss is
 the student's cross-entropy on the answer tokens of held-out items (nats per student token).
@@ -54,12 +55,18 @@ def _variant(r) -> str:
     if r[KIND] == "supervised":
         return f"{student} baseline (untrained)" if epochs == 0 else f"{student} SFT"
     if r[KIND] == "kd":
-        return f"{student} KD ({_param(r, 'divergence', 'forward_kl')})"
+        lam = float(_param(r, "kd_weight", 1.0))
+        mix = f", λ {lam:g}: SFT + KD" if lam < 1 else ""
+        return f"{student} KD ({_param(r, 'divergence', 'forward_kl')}{mix})"
+    if r[KIND] == "minillm":
+        return f"{student} MiniLLM (on-policy)"
+    if r[KIND] == "distillm":
+        return f"{student} DistiLLM (on-policy, {_param(r, 'divergence', 'skew_kl')})"
     return f"{student} GenRecal (L_reg {_param(r, 'regularization', 'ce+kl')})"
 
 
 def _order(variants) -> list[str]:
-    rank = {"teacher": -1, "baseline": 0, "SFT": 1, "KD": 2, "GenRecal": 3}
+    rank = {"teacher": -1, "baseline": 0, "SFT": 1, "KD": 2, "MiniLLM": 3, "DistiLLM": 4, "GenRecal": 5}
 
     def key(v: str):
         student, _, rest = v.partition(" ")

@@ -123,11 +123,30 @@ def test_cli_report_and_its_errors(study, tmp_path, capsys):
     ({"published": ["busbridge2025"]}, "no table 'busbridge2025'"),
     ({"laws": {"d": {"law": "distillation", "supervised": "sup"}}}, "neither a fit of this spec"),
     ({"laws": {"s": {"law": "supervised", "boostrap": 10}}}, "unknown key 'boostrap'"),
+    ({"laws": {"s": {"law": "supervised", "search": "fulll"}}}, "search: 'fulll'.*did you mean 'full'"),
 ])
 def test_spec_errors_name_the_file_key_and_choices(tmp_path, over, match):
     with pytest.raises(ConfigError, match=match) as e:
         load_spec(write_spec(tmp_path, **over))
     assert "toy.yaml" in str(e.value)
+
+
+def test_each_fit_says_which_search_produced_it(tmp_path, monkeypatch):
+    # a 2-per-coordinate start grid keeps L-BFGS-B from every start to 64 runs
+    small = {k: v[1:3] for k, v in get_law("supervised").grid.items()}
+    monkeypatch.setattr(type(get_law("supervised")), "grid", small)
+    sweep_results(tmp_path / "sweep")
+    spec = write_spec(tmp_path, laws={"sup_full": {"law": "supervised", "search": "full"},
+                                      "sup_fast": {"law": "supervised"}},
+                      figures=[], tables=["fits", "fit_quality"])
+    build_report(spec, out=tmp_path / "rep", progress=lambda m: None)
+    fits = pd.read_csv(tmp_path / "rep" / "tables" / "fits.csv")
+    assert fits.groupby("fit")["search"].agg(set).to_dict() == {"sup_full": {"full"}, "sup_fast": {"fast"}}
+    quality = pd.read_csv(tmp_path / "rep" / "tables" / "fit_quality.csv").set_index("fit")
+    assert quality.loc["sup_full", "starts"] == quality.loc["sup_full", "searched"] == 64
+    assert "| search |" in (tmp_path / "rep" / "tables" / "fits.md").read_text()
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["fits"]["sup_full"]["method"] == "full"
 
 
 def test_missing_column_is_a_clear_error(tmp_path):
