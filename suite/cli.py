@@ -158,7 +158,7 @@ def _bench(a) -> int:
 
         res = bench(results=a.results, laws=tuple(a.laws.split(",")), supervised_starts=a.supervised_starts,
                     distillation_starts=a.distillation_starts, seed=a.seed, workers=a.workers,
-                    progress=not a.json)
+                    progress=True)  # tqdm on stderr: --json output stays clean
     elif a.which == "vlm-eval":
         from .bench.vlm_eval import bench
 

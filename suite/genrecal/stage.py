@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from .._io import atomic_replace_dir
 from ..continual.stage import Plan
-from ..models import count_non_embedding, model_shape
+from ..models import count_non_embedding, forward_flops_per_token, model_shape
 from ..models.vlm import TINY_VLMS, build_vlm, is_vlm, load_vlm
 from ..refs import resolve_model_ref
 from .items import VisualQA, instruction_items
@@ -221,18 +221,21 @@ class VLMStage:
         params = self.params if self.params is not None else GenRecalParams(stage=3)
         trained = set_trainable(self.student, self.recalibrator, params, train_vision=v.train_vision)
         self.trainable = sum(p.numel() for p in trained)
+        self._vision_trains = v.train_vision and params.stage >= 2  # set_trainable's rule for the tower
         self.module = VLMObjective(self.student, self.recalibrator, self._loss)
         self.n_vision = _vision_params(self.student)
         self.n_params = count_non_embedding(self.student.model) - self.n_vision  # the language model's N
-        # the teacher's forward runs its vision tower too: FLOPs count it, N_T (the language model's) does not
-        self.n_teacher = count_non_embedding(self.teacher.model) if self.teacher is not None else 0
+        # N_T is the teacher's language model's; its vision tower's forward is counted apart (flops)
+        self.n_teacher_vision = _vision_params(self.teacher) if self.teacher is not None else 0
+        self.n_teacher = (count_non_embedding(self.teacher.model) - self.n_teacher_vision
+                          if self.teacher is not None else 0)
         self.n_recalibrator = (sum(p.numel() for p in self.recalibrator.parameters())
                                if self.recalibrator is not None else 0)
         self.plan = Plan(len(self.train_items), 0, 0, tc.batch_size, v.epochs or 1, seed=(tc.seed, self.stage_no))
         # epochs 0: no step (the starting student is evaluated: a baseline); tokens are counted as the loop trains
         self.steps, self.tokens = (self.plan.steps if v.epochs else 0), None
         self._rows_step, self._rows, self._norm = -1, None, None
-        self._lengths: dict[int, int] = {}
+        self._lengths: dict[tuple[str, int], tuple[int, int, tuple[int, ...]]] = {}  # ("student", item) -> _seq
         self._last_eval: dict = {}
         self._phi: float | None = None       # DistiLLM: probability of training an item on its own sample
         self._phi_prev: float | None = None  # the held-out loss of the evaluation before
@@ -317,15 +320,18 @@ class VLMStage:
 
     def step_tokens(self, step: int) -> int:
         """Student tokens (question with image tokens, answer) of the step's items: what D_S counts."""
-        rows = self.plan.rows(step)
-        return int(sum(self._length(i) for i in rows))
+        return int(sum(q + a for q, a, _ in (self._seq("student", i) for i in self.plan.rows(step))))
 
-    def _length(self, i: int) -> int:
-        if i not in self._lengths:
+    def _seq(self, who: str, i: int) -> tuple[int, int, tuple[int, ...]]:
+        """(question tokens with the image tokens, answer tokens + EOS, vision-tower tokens of each image) that
+        `who` ("student" or "teacher") trains on for item i: its own processor and tokenizer, as encode_qa makes
+        them (the answer cut at max_answer_tokens, as the loss cuts it)."""
+        if (who, i) not in self._lengths:
+            vlm = self.student if who == "student" else self.teacher
             q = self.train_items[i]
-            s = self.student.encode_qa([(q.images, q.question, q.answer)])
-            self._lengths[i] = int(s.q_len[0] + s.a_len[0])
-        return self._lengths[i]
+            s = vlm.encode_qa([(q.images, q.question, q.answer)], self._max_answer())
+            self._lengths[who, i] = (int(s.q_len[0]), int(s.a_len[0]), _vision_tokens(vlm, s.inputs))
+        return self._lengths[who, i]
 
     # ---- evaluation and the end of the cell
     @torch.no_grad()
@@ -372,15 +378,62 @@ class VLMStage:
                               {"student": self.cfg.student, "teacher": self.cfg.teacher, "stage": self.stage_no})
 
     def flops(self, tokens: int) -> dict:
-        """6·N_S per student token trained (2·N_S when only the Recalibrator trains: the student is forward-only),
-        2·N_T per teacher token (approximated by the student's token count), Recalibrator 6·N_R per token."""
-        f = {"student_train": (2.0 if self.stage_no == 1 else 6.0) * self.n_params * tokens,
-             "teacher_logits": 2.0 * self.n_teacher * tokens}
+        """Training FLOPs of the steps whose student tokens sum to `tokens` (the loop's D_S: every step).
+
+        Each network is Kaplan's forward (Table 1, the text cells' formula: forward_flops_per_token) over the
+        sequences it runs, its own: 2N + 2·n_layer·n_ctx·d per token, + the head 2·d·V at the answer tokens,
+        the only positions whose logits the losses compute; ×3 where it trains (backward = 2× forward), ×1 where
+        it only runs forward.
+        - n_ctx is each sequence's own unpadded length L, so a sequence costs L·(2N + 2·n_layer·L·d): Kaplan's
+          per-token formula at n_ctx = the token-weighted mean length ΣL²/ΣL. Not the padded batch length: that
+          follows how a step is split into micro-batches and processes, and pads are not trained tokens.
+        - student_train: its language model (N_S, projector included) over [question with its image tokens ;
+          answer], ×1 and no head in stage 1 (the Recalibrator reads its features only), else ×3; + its vision
+          tower (all its parameters, Qwen2-VL's merger too) over each image's patch tokens, n_ctx = the image's
+          patches, ×3 only when the tower trains (vlm.train_vision).
+        - teacher_logits: the teacher's language model (N_T, ×1) over its OWN sequences (its tokenizer, its image
+          tokens: 16 for tiny-llava, 4 for tiny-qwen2vl), + its vision tower ×1.
+        - recalibrator_train: ×3 · (2·N_R per token + 2·depth·n_ctx·d_S of its student-shaped blocks) over
+          [student question ; teacher answer], + the teacher's head 2·d_T·V_T at each teacher answer token it is
+          read through; the regularization path again over [teacher question ; teacher answer] when it runs
+          (stage 1, or stage 2 with reg_in_stage2; mse: no head).
+        On-policy methods (minillm, distillm) count the data's answers; their sampling is not counted.
+        """
+        rows, n, step = [], 0, 0
+        while n < tokens and step < self.steps:
+            rows += list(self.plan.rows(step))
+            n += self.step_tokens(step)
+            step += 1
+        s = [self._seq("student", i) for i in rows]
+        p, shape = self.params, model_shape(self.student.model)
+        trains = p is None or p.stage >= 2
+        head_s = 2.0 * shape["d_model"] * shape["vocab_size"] * sum(a for _, a, _ in s) if trains else 0.0
+        f = {"student_train": (3.0 if trains else 1.0) * (_forward(self.n_params, shape, [q + a for q, a, _ in s])
+                                                         + head_s)
+             + (3.0 if self._vision_trains else 1.0) * _vision_flops(self.student, self.n_vision, s),
+             "teacher_logits": 0.0}
+        counts = {"student_tokens": sum(q + a for q, a, _ in s), "teacher_tokens": 0}
+        t, head_t = [], 0.0
+        if self.teacher is not None:
+            t = [self._seq("teacher", i) for i in rows]
+            ts = model_shape(self.teacher.model)
+            head_t = 2.0 * ts["d_model"] * ts["vocab_size"]  # per teacher answer token
+            f["teacher_logits"] = (_forward(self.n_teacher, ts, [q + a for q, a, _ in t])
+                                   + head_t * sum(a for _, a, _ in t)
+                                   + _vision_flops(self.teacher, self.n_teacher_vision, t))
+            counts["teacher_tokens"] = sum(q + a for q, a, _ in t)
         if self.recalibrator is not None:
-            passes = 2 if self.params.regularization != "none" else 1
-            f["recalibrator_train"] = 6.0 * self.n_recalibrator * tokens * passes
+            rec = self.recalibrator
+            seqs = [qs + at for (qs, _, _), (_, at, _) in zip(s, t)]
+            reads = sum(a for _, a, _ in t)
+            if p.regularization != "none" and (p.stage == 1 or p.reg_in_stage2):
+                seqs += [qt + at for qt, at, _ in t]
+                reads *= 1 if p.regularization == "mse" else 2
+            r_shape = {"n_layers": rec.cfg.depth, "d_model": rec.d_student}
+            f["recalibrator_train"] = 3.0 * (_forward(self.n_recalibrator, r_shape, seqs) + head_t * reads)
+            counts["recalibrator_tokens"] = sum(seqs)
         f["total"] = sum(f.values())
-        return f
+        return {**f, **counts}
 
     def finish(self, loss: float) -> dict:
         """The result.json fields of the cell (the last evaluation's Recalibrator terms among them)."""
@@ -395,7 +448,7 @@ class VLMStage:
             info["recalibrator"] = str(self.out / RECALIBRATOR_DIR)
         fields = {"vlm": info, "N_S": self.n_params, "model_shape": model_shape(self.student.model)}
         if self.teacher is not None:
-            fields["N_T"] = self.n_teacher - _vision_params(self.teacher)
+            fields["N_T"] = self.n_teacher
             fields["teacher_shape"] = model_shape(self.teacher.model)
         return fields
 
@@ -403,6 +456,44 @@ class VLMStage:
 def _vision_params(vlm) -> int:
     tower = vlm.vision_tower
     return sum(p.numel() for p in tower.parameters()) if tower is not None else 0
+
+
+def _forward(n: int, shape: dict, lengths) -> float:
+    """Kaplan's forward FLOPs without the head, summed over sequences, each at n_ctx = its own length."""
+    return float(sum(L * forward_flops_per_token(n, shape["n_layers"], shape["d_model"], L, 0) for L in lengths))
+
+
+def _vision_tokens(vlm, inputs) -> tuple[int, ...]:
+    """Tokens the vision tower runs over, per image (or InternVL tile): Qwen2-VL's t·h·w patches (rows of
+    image_grid_thw, before the 2×2 merge), else (H/p)·(W/p) patches + 1 where the tower prepends a CLS token
+    (CLIP, InternViT): 16 for tiny-qwen2vl, 17 for tiny-llava and tiny-internvl."""
+    if "image_grid_thw" in inputs:
+        return tuple(int(t * h * w) for t, h, w in inputs["image_grid_thw"].tolist())
+    px = inputs.get("pixel_values")
+    if px is None or vlm.vision_tower is None:
+        return ()
+    ph, pw = _pair(vlm.model.config.vision_config.patch_size)
+    tower = vlm.vision_tower
+    emb = getattr(tower, "embeddings", None) or getattr(getattr(tower, "vision_model", None), "embeddings", None)
+    cls = int(any(hasattr(emb, k) for k in ("class_embedding", "cls_token")))
+    return ((px.shape[-2] // ph) * (px.shape[-1] // pw) + cls,) * px.shape[0]
+
+
+def _pair(x) -> tuple[int, int]:
+    return (int(x[0]), int(x[1])) if isinstance(x, (tuple, list)) else (int(x), int(x))
+
+
+def _vision_flops(vlm, n_vision: int, seqs) -> float:
+    """The vision tower's forward over the images of `seqs` (_seq tuples): 2·N_vision per patch token + its
+    attention at n_ctx = the image's patches (full attention within an image). Qwen2-VL's width is embed_dim
+    (its hidden_size is the merger's output); depth or num_hidden_layers its blocks."""
+    patches = [n for _, _, per_image in seqs for n in per_image]
+    if not patches:
+        return 0.0
+    vc = vlm.model.config.vision_config
+    shape = {"n_layers": getattr(vc, "depth", None) or vc.num_hidden_layers,
+             "d_model": getattr(vc, "embed_dim", None) or vc.hidden_size}
+    return _forward(n_vision, shape, patches)
 
 
 def _tiny_names():

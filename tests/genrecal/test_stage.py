@@ -134,10 +134,16 @@ def test_each_stage_leaves_what_the_next_one_needs(toy):
         assert v["student_family"] == "qwen2_vl" and v["teacher_family"] == ("llava" if k < 3 else None)
         assert v["train_items"] == 8 and v["heldout_items"] == 2
         assert res["steps"] == 2 and res["N_S"] > 0 and res["D_S"] > 0
-        f = res["flops"]  # 2 N_S per token when only the Recalibrator trains (stage 1), else 6 N_S
-        assert f["student_train"] == pytest.approx((2 if k == 1 else 6) * res["N_S"] * res["D_S"], rel=1e-12)
-        assert (f["teacher_logits"] > 2 * res["N_T"] * res["D_S"]) if k < 3 else f["teacher_logits"] == 0
-        assert f["total"] == pytest.approx(sum(v for n, v in f.items() if n != "total"), rel=1e-12)
+        # FLOPs (checked by hand in test_flops.py): more than 2 N_S per token when only the Recalibrator trains
+        # (stage 1), 6 N_S otherwise, by the attention, head and vision-tower terms; the teacher over its own tokens
+        f = res["flops"]
+        assert f["student_tokens"] == res["D_S"]
+        assert (2 if k == 1 else 6) * res["N_S"] * res["D_S"] < f["student_train"] < 2 * (2 if k == 1 else 6) * \
+            res["N_S"] * res["D_S"]
+        assert (f["teacher_logits"] > 2 * res["N_T"] * f["teacher_tokens"] > 0) if k < 3 else \
+            f["teacher_logits"] == f["teacher_tokens"] == 0
+        assert f["total"] == pytest.approx(sum(v for n, v in f.items() if n != "total" and "tokens" not in n),
+                                           rel=1e-12)
         assert res["N_S"] != t_res["N_S"]  # a different width: a genuinely different model
         assert res["loss"] > 0 and res["model_shape"]["vocab_size"] != t_res["model_shape"]["vocab_size"]
         saved = _weights(d[c.id] / "model")
@@ -159,10 +165,11 @@ def test_each_stage_leaves_what_the_next_one_needs(toy):
     assert _differs(w1, w2) and _differs(w2, w3)
     r1, r2 = (_weights(d[c.id] / "recalibrator") for c in (s1, s2))
     assert _differs(r1, r2)
-    # stage 1's FLOPs: the student forward only (2·N_S per token), stage 2 trains it (6·N_S)
+    # stage 1's FLOPs: the student forward only; stage 2 trains its language model (3× its forward, + the head),
+    # not its frozen vision tower (1×): between 2× and 3× stage 1's on the same tokens
     f1, f2 = (json.loads((d[c.id] / "result.json").read_text()) for c in (s1, s2))
-    assert f1["flops"]["student_train"] == pytest.approx(2.0 * f1["N_S"] * f1["D_S"])
-    assert f2["flops"]["student_train"] == pytest.approx(6.0 * f2["N_S"] * f2["D_S"])
+    assert f1["D_S"] == f2["D_S"]
+    assert 2 * f1["flops"]["student_train"] < f2["flops"]["student_train"] < 3 * f1["flops"]["student_train"]
 
 
 def test_stage_1_keeps_the_initial_student_and_epochs_0_trains_nothing(toy, tmp_path):
