@@ -11,6 +11,7 @@ import os
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import submitit
 
@@ -220,34 +221,43 @@ class SlurmExecutor:
 
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
         job_of: dict[str, str] = dict(live)  # cell id -> job id, for teachers queued earlier
-        remaining = list(cells)
         ids: dict[str, str] = {}
-        while remaining:
-            # a wave: cells whose teacher is done, already queued, or submitted in an earlier wave
-            wave = [c for c in remaining if not c.teacher_id or c.teacher_id in job_of
-                    or (dirs[c.teacher_id] / "result.json").exists()]
-            if not wave:
-                for c in remaining:
-                    print(f"  skipped: {c.name} (teacher {c.teacher_id} is neither done nor queued)", flush=True)
-                break
-            groups: dict[tuple, list[Cell]] = defaultdict(list)
-            for c in wave:
-                dep = job_of.get(c.teacher_id) if c.teacher_id and not (
-                    dirs[c.teacher_id] / "result.json").exists() else None
-                groups[(c.resources.key(), dep)].append(c)
-            for (_, dep), group in groups.items():
-                ex = self._executor(group[0].resources, f"{self.root.name}:{group[0].group}",
-                                    f"afterok:{dep}" if dep else None)
-                with ex.batch():
-                    factory = self.job_factory or CellJob
-                    jobs = [ex.submit(factory(), str(dirs[c.id])) for c in group]
-                for c, job in zip(group, jobs):
-                    _job_record(dirs[c.id], "slurm", job.job_id, dependency=dep, log=str(job.paths.stdout))
-                    job_of[c.id] = ids[c.id] = str(job.job_id)
-                print(f"  submitted {len(group)} cell(s) as array {jobs[0].job_id.split('_')[0]}"
-                      + (f" after {dep}" if dep else ""), flush=True)
-            remaining = [c for c in remaining if c not in wave]
+        for group, dep in job_arrays(cells, job_of, lambda cid: (dirs[cid] / "result.json").exists()):
+            ex = self._executor(group[0].resources, f"{self.root.name}:{group[0].group}",
+                                f"afterok:{dep}" if dep else None)
+            with ex.batch():
+                factory = self.job_factory or CellJob
+                jobs = [ex.submit(factory(), str(dirs[c.id])) for c in group]
+            for c, job in zip(group, jobs):
+                _job_record(dirs[c.id], "slurm", job.job_id, dependency=dep, log=str(job.paths.stdout))
+                job_of[c.id] = ids[c.id] = str(job.job_id)
+            print(f"  submitted {len(group)} cell(s) as array {jobs[0].job_id.split('_')[0]}"
+                  + (f" after {dep}" if dep else ""), flush=True)
+        for c in cells:
+            if c.id not in ids:
+                print(f"  skipped: {c.name} (teacher {c.teacher_id} is neither done nor queued)", flush=True)
         return ids
+
+
+def job_arrays(cells: list[Cell], job_of: dict[str, str], done: Callable[[str], bool]):
+    """The job arrays a Slurm submission makes, in order: (cells, the job id their array waits on, or None).
+
+    Waves: a cell is ready when it has no teacher, its teacher is `done`, or its teacher has a job in `job_of`
+    (queued earlier, or submitted in an earlier wave: the caller adds each array's ids to `job_of` before it asks
+    for the next). A wave's cells go out grouped by resources and by the teacher job they wait on. Cells whose
+    teacher never becomes ready are not yielded."""
+    remaining = list(cells)
+    while remaining:
+        wave = [c for c in remaining if not c.teacher_id or c.teacher_id in job_of or done(c.teacher_id)]
+        if not wave:
+            return
+        groups: dict[tuple, list[Cell]] = defaultdict(list)
+        for c in wave:
+            dep = job_of.get(c.teacher_id) if c.teacher_id and not done(c.teacher_id) else None
+            groups[(c.resources.key(), dep)].append(c)
+        for (_, dep), group in groups.items():
+            yield group, dep
+        remaining = [c for c in remaining if c not in wave]
 
 
 def slurm_plan(cells: list[Cell], root: Path) -> list[dict]:
@@ -259,30 +269,20 @@ def slurm_plan(cells: list[Cell], root: Path) -> list[dict]:
     from submitit.slurm.slurm import _make_sbatch_string
 
     plans: list[dict] = []
-    array_of: dict[str, int] = {}
-    remaining = list(cells)
-    while remaining:
-        wave = [c for c in remaining if not c.teacher_id or c.teacher_id in array_of
-                or c.teacher_id not in {x.id for x in cells}]
-        if not wave:
-            break
-        groups: dict[tuple, list[Cell]] = defaultdict(list)
-        for c in wave:
-            groups[(c.resources.key(), array_of.get(c.teacher_id))].append(c)
-        for (_, dep), group in groups.items():
-            folder = root / ".submitit" / "%j"
-            ex = SlurmExecutor(root)._executor(group[0].resources, f"{root.name}:{group[0].group}",
-                                               f"afterok:<array {dep}>" if dep is not None else None)
-            params = dict(ex._executor.parameters)  # submitit's own names, as its update_parameters took them
-            header = dict(params, map_count=len(group)) if len(group) > 1 else params
-            text = _make_sbatch_string(command=f"python -u -m submitit.core._submit {folder}", folder=folder,
-                                       **header)
-            for c in group:
-                array_of[c.id] = len(plans)
-            plans.append({"array": len(plans), "cells": [c.name for c in group], "after_array": dep,
-                          "parameters": params,
-                          "sbatch": [ln for ln in text.splitlines() if ln.startswith("#SBATCH")]})
-        remaining = [c for c in remaining if c not in wave]
+    array_of: dict[str, str] = {}  # cell id -> index of its array in `plans`
+    ids = {c.id for c in cells}
+    for group, dep in job_arrays(cells, array_of, lambda cid: cid not in ids):
+        folder = root / ".submitit" / "%j"
+        ex = SlurmExecutor(root)._executor(group[0].resources, f"{root.name}:{group[0].group}",
+                                           f"afterok:<array {dep}>" if dep is not None else None)
+        params = dict(ex._executor.parameters)  # submitit's own names, as its update_parameters took them
+        header = dict(params, map_count=len(group)) if len(group) > 1 else params
+        text = _make_sbatch_string(command=f"python -u -m submitit.core._submit {folder}", folder=folder, **header)
+        for c in group:
+            array_of[c.id] = str(len(plans))
+        plans.append({"array": len(plans), "cells": [c.name for c in group],
+                      "after_array": int(dep) if dep is not None else None, "parameters": params,
+                      "sbatch": [ln for ln in text.splitlines() if ln.startswith("#SBATCH")]})
     return plans
 
 
