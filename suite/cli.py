@@ -313,7 +313,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                          description="Fits the supervised law (eq. 1, 9,600-start grid) and the distillation law "
                                      "(eq. 8, 216,000-start grid) to the scaling lab's results both ways and "
                                      "prints objectives, parameter differences and seconds. L-BFGS-B from all "
-                                     "216,000 starts takes ~5 h on 2 cores, so the full side runs from a seeded "
+                                     "216,000 starts takes ~5 h of one core, so the full side runs from a seeded "
                                      "uniform subsample (--distillation-starts; 0 = all).")
     se.add_argument("--results", default=None, help="results .parquet/.csv or sweep dir "
                                                     "(default: reports/scaling_lab/results.parquet)")

@@ -1,14 +1,14 @@
 """`suite bench search`: the default `fast` multi-start search vs L-BFGS-B from every start (`full`), on the
 papers' start grids and the scaling lab's measured points.
 
-    suite bench search --json                    # about 10 min on 2 cores (the full side dominates)
+    suite bench search --json                    # about 10 min on 2 idle cores (the full side dominates)
 
 Data: the committed results of the scaling lab (reports/scaling_lab/results.parquet), the same points its
 report fits. Laws and grids:
 - supervised (Busbridge et al. eq. 1): the paper's 9,600-start grid (App. F.1), every start.
 - distillation (eq. 8), built on the fast supervised fit so both searches see the same L~_S: the paper's
   216,000-start grid (App. F.2). `fast` searches all of it. L-BFGS-B from all 216,000 starts would take
-  about 5 h here (0.087 s per start on the lab's 48 points), so `full` runs from a documented subsample:
+  about 5 h of one core here (0.087 s per start on the lab's 48 points), so `full` runs from a documented subsample:
   `subsample` starts drawn uniformly without replacement with numpy's default_rng(seed). To tell the search
   from the coverage apart, `fast` also runs on that same subsample.
 Both sides minimize the same summed Huber objective in log space (`suite.laws.fit`, method "fast" or "full").
