@@ -9,7 +9,7 @@ report fits. Laws and grids:
 - distillation (eq. 8), built on the fast supervised fit so both searches see the same L~_S: the paper's
   216,000-start grid (App. F.2). `fast` searches all of it. L-BFGS-B from all 216,000 starts would take
   about 5 h of one core here (0.087 s per start on the lab's 48 points), so `full` runs from a documented subsample:
-  `subsample` starts drawn uniformly without replacement with numpy's default_rng(seed). To tell the search
+  `distillation_starts` of them drawn uniformly without replacement with numpy's default_rng(seed). To tell the search
   from the coverage apart, `fast` also runs on that same subsample.
 Both sides minimize the same summed Huber objective in log space (`suite.laws.fit`, method "fast" or "full").
 The full side is split over `workers` processes (each runs `fit(method="full")` on its share of the starts,
