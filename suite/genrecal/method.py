@@ -371,7 +371,7 @@ def check_shared_tokenizer(student, teacher) -> None:
 def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",
                   temperature: float = 1.0, skew_alpha: float = 0.1, max_answer_tokens: int | None = None,
                   chunk_size: int | None = None, method=None, norm: dict | None = None,
-                  check_tokenizer: bool = True):
+                  check_tokenizer: bool = True, answer_ids: Sequence[Sequence[int]] | None = None):
     """The paper's baselines on answer tokens, as a mean per student answer token, and its parts.
 
     kind "sft": the student's CE on the answer. kind "kd": same-tokenizer KD from the teacher's answer logits,
@@ -381,12 +381,13 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
     `method`: a configured `kd` method (all its parameters: divergence, T, hard-label mix...) instead.
     `norm` {"student": n}: divide by this count instead of the micro-batch's (see `stage_loss`).
     `check_tokenizer=False`: the caller checked the pair once (`check_shared_tokenizer`), not every batch.
+    `answer_ids`: token ids to train on instead of the answers (a shared tokenizer: the same ids for both).
     """
     denom = (norm or {}).get("student")
 
     if kind not in ("sft", "kd"):
         raise ValueError(f"unknown baseline {kind!r}; valid: sft, kd")
-    s = student.encode_qa(batch, max_answer_tokens)
+    s = student.encode_qa(batch, max_answer_tokens, answer_ids)
     hs = student.hidden(s.inputs)
     if kind == "sft":
         ce = _student_ce(student, s, hs, chunk_size, denom=denom)
@@ -397,7 +398,7 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
         raise ValueError("the kd baseline needs a teacher")
     if check_tokenizer:
         check_shared_tokenizer(student, teacher)
-    t = teacher.encode_qa(batch, max_answer_tokens)
+    t = teacher.encode_qa(batch, max_answer_tokens, answer_ids)
     with torch.no_grad():
         z_t = answer_predictors(teacher.hidden(t.inputs), t.q_len, t.a_len, t.labels.shape[1])
     kd = method or KD(KDParams(divergence=divergence, temperature=temperature, skew_alpha=skew_alpha,

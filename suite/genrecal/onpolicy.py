@@ -39,7 +39,8 @@ import torch
 from ..methods.base import METHODS, Method
 from ..methods.chunked import IGNORE_INDEX
 from ..methods.divergences import DIVERGENCES
-from .method import answer_predictors
+from ..methods.kd import KD, KDParams
+from .method import answer_predictors, baseline_loss
 
 
 @dataclass(frozen=True)
@@ -114,18 +115,12 @@ class DistiLLM(_VLMOnly):
 
 # ----------------------------------------------------------------------------- sampling
 
-def _eos_ids(vlm) -> set[int]:
-    eos = getattr(getattr(vlm.model, "generation_config", None), "eos_token_id", None)
-    eos = vlm.tokenizer.eos_token_id if eos is None else eos
-    return set(eos if isinstance(eos, list) else [eos])
-
-
 def _banned(vlm) -> list[int]:
     """Ids a sampled answer must not contain: special tokens other than the end of reply (an image placeholder
     in an answer breaks the model's image-token count) and head rows past the tokenizer."""
     tok = vlm.tokenizer
     n_head = int(vlm.head_weight.shape[0])
-    return sorted((set(tok.all_special_ids) - _eos_ids(vlm)) | set(range(len(tok), n_head)))
+    return sorted((set(tok.all_special_ids) - set(vlm.stop_ids)) | set(range(len(tok), n_head)))
 
 
 def _next_logits(vlm, batch, prefixes: list[list[int]]) -> torch.Tensor:
@@ -147,7 +142,7 @@ def sample_answers(student, batch, max_new_tokens: int, temperature: float = 1.0
                                     top_k=0, top_p=1.0, suppress_tokens=banned or None)
     was = student.model.training
     student.model.eval()
-    stops = _eos_ids(student)
+    stops = set(student.stop_ids)
     prefixes: list[list[int]] = [[] for _ in batch]
     live = list(range(len(batch)))
     try:
@@ -218,37 +213,26 @@ def minillm_loss(params: MiniLLMParams, student, teacher, batch, share: float = 
     parts = {"kd": float((single.detach() * m).sum() / n), "reward": float((r * m).sum() / n),
              "sample_len": float(m.sum() / len(batch))}
     if params.ce_weight > 0:
-        ce = _gold_ce(student, batch, params.max_answer_tokens)
+        ce = baseline_loss("sft", student, batch, max_answer_tokens=params.max_answer_tokens)[0]
         loss = loss + params.ce_weight * ce
         parts["ce"] = float(ce.detach())
     return loss * share, {k: v * share for k, v in parts.items()}
-
-
-def _gold_ce(student, batch, max_answer_tokens):
-    s = student.encode_qa(batch, max_answer_tokens)
-    z = answer_predictors(student.hidden(s.inputs), s.q_len, s.a_len, s.labels.shape[1])
-    return torch.nn.functional.cross_entropy((z @ student.head_weight.T).float().flatten(0, 1),
-                                             s.labels.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def distillm_loss(params: DistiLLMParams, student, teacher, batch, phi: float, share: float = 1.0,
                   generator: torch.Generator | None = None):
     """DistiLLM's loss on one micro-batch: each item on its student sample with probability φ, else on its
     fixed answer; the skew divergence teacher-forced on those ids. Returns (loss × share, parts)."""
-    tok = student.tokenizer
     use = (torch.rand(len(batch), generator=generator) < phi).tolist() if phi > 0 else [False] * len(batch)
-    ids = [tok(a, add_special_tokens=False)["input_ids"][:params.max_answer_tokens] + [tok.eos_token_id]
-           for _, _, a in batch]
+    ids = [student.answer_ids(a, params.max_answer_tokens) for _, _, a in batch]
     picked = [i for i, u in enumerate(use) if u]
     if picked:
         sgo = sample_answers(student, [batch[i] for i in picked], params.max_new_tokens, params.temperature)
         for i, x in zip(picked, sgo):
             ids[i] = x
-    ls, lt, y, mask = _scored(student, teacher, batch, ids)
-    m = mask.float()
-    div = DIVERGENCES.get(params.divergence)(ls, lt, skew_alpha=params.skew_alpha)
-    n = m.sum().clamp_min(1.0)
-    loss = (div * m).sum() / n
+    # teacher-forced skew KL on those ids: the kd baseline's chunked head loss, a mean per token
+    kd = KD(KDParams(divergence=params.divergence, skew_alpha=params.skew_alpha))
+    loss, _ = baseline_loss("kd", student, batch, teacher, method=kd, check_tokenizer=False, answer_ids=ids)
     parts = {"kd": float(loss.detach()), "sgo_frac": len(picked) / len(batch), "phi": phi}
     return loss * share, {k: v * share for k, v in parts.items()}
 

@@ -289,20 +289,16 @@ class VLMStage:
             self._rows_step, self._rows = step, self.plan.rows(step)
             self._norm = self._step_norm(self._rows)
             if self.kind == "distillm" and self._phi is None:
-                self._phi = self._replay_phi(step)
+                self._phi = self._replay_phi()
         return [self.train_items[i] for i in self._rows[offset:offset + n]]
 
-    def _replay_phi(self, step: int) -> float:
-        """DistiLLM's φ at `step`: replayed from the evaluations metrics.jsonl holds up to that step, so a resumed
-        cell continues the schedule of the run it resumes (0 on a fresh start)."""
+    def _replay_phi(self) -> float:
+        """DistiLLM's φ when a cell starts: replayed from the evaluations in metrics.jsonl (which the loop cut
+        back to the checkpoint it resumes from), so a resumed cell continues the schedule; 0 on a fresh start."""
         phi, prev = 0.0, None
         path = self.out / "metrics.jsonl"
-        for line in path.read_text().splitlines() if path.exists() else []:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by the kill that the resume follows
-                continue
-            if rec.get("kind") == "eval" and rec.get("step", 0) <= step and "heldout_loss" in rec:
+        for rec in map(json.loads, filter(None, path.read_text().splitlines() if path.exists() else [])):
+            if rec.get("kind") == "eval":
                 phi, prev = self.method.next_phi(phi, prev, rec["heldout_loss"]), rec["heldout_loss"]
         self._phi_prev = prev
         return phi

@@ -271,8 +271,7 @@ class VLM:
         for b, (images, question, answer) in enumerate(batch):
             enc = self.processor(text=[self.chat_text(len(images), question)],
                                  images=[im.convert("RGB") for im in images] or None, return_tensors="pt")
-            ans = (list(answer_ids[b]) if answer_ids is not None
-                   else tok(answer, add_special_tokens=False)["input_ids"][:max_answer_tokens] + [eos])
+            ans = list(answer_ids[b]) if answer_ids is not None else self.answer_ids(answer, max_answer_tokens)
             rows.append((enc["input_ids"][0], torch.tensor(ans, dtype=torch.long)))
             n_q = enc["input_ids"].shape[1]
             for k, v in enc.items():
@@ -364,6 +363,19 @@ class VLM:
         return [self.tokenizer.decode(ids, skip_special_tokens=True).strip()
                 for ids in self.generate_ids(batch, max_new_tokens, **gen_kwargs)]
 
+    def answer_ids(self, answer: str, max_answer_tokens: int | None = None) -> list[int]:
+        """An answer as training tokens: tokenized alone, cut at max_answer_tokens, then EOS."""
+        tok = self.tokenizer
+        return tok(answer, add_special_tokens=False)["input_ids"][:max_answer_tokens] + [tok.eos_token_id]
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Every token that ends a reply: the checkpoint's generation_config lists them (Llama-3 based models:
+        <|eot_id|> besides the tokenizer's eos; the tokenizer's eos alone would let those replies run on)."""
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        eos = self.tokenizer.eos_token_id if eos is None else eos
+        return list(eos) if isinstance(eos, (list, tuple)) else [eos]
+
     @torch.no_grad()
     def generate_ids(self, batch: Sequence[Sample], max_new_tokens: int = 32, **gen_kwargs: Any) -> list[list[int]]:
         """New token ids per sample, up to and including the first end-of-reply token (pads dropped)."""
@@ -373,12 +385,10 @@ class VLM:
         self.model.eval()
         enc = self.inputs(batch)
         tok = self.tokenizer
-        # a checkpoint's generation_config lists every token that ends a reply (Llama-3 based models: <|eot_id|>
-        # besides the tokenizer's eos); the tokenizer's eos alone would let those replies run on
-        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        stops = self.stop_ids
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False,
                       pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                      eos_token_id=eos if eos is not None else tok.eos_token_id)
+                      eos_token_id=stops if len(stops) > 1 else stops[0])
         kwargs.update(gen_kwargs)
         if not kwargs.get("do_sample"):
             kwargs.update(temperature=None, top_p=None, top_k=None)  # silence "ignored sampling flags" warnings
@@ -387,7 +397,6 @@ class VLM:
         finally:
             self.model.train(was_training)
         new = out[:, enc["input_ids"].shape[1]:].tolist()
-        stops = set(kwargs["eos_token_id"] if isinstance(kwargs["eos_token_id"], list) else [kwargs["eos_token_id"]])
         rows = []
         for ids in new:  # generate pads a finished row after its end token: cut there
             end = next((i for i, t in enumerate(ids) if t in stops), None)
