@@ -169,7 +169,7 @@ class EvalConfig:
     """Benchmarks a cell runs on its final model (`suite eval` takes the same keys)."""
     benchmarks: tuple[str, ...] = ()   # mmlu | ai2d | mmvet | mathvista | heldout (heldout is always measured)
     data_root: str | None = None       # MMLU: DIR/mmlu (cais/mmlu layout); VLM TSVs: DIR ($LMUData by default)
-    judge: str = "none"                # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID
+    judge: str = "none"                # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID | rule (no LLM: "The answer is X.")
     # MMLU shots from `dev` (first_n, as upstream); 5, the setting of the published MMLU numbers; 0 for zero-shot
     num_fewshot: Annotated[int, NON_NEGATIVE] = 5
     limit: Annotated[int | None, AT_LEAST_1] = None       # at most this many questions per task (smoke runs)
@@ -221,6 +221,8 @@ class Section:
     # teacher_path=..., autocast=...) opens the object that feeds, scores and saves them (train/loop.py: Stage)
     owns: Callable[[Any, Any], bool] | None = None
     stage: Callable[..., Any] | None = None
+    # reads_teacher(raw grid cell) -> True: the cell uses its teacher though its method does not (a grid keeps it)
+    reads_teacher: Callable[[Any], bool] | None = None
 
 
 def stage_section(cfg: "CellConfig", method: Any) -> str | None:
@@ -289,7 +291,9 @@ _DEFAULT = object()
 _OPTIONAL_FIELDS = {"optim": {"lr_scaling": _DEFAULT, "base_width": _DEFAULT, "width_exponent": _DEFAULT,
                               "warmup_tokens": _DEFAULT},
                     # replay was the first N documents before replay_sample existed; "random" is a new cell
-                    "continual": {"prompt_format": _DEFAULT, "replay_sample": "first", "replay_seed": _DEFAULT}}
+                    "continual": {"prompt_format": _DEFAULT, "replay_sample": "first", "replay_seed": _DEFAULT},
+                    # answers were the short ones before App. F's teacher answers existed
+                    "vlm": {"answers": "short", "detail_tokens": _DEFAULT, "detail_prompt": _DEFAULT}}
 
 
 def cell_id(cfg: CellConfig) -> str:

@@ -8,6 +8,7 @@ substitute).
     judge.map(list_of_message_lists, temperature=0.0)          # bounded concurrency, results in input order
     make_judge("none")                                          # exact matching only: scorers say so in their output
     make_judge("hf:Qwen/Qwen2.5-7B-Instruct")                   # a local Hugging Face chat model (path or id)
+    make_judge("rule")                                          # no LLM: the reply's "The answer is X." sentence
 
 Every score records `judge.name`. A local vLLM / LMDeploy / llama.cpp server works through the same client
 (VLMEvalKit's LOCAL_LLM route). Responses are cached on disk by the hash of the request (model, messages,
@@ -43,7 +44,7 @@ class JudgeError(RuntimeError):
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    kind: str = "none"                          # none | openai | hf
+    kind: str = "none"                          # none | openai | hf | rule
     model: str = ""
     base_url: str | None = None                 # ".../v1"; default $OPENAI_API_BASE or https://api.openai.com/v1
     api_key_env: str = "OPENAI_API_KEY"         # the key is read from this variable, never stored in configs
@@ -89,6 +90,47 @@ class NoJudge:
 
     def __repr__(self) -> str:
         return "NoJudge()"
+
+
+@JUDGES.register("rule")
+class RuleJudge:
+    """No LLM: answer extraction by rule, for models whose replies end in "The answer is X." (the toy world's
+    detailed answers, GenRecal App. F). It answers the two extraction prompts: MathVista's (the text after the
+    reply's last "answer is", or "" when it states none) and the MCQ matching prompt (that letter, else "Z").
+    Anything else (MM-Vet's grading) is a JudgeError: grading needs an LLM. Scores record the judge as
+    `rule_answer_is`, never as a GPT judge's."""
+
+    name = "rule_answer_is"
+    available = True
+    # (start of the model's reply in the prompt, what follows it): MathVista's extraction prompt (upstream's
+    # "respone" typo), the MCQ matching prompt (English and Chinese)
+    _REPLY = (("Model respone: ", "Extracted answer:"), ("\nAnswer: ", "\nYour output:"), ("\n答案: ", "\n输出:"))
+
+    def __init__(self, config: JudgeConfig | None = None):
+        self.config = config or JudgeConfig(kind="rule")
+
+    def chat(self, messages: Messages, **kw: Any) -> str:
+        from .vlm.matching import final_answer
+
+        text = str(messages[-1]["content"])
+        for start, end in self._REPLY:
+            i, j = text.rfind(start), text.rfind(end)
+            if i >= 0 and j > i:
+                got = final_answer(text[i + len(start):j]) or ""
+                if start == "Model respone: ":
+                    return got
+                return got if len(got) == 1 and got.isupper() else "Z"
+        raise JudgeError("the rule judge only extracts final answers (MathVista's extraction, MCQ matching); "
+                         "grading (MM-Vet) needs an LLM judge")
+
+    def working(self) -> bool:
+        return True
+
+    def map(self, batch: Sequence[Messages], **kw: Any) -> list[str]:
+        return [self.chat(m) for m in batch]
+
+    def __repr__(self) -> str:
+        return "RuleJudge()"
 
 
 @JUDGES.register("openai")
@@ -294,6 +336,8 @@ def make_judge(spec: str | Mapping[str, Any] | JudgeConfig | None):
 
     if spec is None or spec in ("none", "exact_matching"):
         return NoJudge()
+    if spec == "rule":
+        return RuleJudge()
     if isinstance(spec, JudgeConfig):
         cfg = spec
     elif isinstance(spec, str):

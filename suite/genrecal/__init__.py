@@ -24,7 +24,7 @@ from ..config import SECTIONS, Section
 from ..refs import CELL_REF, size_label
 from .method import GenRecal, Recalibrator  # registering the method genrecal
 from .onpolicy import DistiLLM, MiniLLM  # registering minillm and distillm
-from .config import STAGES, VLMConfig, check_config, claims
+from .config import STAGES, VLMConfig, answer_source, check_config, claims, reads_teacher
 
 
 
@@ -51,7 +51,8 @@ def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=No
     return open_vlm_stage(cfg, method, out, device, env, teacher_path)
 
 
-SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, stage=_stage_hook))
+SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, stage=_stage_hook,
+                                 reads_teacher=reads_teacher))
 
 
 # ----------------------------------------------------------------------------- grids: one cell per stage
@@ -104,6 +105,9 @@ def stage_name(cfg, teacher_label: str | None) -> str:
         parts.append(str(p.get("divergence", "skew_kl")))
     if teacher_label:
         parts.append("T" + teacher_label)
+    source = answer_source(cfg)
+    if source != "short":  # App. F: trained on detailed (the world's) or teacher-written answers
+        parts.append(f"a{source}")
     parts += ["S" + size_label(cfg.student), f"e{cfg.vlm.epochs:g}", f"s{cfg.train.seed}"]
     return "-".join(parts)
 

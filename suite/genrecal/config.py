@@ -12,6 +12,8 @@ from ..methods import METHODS
 from ..registry import did_you_mean
 from .items import KINDS
 
+ANSWERS = ("auto", "short", "detailed", "teacher")
+
 STAGES = (1, 2, 3)
 # the methods a VLM cell trains with: GenRecal, SFT, teacher-forced KD and the on-policy baselines (onpolicy.py)
 VLM_METHODS = {"genrecal": "GenRecal", "supervised": "SFT", "kd": "same-tokenizer KD",
@@ -35,6 +37,29 @@ class VLMConfig:
     stages: tuple[int, ...] = ()       # genrecal in a grid: one chained cell per stage, e.g. [1, 2, 3] (or [2, 3])
     train_vision: bool = False         # also train the student's vision encoder (stages 2-3 and baselines): for a
                                        # from-scratch tiny VLM; a pretrained one keeps its encoder frozen (paper)
+    # what the items' answers are (GenRecal App. F): short (the benchmark's "A", "32"), detailed (the synthetic
+    # world's worked responses: how a large teacher answers, to train one), teacher (very short answers replaced
+    # by the teacher's own detailed response where its final answer is right: answers.py, generated once and
+    # cached), auto (teacher for genrecal cells with a teacher, as in every experiment of the paper; else short)
+    answers: str = "auto"
+    detail_tokens: Annotated[int, Domain(ge=1)] = 64   # answers: teacher: the most tokens the teacher writes
+    detail_prompt: str = ""            # answers: teacher: appended to the question when the teacher is asked (a
+                                       # pretrained teacher needs e.g. "Explain briefly, then give the answer.")
+
+
+def answer_source(cfg) -> str:
+    """short | detailed | teacher: where a VLM cell's answers come from (vlm.answers, `auto` resolved)."""
+    a = cfg.vlm.answers
+    if a != "auto":
+        return a
+    return "teacher" if cfg.method.name == "genrecal" and cfg.teacher else "short"
+
+
+def reads_teacher(raw: dict) -> bool:
+    """A raw grid cell that asks its teacher for answers keeps its teacher (and runs after it) even when its
+    method trains without one (SFT, GenRecal stage 3)."""
+    vlm = raw.get("vlm")
+    return isinstance(vlm, dict) and vlm.get("answers") == "teacher"
 
 
 def claims(cfg) -> bool:
@@ -64,6 +89,11 @@ def check_config(cfg, source: str = "config") -> None:
          "must be increasing GenRecal stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] to skip stage 1)"),
         (bool(v.stages) and name != "genrecal", "stages", "only a genrecal cell has stages"),
         (bool(v.recalibrator) and name != "genrecal", "recalibrator", "only a genrecal cell has a Recalibrator"),
+        (v.answers not in ANSWERS, "answers", f"must be one of {', '.join(ANSWERS)}{did_you_mean(v.answers, ANSWERS)}"),
+        (v.answers == "teacher" and not cfg.teacher, "answers",
+         "'teacher' needs the cell's teacher (teacher: a trained VLM, or \"@group\" in a grid) to write them"),
+        (v.answers == "detailed" and bool(v.path), "answers",
+         "'detailed' is the synthetic world's worked answers; a vlm.path file brings its own (or use 'teacher')"),
     ]
     for bad, key, msg in checks:
         if bad:

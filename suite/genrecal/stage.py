@@ -35,7 +35,7 @@ from ..refs import resolve_model_ref
 from .items import VisualQA, instruction_items
 from .method import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts, baseline_loss,
                      check_shared_tokenizer, set_trainable, stage_loss)
-from .config import VLM_METHODS
+from .config import VLM_METHODS, answer_source
 from .onpolicy import distillm_loss, minillm_loss
 
 TOKEN_LEVEL = ("kd", "minillm", "distillm")  # methods that compare the teacher's and student's tokens: one tokenizer
@@ -116,7 +116,8 @@ def load_items(cfg):
     else:
         exclude = [q for k in v.kinds for q in _dataset_items(k, cfg.eval.data_root, v.style)]
         items = instruction_items(v.train_items + v.heldout_items, seed=cfg.data.seed, kinds=v.kinds,
-                                  style=v.style, exclude=exclude, image_size=v.image_size)
+                                  style=v.style, exclude=exclude, image_size=v.image_size,
+                                  answers="detailed" if answer_source(cfg) == "detailed" else "short")
     # held-out items come first, so cells that differ only in train_items (a teacher trained on more items than
     # its students) share one held-out set, and none of it is in any of their training sets
     n_held = min(v.heldout_items, len(items) // 2)
@@ -175,6 +176,9 @@ class VLMStage:
         self.kind = cfg.method.name
         self.params: GenRecalParams | None = method.params if self.kind == "genrecal" else None
         self.train_items, self.heldout_items = load_items(cfg)
+        self.answers_info: dict = {"answers": answer_source(cfg)}
+        if self.answers_info["answers"] == "teacher":  # App. F, before the tokenizer and every filter below
+            (self.train_items, self.heldout_items), self.answers_info = self._teacher_answers(teacher_path)
         if self.params is not None and self.params.stage == 3 and self.params.stage3_kinds is not None:
             kept = [it for it in self.train_items if it.kind in self.params.stage3_kinds]
             if not kept:
@@ -239,6 +243,23 @@ class VLMStage:
         self._last_eval: dict = {}
         self._phi: float | None = None       # DistiLLM: probability of training an item on its own sample
         self._phi_prev: float | None = None  # the held-out loss of the evaluation before
+
+    def _teacher_answers(self, teacher_path: str | None):
+        """The items with very short answers replaced by the teacher's correct detailed ones (answers.py): the
+        same items and held-out set for every cell of a sweep that names this teacher."""
+        from .answers import CACHE_DIR, teacher_answers
+
+        spec = teacher_path or self.cfg.teacher
+        if not spec or spec.startswith("cell:") or spec in _tiny_names():
+            raise ValueError(f"vlm.answers: teacher needs a trained teacher VLM to write them, got {spec!r}")
+        def load(s):
+            t = load_vlm(s)
+            t.model.to(self.device)
+            return t
+
+        v = self.cfg.vlm
+        return teacher_answers([self.train_items, self.heldout_items], spec, self.out.parent / CACHE_DIR,
+                               max_new_tokens=v.detail_tokens, prompt=v.detail_prompt, load=load)
 
     @property
     def stage_no(self) -> int:
@@ -436,7 +457,7 @@ class VLMStage:
         info = {"method": self.kind, "stage": self.stage_no, "train_items": len(self.train_items),
                 "heldout_items": len(self.heldout_items), "trainable_params": self.trainable,
                 "vision_params": self.n_vision, "epochs": self.cfg.vlm.epochs,
-                "student_family": self.student.family,
+                "student_family": self.student.family, **{k: v for k, v in self.answers_info.items()},
                 "teacher_family": self.teacher.family if self.teacher is not None else None,
                 **{k: v for k, v in self._last_eval.items() if k != "heldout_loss"}}
         if self.recalibrator is not None:

@@ -271,7 +271,7 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
         teacher_id, teacher = None, None
         method = cell.get("method", "supervised")
         mname = method.get("name") if isinstance(method, Mapping) else method
-        needs = _needs_teacher(mname, where)
+        needs = _needs_teacher(mname, where) or _reads_teacher(cell)
         stage = isinstance(cell.get("continual"), Mapping) and bool(cell["continual"].get("stage"))
         if stage and ref is not None:  # a continual stage starts from its parent's model
             parent = build(ref if isinstance(ref, int) else
@@ -328,6 +328,13 @@ def _check_vocabulary(cfg: CellConfig, teacher: CellConfig, ref: str, where: str
     if s.tokenizer and t.tokenizer and s.tokenizer != t.tokenizer:
         raise ConfigError(f"{where}.teacher: '@{ref}' uses tokenizer {t.tokenizer!r}, this student {s.tokenizer!r}: "
                           f"token-level KD needs one vocabulary")
+
+
+def _reads_teacher(cell: Mapping) -> bool:
+    """A plugin section that uses the teacher although the method does not (VLM cells' teacher-written answers)."""
+    from ..config import SECTIONS
+
+    return any(s.reads_teacher(cell) for _, s in SECTIONS.items() if s.reads_teacher is not None)
 
 
 def _needs_teacher(method: Any, where: str) -> bool:

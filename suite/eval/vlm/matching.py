@@ -96,3 +96,32 @@ def _isna(v: Any) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+_FINAL = re.compile(r"(?i)answer\s+is\s*:?\s*")
+
+
+def final_answer(response: Any) -> str | None:
+    """The final answer a worked response states: the text after its last "answer is" on that line, without
+    the closing period, bold marks or brackets around an option letter ("The answer is (B)." -> "B"); None
+    when the response states none. What the `rule` judge extracts and what App. F's correctness check reads."""
+    text = str(response or "")
+    hits = list(_FINAL.finditer(text))
+    if not hits:
+        return None
+    tail = text[hits[-1].end():].split("\n")[0].strip()
+    tail = tail[:-1] if tail.endswith(".") else tail
+    tail = tail.strip().strip("*").strip()
+    m = re.fullmatch(r"\(([A-Z])\)(?:\s.*)?", tail)
+    return m.group(1) if m else (tail or None)
+
+
+def same_answer(got: Any, want: Any) -> bool:
+    """Two final answers are the same: equal text (case and outer spaces ignored) or equal numbers."""
+    a, b = str(got).strip().lower(), str(want).strip().lower()
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
