@@ -1,19 +1,21 @@
-"""Vision-language distillation on the one training loop: GenRecal's three stages, SFT and same-tokenizer KD.
+"""Vision-language distillation on the one training loop: GenRecal's three stages, LLaVA-KD's, SFT and KD.
 
     suite sweep submit sweeps/genrecal_toy.yaml --executor local    # teacher, then per seed: baseline, SFT, KD,
     suite report analysis/genrecal_toy.yaml                         # GenRecal 1→2→3 (with and without L_reg)
 
 A VLM cell is an ordinary cell whose student is a vision-language model (a tiny VLM name or a checkpoint) and
-whose method is `genrecal` (the stage in `method.stage`), `supervised` (SFT on the answers) or `kd`
-(same-tokenizer KD on the answers). Its `vlm:` section (config.py here: VLMConfig) names the training items and,
-for a stage, where it starts: `vlm.init` (the student weights) and `vlm.recalibrator`. In a grid, a genrecal
-cell with `vlm.stages: [1, 2, 3]` becomes one cell per stage, each starting from the one before (`cell:<id>`
-references, the dependency the sweep engine orders by), so stages are resumable cells.
+whose method is `genrecal` (the stage in `method.stage`), `llavakd` (LLaVA-KD: DPT, SFT, DFT, the stage in
+`method.stage`; llavakd.py), `supervised` (SFT on the answers), `kd` (same-tokenizer KD on the answers) or an
+on-policy baseline (onpolicy.py). Its `vlm:` section (config.py here: VLMConfig) names the training items and,
+for a stage, where it starts: `vlm.init` (the student weights) and `vlm.recalibrator` (GenRecal). In a grid, a
+genrecal or llavakd cell with `vlm.stages: [1, 2, 3]` becomes one cell per stage, each starting from the one
+before (`cell:<id>` references, the dependency the sweep engine orders by), so stages are resumable cells; a
+llavakd stage that distils from no teacher (2, SFT) drops the cell's teacher, so it neither waits for nor hashes it.
 
 Everything GenRecal is in this package: the Recalibrator and the losses (method.py), the `vlm:` section and its
 checks (config.py), the synthetic visual-instruction items (items.py), the VLM stage the loop runs, shared with
 the SFT and KD baselines (stage.py), and the grid expansion into stages (below). It is a `suite.plugins`
-package: importing it registers the method `genrecal` and the section `vlm`.
+package: importing it registers the methods `genrecal`, `llavakd`, `minillm`, `distillm` and the section `vlm`.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from ..config import SECTIONS, Section
 from ..refs import CELL_REF, size_label
 from .method import GenRecal, Recalibrator  # registering the method genrecal
 from .onpolicy import DistiLLM, MiniLLM  # registering minillm and distillm
-from .config import STAGES, VLMConfig, answer_source, check_config, claims, reads_teacher
+from .llavakd import LLaVAKD  # registering llavakd
+from .config import STAGED_METHODS, STAGES, VLMConfig, answer_source, check_config, claims, reads_teacher
 
 
 
@@ -59,10 +62,13 @@ SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, st
 
 
 def expand_stages(cell: Mapping[str, Any]) -> list[dict] | None:
-    """One cell per stage for a raw grid cell with method genrecal, `vlm.stages` and no explicit method.stage."""
+    """One cell per stage for a raw grid cell with a staged method (genrecal, llavakd), `vlm.stages` and no
+    explicit method.stage. A llavakd stage without a teacher (SFT) leaves the cell's teacher out, unless the
+    cell reads it for its answers (vlm.answers: teacher)."""
     method = cell.get("method")
     vlm = cell.get("vlm")
-    if not isinstance(method, Mapping) or method.get("name") != "genrecal" or not isinstance(vlm, Mapping):
+    name = method.get("name") if isinstance(method, Mapping) else None
+    if name not in STAGED_METHODS or not isinstance(vlm, Mapping):
         return None
     stages = vlm.get("stages")
     if not stages or "stage" in method or "stage" in (method.get("params") or {}):
@@ -70,7 +76,7 @@ def expand_stages(cell: Mapping[str, Any]) -> list[dict] | None:
     if not isinstance(stages, (list, tuple)):
         raise ValueError(f"vlm.stages: expected a list such as [1, 2, 3], got {stages!r}")
     if any(s not in STAGES for s in stages) or list(stages) != sorted(set(stages)):  # before method.stage sees them
-        raise ValueError(f"vlm.stages: must be increasing GenRecal stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] "
+        raise ValueError(f"vlm.stages: must be increasing stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] "
                          f"to skip stage 1) (got {list(stages)!r})")
     out = []
     for s in stages:
@@ -78,24 +84,32 @@ def expand_stages(cell: Mapping[str, Any]) -> list[dict] | None:
         c["method"] = {**copy.deepcopy(dict(method)), "stage": s}
         if out:  # linked to the previous stage when the grid builds it
             c["vlm"] = {k: val for k, val in c["vlm"].items() if k not in ("init", "recalibrator")}
+        # GenRecal keeps its teacher in stage 3 (it writes the answers there by default: answer_source); a
+        # llavakd SFT stage has no use for one
+        if name == "llavakd" and not LLaVAKD.requires_teacher(c["method"]) and not reads_teacher(c):
+            c.pop("teacher", None)
         out.append(c)
     return out
 
 
 def link_stage(cell: dict, parent) -> None:
-    """Stage cell `cell` (raw dict) starts from `parent` (a built sweep Cell): its student weights, and its
-    Recalibrator when the parent trained one (stages 1 and 2)."""
+    """Stage cell `cell` (raw dict) starts from `parent` (a built sweep Cell): its student weights, and for
+    GenRecal its Recalibrator when the parent trained one (stages 1 and 2)."""
     cell["vlm"]["init"] = CELL_REF + parent.id
+    if cell["method"]["name"] != "genrecal":
+        return
     if parent.config.method.params.get("stage", 1) in (1, 2) and cell["method"]["stage"] in (1, 2):
         cell["vlm"]["recalibrator"] = CELL_REF + parent.id
 
 
 def stage_name(cfg, teacher_label: str | None) -> str:
-    """'genrecal-k2-regce+kl-Ttiny-llava-m-Stiny-qwen2vl-e2-s0': method and stage, regularization, models, epochs."""
+    """'genrecal-k2-regce+kl-Ttiny-llava-m-Stiny-qwen2vl-e2-s0', 'llavakd-k1-Ttiny-llava-m-Stiny-llava-e2-s0':
+    method and stage (GenRecal: its regularization), models, epochs, seed."""
     p = cfg.method.params
     parts = [cfg.method.name]
-    if cfg.method.name == "genrecal":
+    if cfg.method.name in STAGED_METHODS:
         parts.append(f"k{p.get('stage', 1)}")
+    if cfg.method.name == "genrecal":
         parts.append(f"reg{p.get('regularization', 'ce+kl')}")
     elif cfg.method.name == "kd":
         parts.append(str(p.get("divergence", "forward_kl")))
@@ -112,5 +126,5 @@ def stage_name(cfg, teacher_label: str | None) -> str:
     return "-".join(parts)
 
 
-__all__ = ["GenRecal", "Recalibrator", "MiniLLM", "DistiLLM", "VLMConfig", "open_vlm_stage", "is_vlm_cell", "check_config", "expand_stages",
-           "link_stage", "stage_name", "STAGES"]
+__all__ = ["GenRecal", "Recalibrator", "MiniLLM", "DistiLLM", "LLaVAKD", "VLMConfig", "open_vlm_stage", "is_vlm_cell",
+           "check_config", "expand_stages", "link_stage", "stage_name", "STAGES", "STAGED_METHODS"]

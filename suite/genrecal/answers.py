@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -36,13 +37,23 @@ def is_short(answer: str) -> bool:
 
 
 def teacher_identity(spec: str) -> str:
-    """What names a teacher's weights: a local directory by its files' names, sizes and mtimes (a retrained
-    teacher is a new key); a hub id by its name."""
+    """What names a teacher's weights, by content: a local directory by each file's name, size and a hash of its
+    first and last MiB (a retrained teacher is a new key, a copied one the same; no 100 GB read); a hub id by
+    its name."""
     path = Path(spec)
     if not path.is_dir():
         return str(spec)
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin"))
-    return json.dumps([str(path.resolve())] + [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    out = []
+    for p in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")):
+        size = p.stat().st_size
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            h.update(f.read(1 << 20))
+            if size > 2 << 20:
+                f.seek(-(1 << 20), os.SEEK_END)
+                h.update(f.read())
+        out.append((p.name, size, h.hexdigest()[:16]))
+    return json.dumps(out)
 
 
 def cache_key(teacher: str, items: Sequence[VisualQA], max_new_tokens: int, prompt: str) -> str:

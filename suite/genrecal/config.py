@@ -15,15 +15,20 @@ from .items import KINDS
 ANSWERS = ("auto", "short", "detailed", "teacher")
 
 STAGES = (1, 2, 3)
-# the methods a VLM cell trains with: GenRecal, SFT, teacher-forced KD and the on-policy baselines (onpolicy.py)
+# the methods a VLM cell trains with: GenRecal, SFT, teacher-forced KD, the on-policy baselines (onpolicy.py)
+# and LLaVA-KD's recipe (llavakd.py)
 VLM_METHODS = {"genrecal": "GenRecal", "supervised": "SFT", "kd": "same-tokenizer KD",
-               "minillm": "on-policy MiniLLM", "distillm": "on-policy DistiLLM"}
+               "minillm": "on-policy MiniLLM", "distillm": "on-policy DistiLLM",
+               "llavakd": "LLaVA-KD (DPT, SFT, DFT)"}
+# methods whose cells come in stages 1, 2, 3 (method.stage; in a grid, vlm.stages: one chained cell per stage)
+STAGED_METHODS = ("genrecal", "llavakd")
 
 
 @dataclass(frozen=True)
 class VLMConfig:
-    """A vision-language cell (GenRecal and its SFT / KD baselines; suite/genrecal/): the student is a VLM trained
-    on visual-instruction items, whole epochs. A grid expands a genrecal cell with `stages` into one cell per stage."""
+    """A vision-language cell (GenRecal, LLaVA-KD and the SFT / KD baselines; suite/genrecal/): the student is a VLM
+    trained on visual-instruction items, whole epochs. A grid expands a genrecal or llavakd cell with `stages`
+    into one cell per stage."""
     train_items: int = 2000            # synthetic visual-instruction items (items.py; data.seed draws them)
     heldout_items: int = 64            # items held out for the loop's eval loss (the student's answer CE, nats/token)
     kinds: tuple[str, ...] = ("ai2d", "mathvista")   # synthetic item kinds: AI2D-style MCQ, MathVista-style values
@@ -34,7 +39,8 @@ class VLMConfig:
     epochs: float = 1.0                # passes over the training items
     init: str | None = None            # student weights the cell starts from (path / HF id / cell:<id>); None: student
     recalibrator: str | None = None    # the Recalibrator a GenRecal stage starts from (a cell dir or cell:<id>)
-    stages: tuple[int, ...] = ()       # genrecal in a grid: one chained cell per stage, e.g. [1, 2, 3] (or [2, 3])
+    stages: tuple[int, ...] = ()       # genrecal / llavakd in a grid: one chained cell per stage, e.g. [1, 2, 3]
+                                       # (or [2, 3])
     train_vision: bool = False         # also train the student's vision encoder (stages 2-3 and baselines): for a
                                        # from-scratch tiny VLM; a pretrained one keeps its encoder frozen (paper)
     # what the items' answers are (GenRecal App. F): short (the benchmark's "A", "32"), detailed (the synthetic
@@ -86,8 +92,9 @@ def check_config(cfg, source: str = "config") -> None:
         (v.epochs < 0, "epochs", "must be >= 0 (0: no training, the starting student is evaluated)"),
         (v.style not in ("default", "internvl", "qwen2vl"), "style", "must be default, internvl or qwen2vl"),
         (bool(bad_stage) or list(v.stages) != sorted(set(v.stages)), "stages",
-         "must be increasing GenRecal stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] to skip stage 1)"),
-        (bool(v.stages) and name != "genrecal", "stages", "only a genrecal cell has stages"),
+         "must be increasing stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] to skip stage 1)"),
+        (bool(v.stages) and name not in STAGED_METHODS, "stages",
+         "only a genrecal cell has stages (and a llavakd one: DPT, SFT, DFT)"),
         (bool(v.recalibrator) and name != "genrecal", "recalibrator", "only a genrecal cell has a Recalibrator"),
         (v.answers not in ANSWERS, "answers", f"must be one of {', '.join(ANSWERS)}{did_you_mean(v.answers, ANSWERS)}"),
         (v.answers == "teacher" and not cfg.teacher, "answers",
@@ -98,6 +105,6 @@ def check_config(cfg, source: str = "config") -> None:
     for bad, key, msg in checks:
         if bad:
             raise ConfigError(f"{source}: vlm.{key}: {msg} (got {getattr(v, key)!r})")
-    if name == "genrecal" and v.stages and cfg.method.params.get("stage", 1) not in v.stages:
+    if name in STAGED_METHODS and v.stages and cfg.method.params.get("stage", 1) not in v.stages:
         raise ConfigError(f"{source}: method.stage {cfg.method.params.get('stage', 1)} is not in vlm.stages "
                           f"{list(v.stages)}")

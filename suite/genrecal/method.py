@@ -250,6 +250,13 @@ def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None, per: s
     return ce / (denom if denom is not None else s.a_len.sum() if per == "token" else s.a_len.shape[0])
 
 
+def vision_projector(student) -> torch.nn.Module | None:
+    """The student's vision-to-language projector: LLaVA's and InternVL's multi_modal_projector, Qwen2-VL's
+    merger (which sits inside its vision tower `visual`); None for a family without either."""
+    inner = student.model.model
+    return getattr(inner, "multi_modal_projector", None) or getattr(getattr(inner, "visual", None), "merger", None)
+
+
 def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams,
                   train_vision: bool = False) -> list[torch.nn.Parameter]:
     """requires_grad per stage (Tab. 9): 1 → Recalibrator; 2 → + student LM body (head, projector by switch);
@@ -260,9 +267,7 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
         recalibrator.requires_grad_(params.stage in (1, 2))
     if params.stage >= 2:
         student.language_model.requires_grad_(True)
-        inner = student.model.model
-        projector = getattr(inner, "multi_modal_projector", None) or getattr(getattr(inner, "visual", None),
-                                                                             "merger", None)
+        projector = vision_projector(student)
         if projector is not None and (params.stage == 3 or params.train_projector):
             projector.requires_grad_(True)
         if params.stage == 3 or params.train_head:
@@ -359,13 +364,13 @@ class GenRecal(Method):
 
 # ----------------------------------------------------------------------------- baselines in the same terms
 
-def check_shared_tokenizer(student, teacher) -> None:
-    """Token-level KD needs one vocabulary: an error naming genrecal otherwise."""
+def check_shared_tokenizer(student, teacher, what: str = "the kd baseline") -> None:
+    """Token-level KD needs one vocabulary: an error naming genrecal otherwise (`what`: the method, in it)."""
     from ..data.tokenizers import same_tokenizer
 
     if not same_tokenizer(student.tokenizer, teacher.tokenizer):
-        raise ValueError("the kd baseline compares token distributions, so teacher and student must share a "
-                         "tokenizer; for a cross-tokenizer pair use genrecal")
+        raise ValueError(f"{what} compares token distributions, so teacher and student must share a "
+                         f"tokenizer; for a cross-tokenizer pair use genrecal")
 
 
 def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",

@@ -13,8 +13,9 @@ Which loss (methods.md A.4): `genrecal` stage 1 (Recalibrator: main + regulariza
 LM and its CE), stage 3 (student SFT, teacher and Recalibrator dropped); `supervised` = SFT on the answers;
 `kd` = same-tokenizer KD on the answers with the method's divergence (forward KL; the teacher-forced reverse KL
 and skew KL losses) and its hard-label mix; `minillm` and `distillm` = the on-policy methods, on answers the
-student samples during training (onpolicy.py). Items come in a seeded order per epoch (the continual Plan), so
-a resumed cell reads the batches it would have.
+student samples during training (onpolicy.py); `llavakd` = LLaVA-KD's stage 1 (DPT: the projector alone, CE +
+MDist + RDist), 2 (SFT) or 3 (DFT: CE + MDist + RDist) (llavakd.py). Items come in a seeded order per epoch
+(the continual Plan), so a resumed cell reads the batches it would have.
 """
 from __future__ import annotations
 
@@ -36,9 +37,11 @@ from .items import VisualQA, instruction_items
 from .method import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts, baseline_loss,
                      check_shared_tokenizer, set_trainable, stage_loss)
 from .config import VLM_METHODS, answer_source
+from .llavakd import LLaVAKDParams, check_pair, llavakd_loss, set_trainable_llavakd, visual_positions
 from .onpolicy import distillm_loss, minillm_loss
 
-TOKEN_LEVEL = ("kd", "minillm", "distillm")  # methods that compare the teacher's and student's tokens: one tokenizer
+TOKEN_LEVEL = ("kd", "minillm", "distillm", "llavakd")  # methods that compare the teacher's and student's tokens:
+                                                        # one tokenizer
 
 RECALIBRATOR_DIR = "recalibrator"
 
@@ -175,6 +178,7 @@ class VLMStage:
         self.cfg, self.method, self.out, self.device, self.env = cfg, method, out, device, env
         self.kind = cfg.method.name
         self.params: GenRecalParams | None = method.params if self.kind == "genrecal" else None
+        self.kd: LLaVAKDParams | None = method.params if self.kind == "llavakd" else None
         self.train_items, self.heldout_items = load_items(cfg)
         self.answers_info: dict = {"answers": answer_source(cfg)}
         if self.answers_info["answers"] == "teacher":  # App. F, before the tokenizer and every filter below
@@ -200,7 +204,10 @@ class VLMStage:
         self.student = build_vlm(start, tokenizer=tok, seed=tc.seed)
         self.student.model.to(device)
         self.teacher = None
-        needs_teacher = self.kind in TOKEN_LEVEL or (self.params is not None and self.params.stage in (1, 2))
+        if self.kd is not None:  # LLaVA-KD's DPT and DFT distil; its SFT stage trains the student alone
+            needs_teacher = self.kd.uses_teacher
+        else:
+            needs_teacher = self.kind in TOKEN_LEVEL or (self.params is not None and self.params.stage in (1, 2))
         if needs_teacher:
             spec = teacher_path or cfg.teacher
             if not spec or spec.startswith("cell:"):
@@ -215,17 +222,24 @@ class VLMStage:
                                  f"config has a vision_config)")
             self.teacher = load_vlm(spec)
             self.teacher.model.requires_grad_(False).to(device).eval()
-            if self.kind in TOKEN_LEVEL:  # once here, not every micro-batch (a 150k vocabulary is a large dict)
+            if self.kd is not None:  # one tokenizer and as many image tokens per image, before any training
+                check_pair(self.student, self.teacher, _triple(self.train_items[0]))
+            elif self.kind in TOKEN_LEVEL:  # once here, not every micro-batch (a 150k vocabulary is a large dict)
                 check_shared_tokenizer(self.student, self.teacher)
         self.recalibrator = None
         if self.params is not None and self.params.stage in (1, 2):
             self.recalibrator = self._recalibrator(v.recalibrator)
         # baselines train what stage 3 trains: the student minus its vision encoder, projector included (methods.md
         # A.4; LLaVA's fine-tuning). One rule for both, so Qwen2-VL's merger, which sits inside `visual`, trains in each
+        # LLaVA-KD: its stage 1 the projector alone, stages 2-3 what the baselines train (set_trainable_llavakd)
         params = self.params if self.params is not None else GenRecalParams(stage=3)
-        trained = set_trainable(self.student, self.recalibrator, params, train_vision=v.train_vision)
+        if self.kd is not None:
+            trained = set_trainable_llavakd(self.student, self.kd.stage, train_vision=v.train_vision)
+        else:
+            trained = set_trainable(self.student, self.recalibrator, params, train_vision=v.train_vision)
         self.trainable = sum(p.numel() for p in trained)
-        self._vision_trains = v.train_vision and params.stage >= 2  # set_trainable's rule for the tower
+        # set_trainable's rule for the tower (LLaVA-KD's stage 1 keeps it frozen too)
+        self._vision_trains = v.train_vision and (self.kd.stage if self.kd is not None else params.stage) >= 2
         self.module = VLMObjective(self.student, self.recalibrator, self._loss)
         self.n_vision = _vision_params(self.student)
         self.n_params = count_non_embedding(self.student.model) - self.n_vision  # the language model's N
@@ -240,6 +254,7 @@ class VLMStage:
         self.steps, self.tokens = (self.plan.steps if v.epochs else 0), None
         self._rows_step, self._rows, self._norm = -1, None, None
         self._lengths: dict[tuple[str, int], tuple[int, int, tuple[int, ...]]] = {}  # ("student", item) -> _seq
+        self._visual: dict[tuple[str, int], int] = {}  # LLaVA-KD: ("student", item) -> its visual tokens
         self._last_eval: dict = {}
         self._phi: float | None = None       # DistiLLM: probability of training an item on its own sample
         self._phi_prev: float | None = None  # the held-out loss of the evaluation before
@@ -253,7 +268,11 @@ class VLMStage:
         if not spec or spec.startswith("cell:") or spec in _tiny_names():
             raise ValueError(f"vlm.answers: teacher needs a trained teacher VLM to write them, got {spec!r}")
         def load(s):
-            t = load_vlm(s)
+            try:
+                t = load_vlm(s)
+            except (OSError, ValueError) as e:
+                raise ValueError(f"vlm.answers: teacher: cannot load the teacher {s!r} that writes the answers "
+                                 f"({e}); give a trained VLM, or vlm.answers: short") from e
             t.model.to(self.device)
             return t
 
@@ -263,6 +282,8 @@ class VLMStage:
 
     @property
     def stage_no(self) -> int:
+        if self.kd is not None:
+            return self.kd.stage
         return self.params.stage if self.params is not None else 0
 
     def _recalibrator(self, ref: str | None) -> Recalibrator:
@@ -290,6 +311,9 @@ class VLMStage:
         if self.params is not None:
             loss, parts = stage_loss(self.params, self.student, batch, self.teacher, self.recalibrator,
                                      norm=self._norm)
+        elif self.kd is not None:
+            loss, parts = llavakd_loss(self.kd, self.student, self.teacher, batch, norm=self._norm,
+                                       check_tokenizer=False)
         elif self.kind in ("minillm", "distillm"):  # answers sampled here: a mean per token × the items' share
             share = len(items) / len(self._rows)
             if self.kind == "minillm":
@@ -331,6 +355,8 @@ class VLMStage:
         answers = [self.train_items[i].answer for i in rows]
         m = self._max_answer()
         out = {"student": answer_counts(self.student, answers, m)}
+        if self.kd is not None:  # LLaVA-KD: the visual KL per visual token, RDist per sample
+            out.update(visual=sum(self._visual_tokens(i) for i in rows), items=len(rows))
         if self.teacher is not None:
             out["teacher"] = answer_counts(self.teacher, answers, m)
         return out
@@ -348,7 +374,14 @@ class VLMStage:
             q = self.train_items[i]
             s = vlm.encode_qa([(q.images, q.question, q.answer)], self._max_answer())
             self._lengths[who, i] = (int(s.q_len[0]), int(s.a_len[0]), _vision_tokens(vlm, s.inputs))
+            if self.kd is not None:
+                self._visual[who, i] = len(visual_positions(vlm, s.inputs["input_ids"])[0])
         return self._lengths[who, i]
+
+    def _visual_tokens(self, i: int, who: str = "student") -> int:
+        """Image tokens in item i's sequence (LLaVA-KD: the visual-token positions its losses read)."""
+        self._seq(who, i)
+        return self._visual[who, i]
 
     # ---- evaluation and the end of the cell
     @torch.no_grad()
@@ -384,7 +417,8 @@ class VLMStage:
         return out
 
     def _max_answer(self):
-        return self.params.max_answer_tokens if self.params is not None else None
+        p = self.params if self.params is not None else self.kd
+        return p.max_answer_tokens if p is not None else None
 
     def save(self, model_dir: Path) -> None:
         """Only the student goes to model/ (its inference cost is the plain student's); a Recalibrator that a
@@ -405,9 +439,12 @@ class VLMStage:
           per-token formula at n_ctx = the token-weighted mean length ΣL²/ΣL. Not the padded batch length: that
           follows how a step is split into micro-batches and processes, and pads are not trained tokens.
         - student_train: its language model (N_S, projector included) over [question with its image tokens ;
-          answer], ×1 and no head in stage 1 (the Recalibrator reads its features only), else ×3; + its vision
-          tower (all its parameters, Qwen2-VL's merger too) over each image's patch tokens, n_ctx = the image's
-          patches, ×3 only when the tower trains (vlm.train_vision).
+          answer], ×1 and no head in GenRecal's stage 1 (the Recalibrator reads its features only), in
+          LLaVA-KD's stage 1 (only the projector trains, through the frozen LLM) ×2 for the weight and head
+          terms and ×3 for attention's (see the code), else ×3; + the head at LLaVA-KD's visual tokens (the
+          visual KL) in its stages 1 and 3, on both sides; + its vision tower (all its parameters, Qwen2-VL's
+          merger too) over each image's patch tokens, n_ctx = the image's patches, ×3 only when the tower trains
+          (vlm.train_vision).
         - teacher_logits: the teacher's language model (N_T, ×1) over its OWN sequences (its tokenizer, its image
           tokens: 16 for tiny-llava, 4 for tiny-qwen2vl), + its vision tower ×1.
         - recalibrator_train: ×3 · (2·N_R per token + 2·depth·n_ctx·d_S of its student-shaped blocks) over
@@ -422,11 +459,25 @@ class VLMStage:
             n += self.step_tokens(step)
             step += 1
         s = [self._seq("student", i) for i in rows]
-        p, shape = self.params, model_shape(self.student.model)
+        p, kd, shape = self.params, self.kd, model_shape(self.student.model)
         trains = p is None or p.stage >= 2
-        head_s = 2.0 * shape["d_model"] * shape["vocab_size"] * sum(a for _, a, _ in s) if trains else 0.0
-        f = {"student_train": (3.0 if trains else 1.0) * (_forward(self.n_params, shape, [q + a for q, a, _ in s])
-                                                         + head_s)
+        # LLaVA-KD's visual KL reads both heads at the visual tokens as well (RDist's logit Gram matrix,
+        # H·(WᵀW)·Hᵀ, costs O(d²) a token beside the head's O(d·V): not counted)
+        visual = kd is not None and kd.uses_teacher and kd.visual_weight > 0
+        n_vis = sum(self._visual_tokens(i) for i in rows) if visual else 0
+        head_s = 2.0 * shape["d_model"] * shape["vocab_size"] * (sum(a for _, a, _ in s) + n_vis) if trains else 0.0
+        lengths = [q + a for q, a, _ in s]
+        if kd is not None and kd.stage == 1:
+            # LLaVA-KD's DPT trains the projector alone, but its gradient comes back through the frozen LLM and
+            # head. Their backward computes activation gradients (1× the forward of each weight matmul) and no
+            # weight gradients, so the weight terms (2N, the head) count 2×, not Kaplan's 3× (which would add the
+            # skipped weight gradients); attention's score and context products have activations on both sides,
+            # both differentiated: 3×. The projector, within N_S as everywhere here, does train: a rounding error.
+            attention = _forward(0, shape, lengths)
+            student_lm = 2.0 * (_forward(self.n_params, shape, lengths) - attention + head_s) + 3.0 * attention
+        else:
+            student_lm = (3.0 if trains else 1.0) * (_forward(self.n_params, shape, lengths) + head_s)
+        f = {"student_train": student_lm
              + (3.0 if self._vision_trains else 1.0) * _vision_flops(self.student, self.n_vision, s),
              "teacher_logits": 0.0}
         counts = {"student_tokens": sum(q + a for q, a, _ in s), "teacher_tokens": 0}
@@ -435,8 +486,9 @@ class VLMStage:
             t = [self._seq("teacher", i) for i in rows]
             ts = model_shape(self.teacher.model)
             head_t = 2.0 * ts["d_model"] * ts["vocab_size"]  # per teacher answer token
+            n_vis_t = sum(self._visual_tokens(i, "teacher") for i in rows) if visual else 0
             f["teacher_logits"] = (_forward(self.n_teacher, ts, [q + a for q, a, _ in t])
-                                   + head_t * sum(a for _, a, _ in t)
+                                   + head_t * (sum(a for _, a, _ in t) + n_vis_t)
                                    + _vision_flops(self.teacher, self.n_teacher_vision, t))
             counts["teacher_tokens"] = sum(q + a for q, a, _ in t)
         if self.recalibrator is not None:
@@ -468,6 +520,10 @@ class VLMStage:
             fields["N_T"] = self.n_teacher
             fields["teacher_shape"] = model_shape(self.teacher.model)
         return fields
+
+
+def _triple(q: VisualQA) -> tuple:
+    return q.images, q.question, q.answer
 
 
 def _vision_params(vlm) -> int:

@@ -5,7 +5,8 @@
 They read the VLM cells of a results table (columns `vlm.*`, one row per cell). A variant is the student with
 its method: "tiny-qwen2vl baseline" (epochs 0: the student before training), "SFT", "KD (forward_kl)" (with
 ", λ 0.5: SFT + KD" when the hard-label CE is mixed in), "MiniLLM (on-policy)", "DistiLLM (on-policy, skew_kl)",
-"GenRecal (L_reg ce+kl)" (its stage-3 cells; the stage table shows every stage). Seeds are averaged; ± is the
+"GenRecal (L_reg ce+kl)" and "LLaVA-KD (DPT → SFT → DFT)" (their stage-3 cells; the stage table shows every
+stage); " · App. F teacher answers" when the cell trained on the teacher's detailed answers. Seeds are averaged; ± is the
 sample standard deviation over seeds. Benchmarks are percentages (VLMEvalKit's scale); the held-out loss is
 the student's cross-entropy on the answer tokens of held-out items (nats per student token).
 """
@@ -39,9 +40,16 @@ def vlm_rows(df: pd.DataFrame) -> pd.DataFrame:
     rows["stage"] = rows["vlm.stage"].fillna(0).astype(int) if "vlm.stage" in rows else 0
     teachers = {t[len("cell:"):] for t in df.get("teacher", pd.Series(dtype=object)).dropna()
                 if isinstance(t, str) and t.startswith("cell:")}
-    rows["variant"] = [f"{r['student']} teacher (SFT)" if r.get("cell_id") in teachers else _variant(r)
+    rows["variant"] = [(f"{r['student']} teacher (SFT)" if r.get("cell_id") in teachers else _variant(r)) + _answers(r)
                        for _, r in rows.iterrows()]
     return rows
+
+
+def _answers(r) -> str:
+    """What the cell trained on, where not the benchmark's short answers (GenRecal App. F)."""
+    a = r.get("vlm.answers")
+    return {"detailed": " · detailed answers", "teacher": " · App. F teacher answers"}.get(a, "") \
+        if isinstance(a, str) else ""
 
 
 def _param(r, key: str, default=None):
@@ -62,11 +70,14 @@ def _variant(r) -> str:
         return f"{student} MiniLLM (on-policy)"
     if r[KIND] == "distillm":
         return f"{student} DistiLLM (on-policy, {_param(r, 'divergence', 'skew_kl')})"
+    if r[KIND] == "llavakd":
+        return f"{student} LLaVA-KD (DPT → SFT → DFT)"
     return f"{student} GenRecal (L_reg {_param(r, 'regularization', 'ce+kl')})"
 
 
 def _order(variants) -> list[str]:
-    rank = {"teacher": -1, "baseline": 0, "SFT": 1, "KD": 2, "MiniLLM": 3, "DistiLLM": 4, "GenRecal": 5}
+    rank = {"teacher": -1, "baseline": 0, "SFT": 1, "KD": 2, "MiniLLM": 3, "DistiLLM": 4, "LLaVA-KD": 5,
+            "GenRecal": 6}
 
     def key(v: str):
         student, _, rest = v.partition(" ")
@@ -75,11 +86,14 @@ def _order(variants) -> list[str]:
     return sorted(variants, key=key)
 
 
+STAGED = ("genrecal", "llavakd")  # methods whose cells are stages: the last one is the student's result
+
+
 def _final(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per seed and variant: GenRecal's last stage, every other cell as it is."""
-    gen = rows[rows[KIND] == "genrecal"]
+    """One row per seed and variant: a staged method's (GenRecal, LLaVA-KD) last stage, every other cell as it is."""
+    gen = rows[rows[KIND].isin(STAGED)]
     last = gen[gen["stage"] == gen.groupby("variant")["stage"].transform("max")] if not gen.empty else gen
-    return pd.concat([rows[rows[KIND] != "genrecal"], last])
+    return pd.concat([rows[~rows[KIND].isin(STAGED)], last])
 
 
 def _summarize(g: pd.DataFrame, cols, metrics) -> tuple[dict, dict]:
@@ -108,14 +122,16 @@ def vlm_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame,
     return (pd.DataFrame(shown), pd.DataFrame(raw),
             "Toy benchmarks of every student (GenRecal: after its last stage): AI2D-format accuracy (exact "
             "matching of the option letter), MathVista-format accuracy (VLMEvalKit's rule-based prefetch, no "
-            "judge), and the held-out answer cross-entropy (nats per student token); mean ± standard deviation "
-            "over seeds.")
+            "judge; rows trained on detailed or App. F teacher answers reply at length, and the `rule` judge "
+            "reads their final 'The answer is X.'), and the held-out answer cross-entropy (nats per student "
+            "token, on the answers the row trained on: App. F rows' held-out answers are the teacher's, so "
+            "compare their CE only with each other); mean ± standard deviation over seeds.")
 
 
 @TABLES.register("vlm_stages")
 def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     rows = vlm_rows(df)
-    rows = rows[rows[KIND] == "genrecal"]
+    rows = rows[rows[KIND].isin(STAGED)]
     if rows.empty:
         return None
     cols = [c for c in _STAGE_METRICS if c in rows and rows[c].notna().any()]
@@ -126,8 +142,8 @@ def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
             raw.append({"variant": v, "stage": int(k), **rec})
             shown.append({"variant": v, "after stage": str(int(k)), **show})
     return (pd.DataFrame(shown), pd.DataFrame(raw),
-            "GenRecal after each stage (the paper's Tab. 9 check: stage 1 trains only the Recalibrator, so the "
-            "student still scores as the baseline). The Recalibrator columns are its main path on held-out items, "
+            "GenRecal and LLaVA-KD after each stage (the paper's Tab. 9 check: GenRecal's stage 1 trains only the "
+            "Recalibrator, so the student still scores as the baseline; LLaVA-KD's stage 1 trains only the projector). The Recalibrator columns are its main path on held-out items, "
             "read through the teacher's frozen head: CE against the teacher's answer tokens and KL to the teacher's "
             "own answer distribution (stages 1 and 2; stage 3 has no Recalibrator).")
 

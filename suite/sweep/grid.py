@@ -244,9 +244,11 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
             stages = _sequence(cell, where)  # a continual-learning sequence: one cell per task, chained
             for k, stage in enumerate(stages or ()):  # the dependency: stage 1's init group, then the previous stage
                 pending.append((gname, stage, res, len(pending) - 1 if k else _init_ref(stage), where))
-            vlm_stages = None if stages else _vlm_stages(cell, where)  # GenRecal: one cell per stage, chained
-            for k, stage in enumerate(vlm_stages or ()):  # stage 1 depends on its teacher, later ones on the last
-                pending.append((gname, stage, res, len(pending) - 1 if k else ref, where))
+            vlm_stages = None if stages else _vlm_stages(cell, where)  # GenRecal, LLaVA-KD: a cell per stage, chained
+            for k, stage in enumerate(vlm_stages or ()):  # the first depends on its own teacher (a LLaVA-KD SFT
+                first = stage.get("teacher")              # stage has none), later ones on the stage before
+                first = first[1:] if isinstance(first, str) and first.startswith("@") else None
+                pending.append((gname, stage, res, len(pending) - 1 if k else first, where))
             if not stages and not vlm_stages:
                 pending.append((gname, cell, res, ref, where))
     if not pending:

@@ -133,6 +133,9 @@ def test_each_stage_leaves_what_the_next_one_needs(toy):
         assert v["stage"] == k and v["method"] == "genrecal"
         assert v["student_family"] == "qwen2_vl" and v["teacher_family"] == ("llava" if k < 3 else None)
         assert v["train_items"] == 8 and v["heldout_items"] == 2
+        # App. F by default: stage 1 has the teacher write answers for the 10 short ones, the next stages read them
+        assert v["answers"] == "teacher" and v["short_items"] == 10 and v["generated"] == (k == 1)
+        assert v["cache"].startswith(str(toy.root / ".teacher_answers"))
         assert res["steps"] == 2 and res["N_S"] > 0 and res["D_S"] > 0
         # FLOPs (checked by hand in test_flops.py): more than 2 N_S per token when only the Recalibrator trains
         # (stage 1), 6 N_S otherwise, by the attention, head and vision-tower terms; the teacher over its own tokens

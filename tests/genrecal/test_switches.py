@@ -133,7 +133,7 @@ def _cfg(**vlm):
     return config_from_dict({"student": "tiny-qwen2vl", "teacher": "unused-by-stage-3",
                              "method": {"name": "genrecal", "stage": 3},
                              "data": {"tokenizer_vocab_size": 290}, "train": {"batch_size": 2},
-                             "vlm": {"train_items": 8, "heldout_items": 2, **vlm}})
+                             "vlm": {"train_items": 8, "heldout_items": 2, "answers": "short", **vlm}})
 
 
 def test_stage3_fraction_trains_a_fixed_seeded_subset(tmp_path):
