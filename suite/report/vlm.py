@@ -148,6 +148,17 @@ def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
             "own answer distribution (stages 1 and 2; stage 3 has no Recalibrator).")
 
 
+def _color(variant: str) -> str:
+    """One colour per method family (the method is named after the student: "<student> <method ...>")."""
+    method = variant.split(" ", 1)[1] if " " in variant else variant
+    for key, color in (("baseline", "#999999"), ("teacher", "#555555"), ("GenRecal (L_reg none", "#C44E52"),
+                       ("GenRecal", "#55A868"), ("LLaVA-KD", "#8172B3"), ("MiniLLM", "#937860"),
+                       ("DistiLLM", "#937860"), ("KD", "#DD8452"), ("SFT", "#4C72B0")):
+        if method.startswith(key):
+            return color
+    return "#4C72B0"
+
+
 @FIGURES.register("vlm_benchmarks")
 def vlm_benchmarks(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     rows = vlm_rows(df)
@@ -164,9 +175,11 @@ def vlm_benchmarks(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     for ax, c in zip(axes[0], cols):
         g = final.groupby("variant")[c]
         mean, lo, hi = g.mean().reindex(order), g.min().reindex(order), g.max().reindex(order)
-        colors = ["#999999" if "baseline" in v else "#4C72B0" if "SFT" in v else "#DD8452" if "KD" in v
-                  else "#55A868" if "ce+kl" in v else "#C44E52" for v in order]
-        ax.barh(y, mean.values, color=colors, alpha=0.85)
+        bars = ax.barh(y, mean.values, color=[_color(v) for v in order], alpha=0.85)
+        for bar, v in zip(bars, order):  # trained on detailed / App. F teacher answers: hatched
+            if " · " in v:
+                bar.set_hatch("//")
+                bar.set_edgecolor("white")
         ax.errorbar(mean.values, y, xerr=[mean.values - lo.values, hi.values - mean.values], fmt="none",
                     ecolor="black", capsize=2, lw=0.8)
         for s in final["seed"].unique():  # each seed as a dot
@@ -177,8 +190,9 @@ def vlm_benchmarks(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
         ax.set_yticklabels(order if ax is axes[0][0] else [], fontsize=7)
         ax.invert_yaxis()
     fig.tight_layout()
-    return fig, ("Toy benchmarks per student and method (GenRecal after stage 3): bars are the mean over seeds, "
-                 "whiskers min–max, dots the seeds. Lower is better for the held-out answer CE.")
+    return fig, ("Toy benchmarks per student and method (GenRecal and LLaVA-KD after stage 3): bars are the mean "
+                 "over seeds, whiskers min–max, dots the seeds; hatched: trained on detailed or App. F teacher "
+                 "answers. Lower is better for the held-out answer CE.")
 
 
 def headline_lines(df: pd.DataFrame, nums: dict) -> list[str]:

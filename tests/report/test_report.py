@@ -228,7 +228,11 @@ def test_committed_genrecal_toy_report_regenerates_and_keeps_the_stage_1_check(t
     stages = pd.read_csv(committed / "tables" / "vlm_stages.csv")
     table = pd.read_csv(committed / "tables" / "vlm.csv").set_index("variant")
     base = table.loc["tiny-qwen2vl baseline (untrained)"]
-    for _, row in stages[stages["stage"] == 1].iterrows():
+    # GenRecal on the benchmark's short answers, as its baseline (App. F cells train another tokenizer on other
+    # answers; LLaVA-KD's stage 1 trains the projector, so it is meant to move)
+    check = stages[(stages["stage"] == 1) & stages["variant"].str.contains("GenRecal") & ~stages["variant"].str.contains("·")]
+    assert len(check) == 2
+    for _, row in check.iterrows():
         assert row["loss.mean"] == pytest.approx(base["loss.mean"], abs=1e-9)
         assert row["benchmarks.ai2d.overall.mean"] == base["benchmarks.ai2d.overall.mean"]
     assert set(stages["stage"]) == {1, 2, 3} and table.loc["tiny-llava-m teacher (SFT)", "seeds"] == 1
