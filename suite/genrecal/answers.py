@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -119,7 +120,7 @@ def teacher_answers(splits: Sequence[Sequence[VisualQA]], teacher_spec: str, cac
                     max_new_tokens: int = 64, prompt: str = "", load=None,
                     progress: bool = True) -> tuple[list[list[VisualQA]], dict]:
     """Each split with its very short answers replaced by the teacher's correct detailed responses, and what
-    happened: {"answers": "teacher", "short_items", "replaced", "teacher_correct" (fraction of short items),
+    happened: {"answers": "teacher", "short_items", "stated_final" (responses that state a final answer), "replaced", "teacher_correct" (fraction of short items),
     "mean_words" of the replaced answers, "cache" file, "generated" (this call wrote it)}."""
     flat = [q for split in splits for q in split]
     short = [q for q in flat if is_short(q.answer)]
@@ -128,6 +129,12 @@ def teacher_answers(splits: Sequence[Sequence[VisualQA]], teacher_spec: str, cac
                                   if short else ([], Path(cache_dir), False))
     written = {q.key(): r for q, r in zip(short, responses)}
     replaced, words = 0, 0
+    stated = sum(final_answer(r) is not None for r in responses)
+    if short and stated < len(short) / 2:  # the check reads "... the answer is X": a teacher that never says it
+        warnings.warn(f"vlm.answers: teacher: only {stated} of {len(short)} teacher responses state a final answer "
+                      f"('... the answer is X'), so at most those can replace a short answer; a pretrained teacher "
+                      f"needs telling (vlm.detail_prompt, e.g. \"Explain briefly, then end with: The answer is X.\")",
+                      stacklevel=2)
     out = []
     for split in splits:
         new = []
@@ -141,7 +148,7 @@ def teacher_answers(splits: Sequence[Sequence[VisualQA]], teacher_spec: str, cac
             else:
                 new.append(q)
         out.append(new)
-    info = {"answers": "teacher", "short_items": len(short), "replaced": replaced,
+    info = {"answers": "teacher", "short_items": len(short), "stated_final": stated, "replaced": replaced,
             "teacher_correct": replaced / len(short) if short else None,
             "mean_words": words / replaced if replaced else None, "cache": str(path), "generated": generated}
     return out, info

@@ -124,6 +124,7 @@ def test_teacher_answers_replace_only_short_answers_the_teacher_gets_right(tmp_p
     (new_train, new_held), info = teacher_answers([train, held], "t", tmp_path, load=lambda s: _Teacher(replies),
                                                   progress=False)
     assert _Teacher.calls == 1 and info["generated"] and info["short_items"] == 9 and info["replaced"] == 3
+    assert info["stated_final"] == 6  # the right and the wrong final answers; the terse replies state none
     assert info["teacher_correct"] == pytest.approx(1 / 3) and info["mean_words"] == 7
     for old, new in zip(train + held, new_train + new_held):
         assert new.key() == old.key() and new.final == old.answer
@@ -141,7 +142,10 @@ def test_teacher_answers_replace_only_short_answers_the_teacher_gets_right(tmp_p
     again, info2 = teacher_answers([train, held], "t", tmp_path, load=never, progress=False)
     assert not info2["generated"] and info2["cache"] == info["cache"]
     assert [q.answer for q in again[0] + again[1]] == [q.answer for q in new_train + new_held]
-    # another teacher, or other items, is another file
+    # another teacher, or other items, is another file; a teacher that states no final answer is warned about
+    with pytest.warns(UserWarning, match="only 0 of 9 teacher responses state a final answer.*detail_prompt"):
+        teacher_answers([train, held], "t3", tmp_path, load=lambda s: _Teacher({q: "B" for q in replies}),
+                        progress=False)
     _, info3 = teacher_answers([train[:3]], "t", tmp_path, load=lambda s: _Teacher(replies), progress=False)
     _, info4 = teacher_answers([train, held], "t2", tmp_path, load=lambda s: _Teacher(replies), progress=False)
     assert len({info["cache"], info3["cache"], info4["cache"]}) == 3 and info3["generated"] and info4["generated"]
