@@ -223,6 +223,9 @@ class Section:
     stage: Callable[..., Any] | None = None
     # reads_teacher(raw grid cell) -> True: the cell uses its teacher though its method does not (a grid keeps it)
     reads_teacher: Callable[[Any], bool] | None = None
+    # hash_view(cfg, section dict) -> the dict the cell id hashes: drops a value that resolves to the behaviour
+    # cells had before the key existed (so upgrading never renames a cell whose training did not change)
+    hash_view: Callable[[Any, dict], dict] | None = None
 
 
 def stage_section(cfg: "CellConfig", method: Any) -> str | None:
@@ -313,6 +316,9 @@ def cell_id(cfg: CellConfig) -> str:
         for n, before in names.items():
             if getattr(getattr(cfg, section), n) == (getattr(default, n) if before is _DEFAULT else before):
                 d[section].pop(n, None)
+    for key, section in SECTIONS.items():
+        if section.hash_view is not None and key in d:
+            d[key] = section.hash_view(cfg, d[key])
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

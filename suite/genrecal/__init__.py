@@ -27,7 +27,7 @@ from ..refs import CELL_REF, size_label
 from .method import GenRecal, Recalibrator  # registering the method genrecal
 from .onpolicy import DistiLLM, MiniLLM  # registering minillm and distillm
 from .llavakd import LLaVAKD  # registering llavakd
-from .config import STAGED_METHODS, STAGES, VLMConfig, answer_source, check_config, claims, reads_teacher
+from .config import STAGED_METHODS, STAGES, VLMConfig, answer_source, check_config, claims, hash_view, reads_teacher
 
 
 
@@ -55,7 +55,7 @@ def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=No
 
 
 SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, stage=_stage_hook,
-                                 reads_teacher=reads_teacher))
+                                 reads_teacher=reads_teacher, hash_view=hash_view))
 
 
 # ----------------------------------------------------------------------------- grids: one cell per stage

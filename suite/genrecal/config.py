@@ -61,6 +61,14 @@ def answer_source(cfg) -> str:
     return "teacher" if cfg.method.name == "genrecal" and cfg.teacher else "short"
 
 
+def hash_view(cfg, d: dict) -> dict:
+    """The `vlm:` section as the cell id hashes it: `answers: auto` that resolves to short answers (every method
+    but genrecal) hashes as short answers did before the key existed, so such cells keep their ids."""
+    if d.get("answers") == "auto" and answer_source(cfg) == "short":
+        d = {k: v for k, v in d.items() if k != "answers"}
+    return d
+
+
 def reads_teacher(raw: dict) -> bool:
     """A raw grid cell that asks its teacher for answers keeps its teacher (and runs after it) even when its
     method trains without one (SFT, GenRecal stage 3)."""

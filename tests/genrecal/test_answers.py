@@ -186,8 +186,12 @@ def test_short_answers_keep_the_cell_ids_cells_had_before_the_switch():
     ran = set(pd.read_parquet(root / "reports/genrecal_toy/results.parquet")["cell_id"])
     grid = load_grid(root / "sweeps/genrecal_toy.yaml")
     assert len(ran) >= 41 and ran <= {c.id for c in grid.cells}
-    plain = config_from_dict(_vlm_cell())
-    assert config_from_dict(_vlm_cell(answers="short")).cell_id != plain.cell_id  # auto: a new default
+    # `auto` that means short answers (every method but genrecal) keeps the id short answers had; genrecal's
+    # `auto` is App. F, a new behaviour, so a new id
+    assert config_from_dict(_vlm_cell(answers="short")).cell_id == config_from_dict(_vlm_cell()).cell_id
+    gen = {"name": "genrecal", "stage": 3}
+    assert config_from_dict(_vlm_cell(gen, teacher="t", answers="short")).cell_id != \
+        config_from_dict(_vlm_cell(gen, teacher="t")).cell_id
 
 
 def test_a_grid_keeps_the_teacher_of_an_sft_cell_that_reads_its_answers():
