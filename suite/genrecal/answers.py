@@ -127,9 +127,9 @@ def teacher_answers(splits: Sequence[Sequence[VisualQA]], teacher_spec: str, cac
     responses, path, generated = (load_or_generate(teacher_spec, short, cache_dir, max_new_tokens=max_new_tokens,
                                                    prompt=prompt, load=load, progress=progress)
                                   if short else ([], Path(cache_dir), False))
-    written = {q.key(): r for q, r in zip(short, responses)}
+    written = {q.key(): (r, final_answer(r)) for q, r in zip(short, responses)}  # response, its final answer
     replaced, words = 0, 0
-    stated = sum(final_answer(r) is not None for r in responses)
+    stated = sum(got is not None for _, got in written.values())
     if short and stated < len(short) / 2:  # the check reads "... the answer is X": a teacher that never says it
         warnings.warn(f"vlm.answers: teacher: only {stated} of {len(short)} teacher responses state a final answer "
                       f"('... the answer is X'), so at most those can replace a short answer; a pretrained teacher "
@@ -139,8 +139,7 @@ def teacher_answers(splits: Sequence[Sequence[VisualQA]], teacher_spec: str, cac
     for split in splits:
         new = []
         for q in split:
-            r = written.get(q.key()) if is_short(q.answer) else None
-            got = final_answer(r) if r else None
+            r, got = written.get(q.key(), (None, None)) if is_short(q.answer) else (None, None)
             if got is not None and same_answer(got, q.answer):
                 new.append(VisualQA(q.image, q.question, r, q.kind, short=q.final))
                 replaced += 1

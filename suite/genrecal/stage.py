@@ -204,19 +204,9 @@ class VLMStage:
         self.student = build_vlm(start, tokenizer=tok, seed=tc.seed)
         self.student.model.to(device)
         self.teacher = None
-        if self.kd is not None:  # LLaVA-KD's DPT and DFT distil; its SFT stage trains the student alone
-            needs_teacher = self.kd.uses_teacher
-        else:
-            needs_teacher = self.kind in TOKEN_LEVEL or (self.params is not None and self.params.stage in (1, 2))
-        if needs_teacher:
-            spec = teacher_path or cfg.teacher
-            if not spec or spec.startswith("cell:"):
-                raise ValueError(f"method {self.kind!r} needs a trained teacher VLM (teacher: path, HF id, or a "
-                                 f"grid's @group), got {spec!r}")
-            if spec in _tiny_names():
-                raise ValueError(f"teacher {spec!r} is a tiny VLM name, which builds an untrained model: train it "
-                                 f"first (a grid group with method supervised, referenced as teacher: \"@group\") "
-                                 f"and pass its model directory")
+        # the method says (GenRecal: stages 1-2; LLaVA-KD: DPT and DFT; KD and the on-policy methods: always)
+        if type(method).requires_teacher(cfg.method.params):
+            spec = self._teacher_spec(teacher_path, f"method {self.kind!r}")
             if not is_vlm(spec):
                 raise ValueError(f"teacher {spec!r} must be a vision-language checkpoint (a path or HF id whose "
                                  f"config has a vision_config)")
@@ -264,9 +254,8 @@ class VLMStage:
         same items and held-out set for every cell of a sweep that names this teacher."""
         from .answers import CACHE_DIR, teacher_answers
 
-        spec = teacher_path or self.cfg.teacher
-        if not spec or spec.startswith("cell:") or spec in _tiny_names():
-            raise ValueError(f"vlm.answers: teacher needs a trained teacher VLM to write them, got {spec!r}")
+        spec = self._teacher_spec(teacher_path, "vlm.answers: teacher")
+
         def load(s):
             try:
                 t = load_vlm(s)
@@ -279,6 +268,18 @@ class VLMStage:
         v = self.cfg.vlm
         return teacher_answers([self.train_items, self.heldout_items], spec, self.out.parent / CACHE_DIR,
                                max_new_tokens=v.detail_tokens, prompt=v.detail_prompt, load=load)
+
+    def _teacher_spec(self, teacher_path: str | None, who: str) -> str:
+        """The trained teacher a cell loads (the resolved grid reference, else cfg.teacher); `who` needs it."""
+        spec = teacher_path or self.cfg.teacher
+        if not spec or spec.startswith("cell:"):
+            raise ValueError(f"{who} needs a trained teacher VLM (teacher: path, HF id, or a grid's @group), "
+                             f"got {spec!r}")
+        if spec in _tiny_names():
+            raise ValueError(f"teacher {spec!r} is a tiny VLM name, which builds an untrained model: train it "
+                             f"first (a grid group with method supervised, referenced as teacher: \"@group\") "
+                             f"and pass its model directory")
+        return spec
 
     @property
     def stage_no(self) -> int:
