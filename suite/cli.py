@@ -5,6 +5,7 @@
     suite train CONFIG.yaml [--out DIR] [--set KEY=VALUE ...]   train one cell (resumes from DIR's checkpoints)
     suite eval --model DIR --benchmarks mmlu,ai2d,heldout      evaluate a model (lm-eval MMLU, VLMEvalKit formats)
     suite score --benchmark ai2d --predictions FILE            score a predictions file made by any tool
+    suite compare RESULTS --metric loss --baseline arm=SFT     every arm vs a baseline: 95% CIs, Holm-adjusted p, MDE
     suite fit --law supervised --data runs/quickstart          fit a scaling law (chinchilla, supervised, distillation)
     suite report analysis/quickstart.yaml [--check]            figures, tables, fitted laws -> reports/quickstart/
     suite demo                                                 the quickstart grid: teacher + students, sup vs KD
@@ -185,6 +186,7 @@ def _bench(a) -> int:
 _HEAVY = {
     "eval": ("suite.eval.run", "evaluate a model: mmlu (lm-eval), ai2d, mmvet, mathvista, heldout"),
     "score": ("suite.eval.vlm.cli", "score VLM predictions (ai2d, mmvet, mathvista) as VLMEvalKit does"),
+    "compare": ("suite.report.compare", "compare methods across seeds: CIs, paired/Welch p, Holm, MDE"),
     "fit": ("suite.laws.cli", "fit a scaling law (chinchilla, supervised, distillation) or a compute-optimal "
                               "approach"),
 }

@@ -24,8 +24,11 @@ from ..config import ConfigError
 from ..laws import exact_irreducible, get_law, kd_rows
 from ..laws.forms import effective_break_summary
 from .analysis import Fitted, comparison_set, fit_laws, fit_of, load_results, supervised_params_of
+from .compare import best_against_baseline
 from .continual import headline_lines as continual_lines
 from .figures import save as save_figure
+from .flags import caveat_text, fit_caveats
+from .flags import collect as collect_flags
 from .questions import headline_lines as question_lines
 from .registries import FIGURES, TABLES
 from .spec import ReportSpec, load_spec
@@ -75,12 +78,21 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
         raw = made[1]
         diffs = raw[raw.columns[-1]].dropna().tolist()  # best distilled - supervised, seeds averaged
         if diffs:
-            wins = sum(x < 0 for x in diffs)
-            nums["kd_minus_supervised"] = {"values": diffs, "wins": wins, "pairs": len(diffs),
-                                           "source": f"tables/results.csv: {raw.columns[-1]}"}
-            lines.append(f"Distillation beats supervised training in {wins} of {len(diffs)} student/budget pairs; the "
-                         f"best distilled student minus supervised ranges from {min(diffs):+.4f} to "
-                         f"{max(diffs):+.4f} nats/token.")
+            below = sum(x < 0 for x in diffs)
+            sig = best_against_baseline(df)
+            nums["kd_minus_supervised"] = {"values": diffs, "below": below, "pairs": len(diffs), **sig,
+                                           "source": f"tables/results.csv: {raw.columns[-1]}; tests: "
+                                                     f"suite compare --baseline method=supervised --by N_S,D_S"}
+            tested = sig["pairs_tested"]
+            lines.append(f"The best distilled student is below supervised training in {below} of {len(diffs)} "
+                         f"student/budget pairs (best distilled minus supervised from {min(diffs):+.4f} to "
+                         f"{max(diffs):+.4f} nats/token, seeds averaged). Tested across seeds ({tested} pairs with "
+                         f"a test, Holm across them): {sig['significant_wins']} significant wins, "
+                         f"{sig['significant_losses']} significant losses"
+                         + (f"; the median detectable effect is {sig['median_mde']:.3f} nats"
+                            if sig.get("median_mde") is not None else "")
+                         + (f"; {len(diffs) - tested} pairs have one seed on each side and no test"
+                            if len(diffs) > tested else "") + ".")
     for f in fits.values():
         p = f.result.params
         key = f"fit.{f.name}"
@@ -103,17 +115,32 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
             lines.append(s + ".")
         else:
             nums[key] = {"params": p, "source": f"tables/fits.csv (distillation law on {f.result.n_points} points)"}
-            lines.append(f"Fitted distillation law '{f.name}' ({f.result.n_points} points): alpha' = {p['alpha']:.3f}, "
-                         f"beta' = {p['beta']:.3f}, gamma' = {p['gamma']:.3f}, c0 = {p['c0']:.3f}, d1 = {p['d1']:.3f}.")
+            ci = f.result.ci or {}
+            held = f.result.context.get("fixed") or {}
+
+            def coef(k: str, label: str) -> str:
+                lo_hi = ci.get(k)
+                band = (f" [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]" if lo_hi and lo_hi[0] != lo_hi[1] and k not in held
+                        else " (held)" if k in held else "")
+                return f"{label} = {p[k]:.3g}{band}"
+
+            lines.append(f"Fitted distillation law '{f.name}' ({f.result.n_points} points"
+                         + (f"; {f.result.ci_level:.0%} bootstrap intervals" if ci else "") + "): "
+                         + ", ".join(coef(k, lab) for k, lab in (("A", "A'"), ("B", "B'"), ("alpha", "alpha'"),
+                                                                   ("beta", "beta'"), ("gamma", "gamma'"),
+                                                                   ("c0", "c0"), ("c1", "c1"), ("d1", "d1"),
+                                                                   ("f1", "f1")) if k in p) + ".")
             lines.append(_break_line(f, nums[key]))
         if f.result.holdout:
             h = f.result.holdout
             nums[key]["holdout"] = h
             lines.append(f"Extrapolating the {f.name} fit from the lower-compute {h['n_fit']} points to the top "
                          f"{h['n_test']}: mean relative error {h['mean_rel_error']:.2%}.")
-        if f.result.at_bound:
-            lines.append(f"Caution: the {f.name} fit ended with {', '.join(f.result.at_bound)} on a bound; "
-                         f"those coefficients are not identified by these runs.")
+        caveats = fit_caveats(f)
+        if caveats:
+            nums[key]["caveats"] = caveats
+            lines.append(f"⚑ Fit caveat, {f.name}: {caveat_text(caveats)}. Those coefficients are not identified "
+                         f"by these runs; a verdict drawn from this fit says '(fit caveat)'.")
     lines += _crossover_lines(df, fits, nums)
     lines += question_lines(df, fits, nums)
     lines += continual_lines(df, nums)
@@ -164,6 +191,23 @@ def _crossover_lines(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, 
                                           "source": f"fitted laws: {dist.name} and the supervised law it was fitted on"}
     return [f"By the fitted laws, against KD from the L_T = {lt:.3f} teacher: " + "; ".join(verdicts)
             + " (Busbridge et al.: distillation wins only at modest budgets, unless the teacher is free)."]
+
+
+def _flag_blocks(flags: list[dict[str, Any]]) -> list[Block]:
+    """The report's artifacts, each with the cells it covers (summary.json's `flags` holds them whole)."""
+    if not flags:
+        return [Block("h2", "Flags"), Block("p", "No number in this report is flagged as an artifact (constant "
+                                                  "answers, chance level, tied choices, a coefficient or a search "
+                                                  "on its bound, an interval wider than a decade).")]
+    items = []
+    for f in flags:
+        cells = f.get("cells") or []
+        where = f" ({len(cells)} cells)" if cells else ""
+        items.append(f"⚑ {f['metric']}{where}: {f['reason']}")
+    return [Block("h2", "Flags"),
+            Block("p", "Numbers that cannot carry a conclusion; tables mark them with ⚑ (with how many seeds of "
+                       "an average are flagged). Every flag, with its cells, is under `flags` in summary.json."),
+            Block("list", items=tuple(items))]
 
 
 def render_markdown(title: str, blocks: list[Block]) -> str:
@@ -250,8 +294,10 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
     tables = {}  # each table computed once: the headline reads the results table too
     for name in dict.fromkeys(("results", *spec.tables)):
         say(f"table {name}")
-        tables[name] = TABLES.get(name)(df, fits)
+        fn = TABLES.get(name)
+        tables[name] = fn(df, fits, spec) if getattr(fn, "wants_spec", False) else fn(df, fits)
     lines, nums = headline(df, fits, tables["results"])
+    flags = collect_flags(df, fits, nums)
     blocks: list[Block] = []
     if spec.description:
         blocks.append(Block("p", spec.description))
@@ -262,7 +308,8 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
     spec_rel = _rel(Path(spec.source))
     summary: dict[str, Any] = {"name": spec.name, "results": "results.parquet", "results_sha256": digest,
                                "n_runs": int(len(df)), "spec": spec_rel,
-                               "headline": nums, "fits": {}, "figures": {}, "tables": {}, "published": {}}
+                               "headline": nums, "flags": _round(flags), "fits": {}, "figures": {}, "tables": {},
+                               "published": {}}
     for f in fits.values():
         d = f.result.to_dict()
         d.pop("seconds", None)
@@ -296,6 +343,7 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
         blocks.append(Block("table", caption + f" (tables/{name}.csv, .md, .tex)", table=shown))
         summary["tables"][name] = {"caption": caption, "rows": _round(raw.to_dict(orient="records"))}
 
+    blocks += _flag_blocks(flags)
     if spec.published:
         blocks.append(Block("h2", "Published reference tables"))
         blocks.append(Block("p", "Published numbers, as printed by their sources; every row carries its citation. "

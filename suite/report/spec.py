@@ -10,6 +10,9 @@ laws:
   supervised: {law: supervised, bootstrap: 200, holdout: 0.2}
   distillation: {law: distillation, supervised: supervised, bootstrap: 200}
 figures: [loss_vs_tokens, capacity_gap, crossover, residuals, method_bars]
+tables: [results, fits, comparison]
+comparison:                               # every arm vs the baseline: CIs, paired/Welch p, Holm, MDE
+  - {metric: loss, baseline: method=supervised, by: [N_S, D_S]}
 published: [busbridge2025_table6, chinchilla2022_approach3]
 ```
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from ..config import ConfigError, build_dataclass, read_yaml_mapping
 from ..registry import did_you_mean
+from ..stats import LEVEL
 from .registries import FIGURES, TABLES
 
 
@@ -38,6 +42,7 @@ class LawSpec:
     fixed: dict[str, Any] = field(default_factory=dict)   # a number, or "bayes_loss" (the data's exact E)
     compare: str | None = None                # published set to put beside (default: by law)
     search: str = "fast"                      # multi-start search: fast (batched) or full (L-BFGS-B per start)
+    n_params: str = "non_embedding"           # what N counts: non_embedding (Kaplan, Busbridge) or total (Hoffmann)
 
 
 @dataclass(frozen=True)
@@ -52,16 +57,62 @@ class ReportSpec:
     published: tuple[str, ...] = ()
     out: str | None = None                    # default reports/<name>
     source: str = ""                          # the spec file, for messages
+    comparison: tuple = ()                    # report.compare.Comparison entries: the `comparison` table
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison a spec or the command line asks for (analysis spec key `comparison:`, a list of these;
+    report/compare.py runs it)."""
+    metric: tuple[str, ...]
+    baseline: str                         # COLUMN=VALUE
+    by: tuple[str, ...] = ()
+    where: str | None = None              # pandas query on the results before anything else
+    arm: str = "arm"                       # the derived arm label (report/compare.py), or a column
+    better: str | None = None             # lower | higher; default by the metric's name
+    paired: bool = True                   # pair by seed where the arms share seeds; False: always Welch
+    level: float = LEVEL
+    labels: dict[str, str] = field(default_factory=dict)   # metric column -> label in the shown table
+
+
+def parse_comparison(body: Any, where: str) -> Comparison:
+    """A spec entry -> Comparison; errors name `where`, the key and the valid choices."""
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: expected a mapping with metric, baseline and optionally by, where, arm, "
+                          f"better, paired, labels; got {type(body).__name__}")
+    valid = ("metric", "baseline", "by", "where", "arm", "better", "paired", "labels")
+    for k in body:
+        if k not in valid:
+            raise ConfigError(f"{where}.{k}: unknown key{did_you_mean(str(k), valid)}; valid: {', '.join(valid)}")
+    for k in ("metric", "baseline"):
+        if k not in body:
+            raise ConfigError(f"{where}: missing required key {k!r}")
+    metric = body["metric"]
+    metric = (metric,) if isinstance(metric, str) else tuple(metric)
+    by = body.get("by") or ()
+    by = tuple(b.strip() for b in by.split(",")) if isinstance(by, str) else tuple(by)
+    better = body.get("better")
+    if better not in (None, "lower", "higher"):
+        raise ConfigError(f"{where}.better: {better!r}; valid: lower, higher")
+    if "=" not in str(body["baseline"]):
+        raise ConfigError(f"{where}.baseline: {body['baseline']!r} is not COLUMN=VALUE (e.g. arm=SFT)")
+    return Comparison(metric, str(body["baseline"]), by, body.get("where"), str(body.get("arm", "arm")), better,
+                      bool(body.get("paired", True)), labels=dict(body.get("labels") or {}))
 
 
 def load_spec(path: str | Path) -> ReportSpec:
     """Read and validate an analysis spec; errors name the file, the key and the valid choices."""
-    from ..laws import LAWS, PUBLISHED  # scipy: not at start-up (the CLI reads this module)
+    from ..laws import LAWS, N_PARAMS, PUBLISHED  # scipy: not at start-up (the CLI reads this module)
 
     path = Path(path)
     data = read_yaml_mapping(path, missing="no such analysis spec")
     where = str(path)
     laws = data.pop("laws", None) or {}
+    comparison = data.pop("comparison", None) or []
+    if isinstance(comparison, dict):
+        comparison = [comparison]
+    if not isinstance(comparison, list):
+        raise ConfigError(f"{where}: comparison: expected a list of {{metric, baseline, by, where}} mappings")
     if not isinstance(laws, dict):
         raise ConfigError(f"{where}: laws: expected a mapping of fit name -> {{law: ...}}")
     data.setdefault("name", path.stem)
@@ -78,6 +129,10 @@ def load_spec(path: str | Path) -> ReportSpec:
         if lw.search not in ("fast", "full"):
             raise ConfigError(f"{where}: laws.{fname}.search: {lw.search!r}{did_you_mean(lw.search, ('fast', 'full'))}"
                               f"; valid: fast (batched descent, the default), full (L-BFGS-B from every start)")
+        if lw.n_params not in N_PARAMS:
+            raise ConfigError(f"{where}: laws.{fname}.n_params: {lw.n_params!r}{did_you_mean(str(lw.n_params), N_PARAMS)}"
+                              f"; valid: non_embedding (N without the embeddings and LM head, the default), "
+                              f"total (every parameter)")
         if lw.law == "distillation":
             if lw.supervised is None:
                 raise ConfigError(f"{where}: laws.{fname}.supervised: the distillation law needs the name of a "
@@ -91,6 +146,11 @@ def load_spec(path: str | Path) -> ReportSpec:
                     else "is neither a fit of this spec nor a published set")
             raise ConfigError(f"{where}: laws.{fname}.supervised: {lw.supervised!r} {what}"
                               f"{did_you_mean(lw.supervised, choices)}; valid: {', '.join(choices)}")
+        if lw.supervised:   # L~_S(N_S, D_S) must read N_S as this fit does (published sets count non-embedding N)
+            theirs = fits[lw.supervised].n_params if lw.supervised in fits else "non_embedding"
+            if theirs != lw.n_params:
+                raise ConfigError(f"{where}: laws.{fname}.n_params: {lw.n_params!r}, but its supervised fit "
+                                  f"{lw.supervised!r} counts N as {theirs!r}; use the same n_params for both")
     for kind, names, registry in (("figures", spec.figures, FIGURES), ("tables", spec.tables, TABLES)):
         for n in names:
             if n not in registry:
@@ -101,5 +161,8 @@ def load_spec(path: str | Path) -> ReportSpec:
         if not (published_dir / f"{n}.csv").exists() and not Path(n).exists():
             have = sorted(p.stem for p in published_dir.glob("*.csv"))
             raise ConfigError(f"{where}: published: no table {n!r}{did_you_mean(n, have)}; valid: {', '.join(have)}")
-    return dataclasses.replace(spec, laws=fits)
+    entries = tuple(parse_comparison(c, f"{where}: comparison[{i}]") for i, c in enumerate(comparison))
+    if entries and "comparison" not in spec.tables:
+        raise ConfigError(f"{where}: comparison: given, but 'comparison' is not under tables:")
+    return dataclasses.replace(spec, laws=fits, comparison=entries)
 

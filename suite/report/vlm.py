@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import _plt
+from .flags import benchmark_flags, flag_mark, item_stderr, marks
 from .registries import FIGURES, TABLES
 
 KIND = "vlm.method"
@@ -96,14 +97,26 @@ def _final(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows[~rows[KIND].isin(STAGED)], last])
 
 
-def _summarize(g: pd.DataFrame, cols, metrics) -> tuple[dict, dict]:
+def _summarize(g: pd.DataFrame, cols, metrics, marked: dict | None = None) -> tuple[dict, dict]:
+    """Mean ± SD over seeds; for benchmark scores also the cells' standard error over items (`se`, the root mean
+    square of the seeds' SEs) and ⚑k/n when k of the n seeds' scores are flagged (report/flags.py)."""
     rec, show = {"seeds": int(g["seed"].nunique())}, {"seeds": str(g["seed"].nunique())}
+    ids = g["cell_id"].astype(str) if "cell_id" in g else g.index.astype(str)
     for c in cols:
         m, s = g[c].mean(), g[c].std(ddof=1)
         rec[f"{c}.mean"], rec[f"{c}.std"] = m, s
         label, digits = metrics[c]
-        show[label] = ("–" if pd.isna(m) else f"{m:.{digits}f}" +
-                       (f" ± {s:.{digits}f}" if len(g) > 1 and np.isfinite(s) else ""))
+        text = ("–" if pd.isna(m) else f"{m:.{digits}f}" +
+                (f" ± {s:.{digits}f}" if len(g) > 1 and np.isfinite(s) else ""))
+        if c.startswith("benchmarks.") and c.endswith(".overall"):
+            se = item_stderr(g, c.split(".")[1])
+            rec[f"{c}.item_se"] = float(np.sqrt((se ** 2).mean())) if se.notna().any() else np.nan
+            if np.isfinite(rec[f"{c}.item_se"]) and pd.notna(m) and m > 0:
+                text += f" (se {rec[f'{c}.item_se']:.{digits}f})"
+            k = sum(bool((marked or {}).get((i, c))) for i in ids)
+            rec[f"{c}.flagged"] = k
+            text += flag_mark(k, len(g))
+        show[label] = text
     return rec, show
 
 
@@ -115,8 +128,9 @@ def vlm_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame,
     final = _final(rows)
     cols = [c for c in _METRICS if c in final and final[c].notna().any()]
     raw, shown = [], []
+    marked = marks(benchmark_flags(df))
     for v in _order(final["variant"].unique()):
-        rec, show = _summarize(final[final["variant"] == v], cols, _METRICS)
+        rec, show = _summarize(final[final["variant"] == v], cols, _METRICS, marked)
         raw.append({"variant": v, **rec})
         shown.append({"student / method": v, **show})
     return (pd.DataFrame(shown), pd.DataFrame(raw),
@@ -125,7 +139,10 @@ def vlm_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame,
             "judge; rows trained on detailed or App. F teacher answers reply at length, and the `rule` judge "
             "reads their final 'The answer is X.'), and the held-out answer cross-entropy (nats per student "
             "token, on the answers the row trained on: App. F rows' held-out answers are the teacher's, so "
-            "compare their CE only with each other); mean ± standard deviation over seeds.")
+            "compare their CE only with each other); mean ± standard deviation over seeds; (se x): the score's "
+            "standard error over the benchmark's items (binomial, root mean square over the seeds); ⚑k/n: k of "
+            "the n seeds' scores are flagged (one answer to every question, or within chance: see Flags). "
+            "Differences between methods, with intervals and adjusted p, are in the comparison table.")
 
 
 @TABLES.register("vlm_stages")
@@ -135,10 +152,12 @@ def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
     if rows.empty:
         return None
     cols = [c for c in _STAGE_METRICS if c in rows and rows[c].notna().any()]
+    marked = marks(benchmark_flags(df))
     raw, shown = [], []
     for v in _order(rows["variant"].unique()):
         for k in sorted(rows[rows["variant"] == v]["stage"].unique()):
-            rec, show = _summarize(rows[(rows["variant"] == v) & (rows["stage"] == k)], cols, _STAGE_METRICS)
+            rec, show = _summarize(rows[(rows["variant"] == v) & (rows["stage"] == k)], cols, _STAGE_METRICS,
+                                   marked)
             raw.append({"variant": v, "stage": int(k), **rec})
             shown.append({"variant": v, "after stage": str(int(k)), **show})
     return (pd.DataFrame(shown), pd.DataFrame(raw),
