@@ -14,11 +14,12 @@ baseline rows (COLUMN=VALUE) must form one arm, and every other arm is compared 
 - the difference to the baseline with its 95% interval and two-sided p, paired by seed where both arms ran the
   same seeds (the seed fixes initialisation and data order), Welch otherwise, a single-case test where one arm
   has one seed (none where both have one); the `test` column says which;
-- `p_adjusted`: Holm's step-down adjustment across the table (every difference, and every test of a group's
-  best arm against its other arms, form one family); `significant` only after it;
+- `p_adjusted`: Holm's step-down adjustment across every difference to a baseline in the table; `significant`
+  only after it;
 - `mde`: the minimum detectable effect at 80% power for that n and spread (suite/stats.py);
 - `best`: the arm whose mean is best (lower for losses, higher for scores) when it is significantly better than
-  every other arm of its group after that adjustment, else nothing is marked; Markdown and LaTeX bold it.
+  every other arm of its group (Holm within the group, and significant in the table where the test is a row of
+  it), else nothing is marked; Markdown and LaTeX bold it.
 """
 from __future__ import annotations
 
@@ -139,24 +140,24 @@ def compare(df: pd.DataFrame, c: Comparison, source: str = "compare") -> pd.Data
 
 
 def adjust(raw: pd.DataFrame) -> pd.DataFrame:
-    """Holm across the table: every difference to a baseline and every test of a best arm against the other
-    arms of its group form one family. Sets p_adjusted, significant and best."""
+    """Holm across the table's differences to the baseline (one family); sets p_adjusted, significant and best.
+    A group's best arm is bold when its tests against every other arm of the group are significant after Holm
+    within the group and, where a test is also a row of the table (best arm vs baseline), significant there."""
     raw = raw.copy()
-    diff_rows = np.flatnonzero((raw["arm"] != raw["baseline"]).to_numpy())
-    cand = [(i, ps, ds) for i, (ps, ds) in enumerate(zip(raw["best_p"], raw["best_diff"])) if ps]
-    family = list(raw["p"].to_numpy(float)[diff_rows]) + [p for _, ps, _ in cand for p in ps]
-    adj = stats.holm(family)
+    diff = (raw["arm"] != raw["baseline"]).to_numpy()
     raw["p_adjusted"] = np.nan
-    raw.loc[raw.index[diff_rows], "p_adjusted"] = adj[:len(diff_rows)]
+    raw.loc[diff, "p_adjusted"] = stats.holm(raw.loc[diff, "p"].to_numpy(float))
     raw["significant"] = raw["p_adjusted"] < stats.ALPHA
     raw["best"] = False
-    k = len(diff_rows)
-    for i, ps, ds in cand:
-        q = adj[k:k + len(ps)]
-        k += len(ps)
-        sign = -1 if raw["better"].iloc[i] == "lower" else 1
-        raw.loc[raw.index[i], "best"] = bool(all(np.isfinite(x) and x < stats.ALPHA and sign * d > 0
-                                                 for x, d in zip(q, ds)))
+    for i, r in raw.iterrows():
+        if not r["best_p"]:
+            continue
+        sign = -1 if r["better"] == "lower" else 1
+        within = stats.holm(r["best_p"])
+        ok = all(np.isfinite(q) and q < stats.ALPHA and sign * d > 0 for q, d in zip(within, r["best_diff"]))
+        mates = raw[(raw["group"] == r["group"]) & diff]
+        table_rows = mates if r["arm"] == r["baseline"] else mates[mates["arm"] == r["arm"]]
+        raw.loc[i, "best"] = bool(ok and table_rows["significant"].all())
     return raw
 
 
@@ -197,7 +198,7 @@ def _group_rows(g: pd.DataFrame, c: Comparison, metric: str, base: str, key: dic
                     "diff": d.diff if d else np.nan, "diff_ci_low": d.ci_low if d else np.nan,
                     "diff_ci_high": d.ci_high if d else np.nan, "test": d.test if d else "",
                     "p": d.p if d else np.nan, "mde": d.mde if d else np.nan, "better": better,
-                    "best_p": [], "best_diff": [], "cells": cells})
+                    "best_p": [], "best_diff": [], "cells": cells, "group": f"{key}|{metric}|{base}"})
     # the arm with the best mean, tested against every other arm; `adjust` decides after Holm across the table
     means = {a: float(v.mean()) for a, v in values.items()}
     if len(means) >= 2:
@@ -307,7 +308,7 @@ def comparison_table(df: pd.DataFrame, fits: dict, spec=None) -> tuple[pd.DataFr
     raw["flagged"] = [sum(bool(marked.get((c, m))) for c in cells) for cells, m in zip(raw["cells"], raw["metric"])]
     by = list(dict.fromkeys(b for c in entries for b in c.by))
     raw["cells"] = [";".join(c) for c in raw["cells"]]
-    return shown_table(raw, by), raw.drop(columns=["best_p", "best_diff"]), CAPTION
+    return shown_table(raw, by), raw.drop(columns=["best_p", "best_diff", "group"]), CAPTION
 
 
 comparison_table.wants_spec = True   # build.py passes the analysis spec
