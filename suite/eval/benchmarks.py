@@ -14,9 +14,12 @@ from typing import Any, Mapping
 
 from ..config import BENCHMARKS, Benchmark
 
-# what result.json keeps of each benchmark (the full tables stay in the eval directory)
+# what result.json keeps of each benchmark (the full tables stay in the eval directory); the second line: the
+# score's uncertainty over items and the facts that flag a degenerate score (issue 27; see suite.eval.uncertainty)
 SUMMARY_KEYS = ("overall", "judge", "n", "status", "scorer", "prefetch_rate", "num_fewshot", "prompt_style",
-                "groups", "breakdown", "loss", "reason")
+                "groups", "breakdown", "loss", "reason",
+                "stderr", "ci_low", "ci_high", "ci_method", "stderr_by_group", "n_blocks", "chance", "tied_fraction",
+                "answer_entropy", "top_answer", "top_answer_share", "answer_counts", "n_missing", "n_multiple_choice")
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,11 @@ def _is_vlm(model) -> bool:
 
 
 def run_heldout(name: str, model, ctx: EvalContext) -> dict:
-    """Nats/token on the held-out split of the model's training data."""
+    """Nats/token on the held-out split of the model's training data, with its standard error over blocks."""
     import torch
 
     from ..models import HiddenStatesLM
-    from .heldout import heldout_loss
+    from .heldout import heldout_stats
 
     source = ctx.heldout_source
     if source is None:
@@ -74,7 +77,8 @@ def run_heldout(name: str, model, ctx: EvalContext) -> dict:
                          "ai2d / mmvet / mathvista")
     lm = model if isinstance(model, HiddenStatesLM) else HiddenStatesLM(model)
     dev = torch.device(ctx.device) if ctx.device else next(lm.parameters()).device
-    return {"loss": heldout_loss(lm, source, batch_size=ctx.batch_size, device=dev),
+    stats = heldout_stats(lm, source, batch_size=ctx.batch_size, device=dev)
+    return {"loss": stats["loss"], "stderr": stats["stderr"], "n_blocks": stats["n_blocks"],
             "n": source.num_examples("heldout")}
 
 

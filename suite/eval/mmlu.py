@@ -3,6 +3,8 @@
     from suite.eval.mmlu import evaluate_mmlu, write_mmlu_fixture
     res = evaluate_mmlu(model, tok, "data/mmlu", num_fewshot=5, out_dir="runs/x/eval/mmlu")
     res["overall"], res["groups"]["stem"], res["subjects"]["anatomy"]    # accuracies, size-weighted like upstream
+    res["stderr"], res["stderr_by_group"]["stem"]                       # lm-eval's stderrs of those (fractions)
+    res["tied_fraction"], res["answer_entropy"], res["top_answer_share"], res["chance"]   # degenerate-score facts
     evaluate_mmlu(model, tok, None, task="upstream")                    # lm-eval's built-in `mmlu` (needs the hub)
     write_mmlu_fixture("tmp/mmlu", subjects=["anatomy"], n_test=8, fmt="jsonl")   # synthetic, same layout
     write_tasks("data/mmlu", "tmp/tasks")                               # -> "suite_mmlu", for TaskManager(include_path)
@@ -19,6 +21,14 @@ Data layout (what `datasets` shows for `cais/mmlu`, one folder per subject):
 columns question:str, subject:str, choices:list[str] of 4, answer:int 0-3. `test` and `dev` are required (dev
 holds the few-shot examples; upstream builds its few-shot sampler even at 0-shot), `validation` is optional and
 unused. Subject folders that are absent are skipped (a group with none of its subjects is left out).
+
+Uncertainty (issue 27): `stderr` is lm-eval's `acc_stderr,none` of the parent group, `stderr_by_group` each
+group's; a subject's is the sample SD of its 0/1 item scores (ddof=1) / sqrt(n), and a size-weighted group's is
+`pooled_sample_stderr`: sqrt(sum_i (n_i - 1) n_i se_i^2 / (N - k) / N), the pooled within-subject variance
+over N questions (subjects are strata; the spread between subject means is not in it). None where lm-eval says
+"N/A" (a subject with one question). `choice_statistics` reads lm-eval's per-question samples: the fraction
+of questions whose four choice log-likelihoods are tied, the entropy and top share of the predicted letters,
+and chance (0.25).
 
 Outputs with `out_dir`: results.json (the summary returned, plus lm-eval's own results, groups, configs,
 versions and n-shot), samples_<task>.jsonl (lm-eval's per-question records, one file per subject task) and
@@ -40,6 +50,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .._io import atomic_write_json, atomic_write_text
 from ..config import InputError
+from .uncertainty import answer_distribution
 
 # The 57 subjects of lm_eval/tasks/mmlu/default (0.4.13), each with the group its `tag` puts it in
 # (19 stem, 13 other, 12 social_sciences, 13 humanities).
@@ -341,7 +352,8 @@ def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_f
     built-in `mmlu` (hub dataset `cais/mmlu`; `data_dir` and `subjects` must be None). `device` moves the model
     there first (in place); None keeps it where it is. `limit` caps the test questions per subject (lm-eval's
     meaning). `progress=False` silences lm-eval's own tqdm bars too. Returns overall / group / subject
-    accuracies, each size-weighted over the questions scored.
+    accuracies, each size-weighted over the questions scored, lm-eval's stderrs of the overall and group
+    accuracies, and `choice_statistics` of the per-question samples (ties, answer distribution, chance).
     """
     import lm_eval
     from lm_eval.evaluator import simple_evaluate  # imported before _quiet_lm_eval() looks for lm_eval loggers
@@ -410,15 +422,17 @@ def _summarize(res: Mapping[str, Any], prefix: str, num_fewshot: int, task: str,
     subjects = {subject_names[t]: float(r["acc,none"]) for t, r in results.items() if t in subject_names}
     groups = {group_names[t]: float(r["acc,none"]) for t, r in results.items() if t in group_names}
     n_by_subject = {subject_names[t]: int(c["effective"]) for t, c in n_samples.items() if t in subject_names}
-    stderr = results[prefix].get("acc_stderr,none")
+    group_stderr = {group_names[t]: _stderr(r) for t, r in results.items() if t in group_names}
+    samples = [r for t, records in (res.get("samples") or {}).items() if t in subject_names for r in records]
     return {
         "benchmark": "mmlu",
         "task": task,
         "lm_eval_task": prefix,
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve()),
         "overall": float(results[prefix]["acc,none"]),
-        "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
+        "stderr": _stderr(results[prefix]),
         "groups": {g: groups[g] for g in GROUPS if g in groups},
+        "stderr_by_group": {g: group_stderr[g] for g in GROUPS if g in groups},
         "subjects": dict(sorted(subjects.items())),
         "n": sum(n_by_subject.values()),
         "n_by_group": {g: sum(n for s, n in n_by_subject.items() if SUBJECTS[s] == g) for g in GROUPS if g in groups},
@@ -426,7 +440,53 @@ def _summarize(res: Mapping[str, Any], prefix: str, num_fewshot: int, task: str,
         "num_fewshot": num_fewshot,
         "metric": "acc",
         "lm_eval_version": version,
+        **choice_statistics(samples),
     }
+
+
+def _stderr(task_result: Mapping[str, Any]) -> float | None:
+    """lm-eval's `acc_stderr,none` (a fraction), None where it reports "N/A" (a subject with one question)."""
+    value = task_result.get("acc_stderr,none")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+TIE_ATOL = 1e-6  # choice log-likelihoods this close (absolute, nats) count as equal
+
+
+def _loglikelihood(resp: Any) -> float:
+    """One choice's log-likelihood from a sample's `filtered_resps` entry: (loglik, is_greedy) or a number."""
+    return float(resp[0]) if isinstance(resp, (list, tuple)) else float(resp)
+
+
+def choice_statistics(samples: Sequence[Mapping[str, Any]], atol: float = TIE_ATOL) -> dict[str, Any]:
+    """Facts that flag a degenerate MMLU score, from lm-eval's per-question sample records.
+
+    Each record (lm-eval's `samples[task][i]`) holds `filtered_resps`: one (log-likelihood, is_greedy) per choice
+    (lists after a JSON round trip); records of a filter other than "none" are skipped. Returns
+    `tied_fraction` (fraction 0-1 of questions whose choice log-likelihoods all lie within `atol` of each other:
+    a tokenizer that maps the letters to one unknown token scores every choice the same, and lm-eval's argmax
+    then always picks A), `n_tied`; over the predicted letters (argmax of the log-likelihoods, first on ties,
+    as lm-eval's `acc`): `answer_entropy` (bits), `top_answer`, `top_answer_share` (0-1), `answer_counts`; and
+    `chance`, the expected accuracy of a uniform random guess (mean of 1/number of choices: 0.25 on MMLU), a
+    fraction like `overall`. All None without samples.
+    """
+    import numpy as np
+
+    tied, letters, inverse = 0, [], []
+    for rec in samples:
+        if rec.get("filter", "none") != "none":
+            continue
+        lls = np.array([_loglikelihood(r) for r in rec["filtered_resps"]], dtype=np.float64)
+        if lls.size == 0:
+            continue
+        tied += bool(lls.max() - lls.min() <= atol)
+        letters.append(chr(ord("A") + int(np.argmax(lls))))
+        inverse.append(1.0 / lls.size)
+    n = len(letters)
+    dist = answer_distribution(letters)
+    return {"tied_fraction": tied / n if n else None, "n_tied": tied if n else None,
+            "answer_entropy": dist["entropy_bits"], "top_answer": dist["top"], "top_answer_share": dist["top_share"],
+            "answer_counts": dist["counts"] if n else None, "chance": float(np.mean(inverse)) if n else None}
 
 
 def _write_outputs(out_dir: Path, summary: dict, res: Mapping[str, Any]) -> None:

@@ -120,8 +120,10 @@ def benchmark_flags(df: pd.DataFrame) -> list[dict[str, Any]]:
                 if hit:
                     add(col, "score equals one letter's share of the test set: consistent with one answer to "
                              "every question", cell, f"{score:.3f} = share of {hit[0]}")
-            chance = r.get(f"benchmarks.{b}.chance")
-            if chance is None or pd.isna(chance):
+            chance = r.get(f"benchmarks.{b}.chance")   # stored on the score's scale (percent for VLM benchmarks)
+            if chance is not None and pd.notna(chance):
+                chance = float(chance) / scale
+            else:
                 chance = 0.25 if b == "mmlu" else (letters or _test_letters(df, b) or ({}, math.nan))[1]
             if n and np.isfinite(chance) and chance > 0 and score > 0:
                 lo, hi = wilson(score / scale, n)

@@ -40,10 +40,10 @@ from .._io import append_jsonl, atomic_write_json
 from .._meta import git_revision, versions
 from ..config import SECTIONS, CellConfig, parse_tokens, scaled_lr, stage_section
 from ..distributed import all_reduce_sum, barrier, init_distributed
-from ..eval.heldout import heldout_loss
+from ..eval.heldout import heldout_loss, heldout_stats
 from ..methods import IGNORE_INDEX, make_method
-from ..models import (HiddenStatesLM, build_model, count_non_embedding, forward_flops_per_token, is_tiny, model_shape,
-                      save_pretrained)
+from ..models import (HiddenStatesLM, build_model, count_non_embedding, count_parameters, forward_flops_per_token,
+                      is_tiny, model_shape, save_pretrained)
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .mfu import device_peak_flops
 from .schedule import lr_factor, warmup_steps
@@ -105,7 +105,8 @@ def _load_teacher(spec: str, data_tokenizer, device):
             f"For cross-tokenizer distillation use method 'genrecal'.")
     lm = build_model(spec)
     lm.requires_grad_(False)
-    info = {"N_T": count_non_embedding(lm), "D_T": None, "teacher_shape": model_shape(lm)}
+    info = {"N_T": count_non_embedding(lm), "N_T_total": count_parameters(lm), "D_T": None,
+            "teacher_shape": model_shape(lm)}
     parent_result = Path(spec).parent / "result.json"  # a teacher trained by `suite train` (…/model)
     if Path(spec).exists() and parent_result.exists():
         info["D_T"] = json.loads(parent_result.read_text()).get("D_S")
@@ -258,7 +259,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     bar = tqdm(total=steps, initial=start, disable=not (progress and env.is_main), unit="step",
                desc=cfg.name or cfg.cell_id, dynamic_ncols=True, mininterval=1.0)
     model.train()
-    last_eval = None
+    last_eval, last_stderr = None, None
     window_t, window_tok = time.time(), 0
     agg = torch.zeros(4, dtype=torch.float64)  # loss, ce, kd, tokens since the last log line
     more: dict[str, float] = {}
@@ -340,9 +341,12 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             window_t, window_tok = time.time(), 0
         t_side = time.time()  # evaluation and checkpoint time is kept out of the throughput windows
         if done % eval_every == 0 or done == steps:
-            ev = (stage.evaluate(autocast) if vlm else
-                  {"heldout_loss": heldout_loss(model, source, tc.eval_batch_size, device, autocast, env)})
-            last_eval = ev["heldout_loss"]
+            if vlm:
+                ev = stage.evaluate(autocast)
+            else:   # the loss with its standard error over the held-out sequences (one pass)
+                hs = heldout_stats(model, source, tc.eval_batch_size, device, autocast, env)
+                ev = {"heldout_loss": hs["loss"], "heldout_stderr": hs["stderr"]}
+            last_eval, last_stderr = ev["heldout_loss"], ev.get("heldout_stderr")
             log({"kind": "eval", "step": done, "tokens": tokens_seen, **ev})
             bar.set_postfix(heldout=f"{last_eval:.3f}", refresh=False)
         bar.update(1)
@@ -358,8 +362,11 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     bar.close()
 
     if last_eval is None:  # resumed at the very end
-        last_eval = (stage.evaluate(autocast)["heldout_loss"] if vlm else
-                     heldout_loss(model, source, tc.eval_batch_size, device, autocast, env))
+        if vlm:
+            last_eval = stage.evaluate(autocast)["heldout_loss"]
+        else:
+            hs = heldout_stats(model, source, tc.eval_batch_size, device, autocast, env)
+            last_eval, last_stderr = hs["loss"], hs["stderr"]
     stage_fields = stage.finish(last_eval) if stage is not None else {}  # LoRA merged; every task seen scored
     wall = time.time() - t_start
     if vlm:
@@ -375,7 +382,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
         "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
         "N_S": n_s, "N_T": t_info.get("N_T"), "D_S": D, "D_T": t_info.get("D_T"),
-        "loss": last_eval, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
+        "N_S_total": None if vlm else count_parameters(lm), "N_T_total": t_info.get("N_T_total"),   # embeddings included
+        "loss": last_eval, "loss_stderr": last_stderr, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
         "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
         "flops": flops, "steps": steps, "lr": peak_lr, "warmup_steps": warm, "batch_size": B, "seq_len": T, "world_size": env.world_size,
         "rank_hosts": [h for h, _ in env.hosts] or [socket.gethostname()],
@@ -393,7 +401,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         else:
             save_pretrained(lm, out / "model", tokenizer=tok)
         if cfg.eval.benchmarks:  # before result.json: a cell killed while evaluating reruns it (predictions cached)
-            heldout = {"loss": last_eval, "n": len(stage.heldout_items) if vlm else source.num_examples("heldout")}
+            heldout = {"loss": last_eval, "stderr": last_stderr,
+                       "n": len(stage.heldout_items) if vlm else source.num_examples("heldout")}
             result["benchmarks"] = _evaluate(cfg, stage.student if vlm else lm, tok, heldout, out, device, progress)
         atomic_write_json(out / "result.json", result)
     barrier(env)

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
 from suite.eval.mmlu import (  # noqa: E402
-    GROUPS, SUBJECTS, MMLUDataError, description, evaluate_mmlu, find_subjects, write_mmlu_fixture, write_tasks,
+    GROUPS, SUBJECTS, MMLUDataError, choice_statistics, description, evaluate_mmlu, find_subjects,
+    write_mmlu_fixture, write_tasks,
 )
 
 lm_eval = pytest.importorskip("lm_eval")
@@ -197,6 +198,7 @@ def _assert_equal_to_builtin(ours: dict, res: dict) -> None:
     assert ours["groups"] == {g: r[f"mmlu_{g}"]["acc,none"] for g in GROUPS}
     assert ours["overall"] == r["mmlu"]["acc,none"]
     assert ours["stderr"] == r["mmlu"]["acc_stderr,none"] and isinstance(ours["stderr"], float)
+    assert ours["stderr_by_group"] == {g: r[f"mmlu_{g}"]["acc_stderr,none"] for g in GROUPS}
     assert ours["n"] == sum(2 if s not in SIZES else SIZES[s] for s in SUBJECTS) == r["mmlu"]["sample_len"]
 
 
@@ -371,3 +373,82 @@ def test_no_progress_silences_lm_evals_own_bars(env, capfd):
     from tqdm import tqdm
 
     assert hf.tqdm is tqdm  # restored afterwards
+
+
+# --------------------------------------------------------------------------- uncertainty and degenerate scores
+
+def _sample(lls, target=0, filter_key="none"):
+    """A record shaped like lm-eval 0.4's `samples[task][i]` for a multiple_choice task (evaluator.py): one
+    request per choice, `resps` [[(loglik, is_greedy)]] per choice, `filtered_resps` [(loglik, is_greedy)]."""
+    return {"doc_id": 0, "doc": {"question": "q", "choices": ["1", "2", "3", "4"][:len(lls)], "answer": target},
+            "target": target, "arguments": [("q\nAnswer:", f" {'ABCD'[i]}") for i in range(len(lls))],
+            "resps": [[(ll, False)] for ll in lls], "filtered_resps": [(ll, False) for ll in lls],
+            "filter": filter_key, "metrics": ["acc"], "acc": float(max(range(len(lls)), key=lls.__getitem__) == target)}
+
+
+def test_choice_statistics_finds_tied_choices_on_lm_eval_samples():
+    samples = [_sample([-2.5, -2.5, -2.5, -2.5]),                    # tied exactly (letters all <unk>)
+               _sample([-3.0, -3.0 + 4e-7, -3.0 - 5e-7, -3.0]),      # within 1e-6: tied (argmax still B)
+               _sample([-1.0, -1.0 + 2e-6, -1.0, -1.0]),             # B wins by 2e-6: not tied
+               _sample([-4.0, -6.0, -1.5, -9.0]),                    # C
+               _sample([-4.0, -6.0, -1.5, -9.0], filter_key="other")]  # another filter's copy: skipped
+    st = choice_statistics(samples)
+    assert st["tied_fraction"] == pytest.approx(2 / 4) and st["n_tied"] == 2
+    assert st["answer_counts"] == {"A": 1, "B": 2, "C": 1}           # argmax, first on exact ties (lm-eval's acc)
+    assert st["top_answer"] == "B" and st["top_answer_share"] == 0.5
+    assert st["answer_entropy"] == pytest.approx(1.5)                # p = (1/2, 1/4, 1/4)
+    assert st["chance"] == 0.25
+    # as read back from samples_*.jsonl (tuples become lists): the same
+    assert choice_statistics(json.loads(json.dumps(samples))) == st
+    # all tied: the degenerate case the flag is for
+    tied = choice_statistics([_sample([-7.0] * 4, target=t) for t in (0, 1, 2, 3, 1)])
+    assert tied["tied_fraction"] == 1.0 and tied["answer_entropy"] == 0.0 and tied["top_answer_share"] == 1.0
+    assert choice_statistics([])["tied_fraction"] is None
+    assert choice_statistics([_sample([-1.0, -2.0])])["chance"] == 0.5    # two choices: 1/2
+
+
+def test_summary_carries_stderrs_and_choice_statistics(env, local0):
+    out = env["base"] / "out0"
+    saved = json.loads((out / "results.json").read_text())["lm_eval"]["results"]
+    # lm-eval's group stderr is pooled over the group's subjects (api/metrics.py pooled_sample_stderr)
+    for g in GROUPS:
+        members = [s for s in SUBJECTS if SUBJECTS[s] == g]
+        se = [saved[f"suite_mmlu_{s}"]["acc_stderr,none"] for s in members]
+        n = [saved[f"suite_mmlu_{s}"]["sample_len"] for s in members]
+        pooled = math.sqrt(sum((ni - 1) * ni * e ** 2 for ni, e in zip(n, se)) / (sum(n) - len(n)) / sum(n))
+        assert local0["stderr_by_group"][g] == pytest.approx(pooled, rel=1e-12)
+    assert 0 < local0["stderr"] < 0.5
+    # the predicted letters are the argmax of each question's choice log-likelihoods
+    letters = {}
+    for path in out.glob("samples_*.jsonl"):
+        for line in path.read_text().splitlines():
+            lls = [r[0] for r in json.loads(line)["filtered_resps"]]
+            letter = "ABCD"[lls.index(max(lls))]
+            letters[letter] = letters.get(letter, 0) + 1
+    assert local0["answer_counts"] == dict(sorted(letters.items())) and sum(letters.values()) == local0["n"]
+    assert local0["chance"] == 0.25 and local0["tied_fraction"] == 0.0
+    assert local0["top_answer_share"] == max(letters.values()) / local0["n"]
+    # what result.json keeps of it
+    from suite.eval.benchmarks import summary
+
+    kept = summary(local0)
+    for key in ("stderr", "stderr_by_group", "tied_fraction", "answer_entropy", "top_answer", "top_answer_share",
+                "chance", "answer_counts"):
+        assert kept[key] == local0[key], key
+
+
+def test_a_model_that_scores_every_choice_alike_is_flagged(env):
+    """Zero LM head: every token has log-prob -log V, and the four one-token letters tie on every question."""
+    import torch
+
+    flat = copy.deepcopy(env["model"])
+    with torch.no_grad():
+        flat.get_output_embeddings().weight.zero_()
+    subjects = ["anatomy", "sociology", "formal_logic"]
+    res = evaluate_mmlu(flat, env["tok"], env["root"], subjects=subjects, progress=False)
+    assert res["tied_fraction"] == 1.0 and res["n_tied"] == res["n"] == 3 + 4 + 5
+    assert res["answer_counts"] == {"A": 12} and res["answer_entropy"] == 0.0 and res["top_answer_share"] == 1.0
+    # lm-eval's argmax then picks A everywhere: the accuracy is the share of questions whose answer is A
+    answers = [r["answer"] for s in subjects
+               for r in pq.read_table(env["root"] / s / "test-00000-of-00001.parquet").to_pylist()]
+    assert res["overall"] == pytest.approx(answers.count(0) / len(answers))

@@ -48,6 +48,10 @@ def test_cell_runs_its_benchmarks_before_result_json(evaluated_cell):
     mmlu = bm["mmlu"]
     assert mmlu["n"] == 12 and mmlu["num_fewshot"] == 1 and mmlu["judge"] == "loglikelihood"
     assert 0.0 <= mmlu["overall"] <= 1.0 and set(mmlu["groups"]) <= {"stem", "other", "social_sciences", "humanities"}
+    # issue 27: the score's uncertainty and the degeneracy facts reach result.json beside it
+    assert mmlu["stderr"] > 0 and set(mmlu["stderr_by_group"]) == set(mmlu["groups"]) and mmlu["chance"] == 0.25
+    assert 0.0 <= mmlu["tied_fraction"] <= 1.0 and sum(mmlu["answer_counts"].values()) == mmlu["n"]
+    assert 0.0 <= mmlu["answer_entropy"] <= 2.0 and mmlu["top_answer"] in "ABCD"
     assert (out / "eval" / "mmlu" / "results.json").exists()
     assert list((out / "eval" / "mmlu").glob("samples_*.jsonl"))
     assert json.loads((out / "eval" / "eval.json").read_text())["benchmarks"]["mmlu"]["overall"] == mmlu["overall"]
@@ -61,6 +65,7 @@ def test_suite_eval_cli_reproduces_the_cell(evaluated_cell, tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["mmlu"]["overall"] == result["benchmarks"]["mmlu"]["overall"]
     assert res["heldout"]["loss"] == pytest.approx(result["loss"], rel=1e-5)  # the cell's data, found via result.json
+    assert res["heldout"]["stderr"] > 0 and res["heldout"]["n_blocks"] == res["heldout"]["n"]
 
 
 def test_errors_name_the_problem(evaluated_cell, tmp_path, capsys):

@@ -102,7 +102,7 @@ def test_entropy_flag_on_constant_letter_predictions():
     df = pd.DataFrame({"cell_id": ["a", "b"], "benchmarks.ai2d.overall": [30.0, 55.0],
                        "benchmarks.ai2d.n": [160, 160], "benchmarks.ai2d.top_answer_share": [1.0, 0.4],
                        "benchmarks.ai2d.top_answer": ["B", "A"], "benchmarks.ai2d.answer_entropy": [0.0, 1.9],
-                       "benchmarks.ai2d.chance": [0.25, 0.25]})
+                       "benchmarks.ai2d.chance": [25.0, 25.0]})   # percent, as the scorer stores it
     flags = {f["reason"]: f for f in benchmark_flags(df)}
     const = next(f for r, f in flags.items() if r.startswith("one answer"))
     assert const["cells"] == ["a"] and const["metric"] == "benchmarks.ai2d.overall"

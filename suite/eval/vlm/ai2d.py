@@ -9,6 +9,9 @@ option text). Rows it cannot place go to the judge with the verbatim MCQ matchin
 seeded (seed, index) and logged. Without a judge an unplaced reply is Z (wrong), as under VLMEvalKit's
 `exact_matching` policy. The accuracy table has one row per `split` (`none` when absent), `Overall` and one
 column per `l2-category` / `category` value, as fractions 0-1 (the returned dict reports percent).
+The returned dict also carries the score's uncertainty over items and the facts that flag a degenerate score
+(`choice_uncertainty`: binomial stderr, 95% Wilson interval, the extracted answers' entropy and top share,
+chance), all percent like `overall` except the entropy (bits) and the share (0-1).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..uncertainty import accuracy_uncertainty, answer_distribution, chance_accuracy
 from ._judging import ask_rounds, available
 from .matching import FAIL_MSG, build_choices, build_option_str, can_infer, cn_string
 from .tsv import write_table
@@ -143,6 +147,21 @@ def _mean(s: pd.Series) -> float:
     return float(np.mean(s)) if len(s) else float("nan")
 
 
+def choice_uncertainty(hits: list, answers: list, n_options: list[int]) -> dict[str, Any]:
+    """Uncertainty and degeneracy facts of a multiple-choice accuracy, percent like `overall`.
+
+    `stderr` binomial, 100·sqrt(p(1-p)/n); `ci_low` / `ci_high` the 95% Wilson interval (`ci_method` "wilson");
+    over the extracted `answers` (option letters, "Z" for unplaced: a category of its own): `answer_entropy`
+    (bits), `top_answer`, `top_answer_share` (fraction 0-1), `answer_counts`; `chance` the expected accuracy of
+    a uniform random guess, 100 · mean over items of 1/(number of options).
+    """
+    dist = answer_distribution(answers)
+    chance = chance_accuracy(n_options)
+    return {**accuracy_uncertainty(hits, scale=100.0), "answer_entropy": dist["entropy_bits"],
+            "top_answer": dist["top"], "top_answer_share": dist["top_share"], "answer_counts": dist["counts"],
+            "chance": 100.0 * chance if chance == chance else None}
+
+
 def score_ai2d(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, judge_tag: str | None = None,
                seed: int = 0) -> dict[str, Any]:
     """Score merged predictions (dataset columns + `prediction`); write the result and acc files under `prefix`."""
@@ -166,7 +185,8 @@ def score_ai2d(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, ju
                 breakdown[MMB_ABBRS.get(ab, ab)] = 100.0 * float(sub["hit"].mean())
     out = {"judge": name, "overall": 100.0 * overall, "overall_fraction": overall, "breakdown": breakdown,
            "n": len(df), "status": "scored", "files": files, "seed": seed, **stats,
-           "acc_table": acc.to_dict(orient="records")}
+           "acc_table": acc.to_dict(orient="records"),
+           **choice_uncertainty(df["hit"].tolist(), opts, [len(build_choices(df.iloc[i])) for i in range(len(df))])}
     if len(acc) > 1:
         out["splits"] = {str(r["split"]): 100.0 * float(r["Overall"]) for r in acc.to_dict(orient="records")}
     return out

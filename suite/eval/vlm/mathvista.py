@@ -25,6 +25,10 @@ Official (scorer "mathvista_official", lupantech/MathVista evaluation/calculate_
   then string equality with `answer`. Same table shape as above.
 - Without a judge, a reply neither rule reads is wrong (the official pipeline would have asked its LLM; the
   nearest option to an empty extraction would be a free guess), and the result is labelled "prefetch_only".
+
+Both summaries carry the accuracy's uncertainty over items and the degeneracy facts (`uncertainty`): binomial
+stderr and 95% Wilson interval over all items, chance (free-form items count 0), and the distribution of the
+option letters the multiple-choice replies were read as.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..uncertainty import accuracy_uncertainty, answer_distribution, chance_accuracy
 from ._judging import RISING_TEMPERATURES, ask_rounds, available
 from .matching import FAIL_MSG, _isna, can_infer
 from .tsv import write_table
@@ -221,18 +226,38 @@ def score_mathvista(data: pd.DataFrame, judge: Any, *, prefix: Path | None = Non
     res, logs, pre = extract(df, judge)
     df["res"], df["log"] = res, logs
     hits = [bool(post_check(df.iloc[i], res[i], prefetch=False)) for i in range(len(df))]
-    return _finish(df, acc_table(df, hits, pre), judge, prefix, judge_tag)
+    # the option letter each multiple-choice reply was read as (what post_check grades); "Z" when none
+    letters = [(can_infer(res[i], _letters(choices_of(df.iloc[i]))) or "Z")
+               if df.iloc[i]["question_type"] == "multi_choice" else None for i in range(len(df))]
+    return _finish(df, acc_table(df, hits, pre), judge, prefix, judge_tag, extra=uncertainty(df, hits, letters))
+
+
+def uncertainty(df: pd.DataFrame, hits: list[bool], letters: list[str | None]) -> dict[str, Any]:
+    """The accuracy's uncertainty over items and the facts that flag a degenerate score, percent like `overall`.
+
+    Over all items: `stderr` binomial, 100·sqrt(p(1-p)/n); `ci_low` / `ci_high` the 95% Wilson interval
+    (`ci_method` "wilson"); `chance` the expected accuracy of a uniform random guess, 100 · mean over items of
+    1/(number of choices), free-form items counting 0. Over the multiple-choice items only (`letters[i]` None
+    for the others; "Z" for a reply read as no option, a category of its own): `answer_entropy` (bits),
+    `top_answer`, `top_answer_share` (fraction 0-1), `answer_counts`, `n_multiple_choice`.
+    """
+    mc = [i for i, letter in enumerate(letters) if letter is not None]
+    dist = answer_distribution([letters[i] for i in mc])
+    chance = chance_accuracy([len(choices_of(df.iloc[i])) if letters[i] is not None else 0 for i in range(len(df))])
+    return {**accuracy_uncertainty(hits, scale=100.0), "chance": 100.0 * chance if chance == chance else None,
+            "answer_entropy": dist["entropy_bits"], "top_answer": dist["top"], "top_answer_share": dist["top_share"],
+            "answer_counts": dist["counts"], "n_multiple_choice": len(mc)}
 
 
 def _finish(df: pd.DataFrame, table: pd.DataFrame, judge: Any, prefix: Path | None, judge_tag: str | None,
-            suffix: str = "") -> dict[str, Any]:
+            suffix: str = "", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write `{prefix}_{judge}{suffix}.xlsx` and `..._score.csv` (when prefix is given); the summary."""
     files = {}
     if prefix is not None:
         stem = f"{prefix}_{judge_tag or judge.name}{suffix}"
         files["result"] = str(write_table(df, Path(f"{stem}.xlsx")))
         files["score"] = str(write_table(table, Path(f"{stem}_score.csv")))
-    return _summary(table, judge.name, len(df), not available(judge), files)
+    return {**_summary(table, judge.name, len(df), not available(judge), files), **(extra or {})}
 
 
 # ----------------------------------------------------------------------------- official normalization
@@ -335,7 +360,16 @@ def score_mathvista_official(data: pd.DataFrame, judge: Any, *, prefix: Path | N
         normalized.append(norm)
         hits.append(norm == _answer_str(row["answer"]))
     df["res"], df["log"], df["normalized"], df["hit"] = extraction, log_col, normalized, [int(h) for h in hits]
-    return _finish(df, acc_table(df, hits, prefetched), judge, prefix, judge_tag, suffix="_official")
+    letters = [_option_letter(normalized[i], choices_of(df.iloc[i]))
+               if df.iloc[i]["question_type"] == "multi_choice" else None for i in range(len(df))]
+    return _finish(df, acc_table(df, hits, prefetched), judge, prefix, judge_tag, suffix="_official",
+                   extra=uncertainty(df, hits, letters))
+
+
+def _option_letter(normalized: str | None, choices: list) -> str:
+    """The letter of the (first) choice whose text the official normalization returned; "Z" for none."""
+    texts = [str(c) for c in choices]
+    return chr(65 + texts.index(normalized)) if normalized in texts else "Z"
 
 
 __all__ = ["score_mathvista", "score_mathvista_official", "post_check", "normalize_extracted_answer",

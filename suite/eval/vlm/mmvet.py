@@ -13,6 +13,10 @@ whose category is exactly one capability ("rec") twice in that capability's row;
 the official MM-Vet evaluator (Overall is the same either way).
 
 There is no judge-free MM-Vet (VLMEvalKit asserts a working judge): without one the result is "not scored".
+
+Uncertainty over items (percent like `overall`): `stderr` = 100 · sample SD (ddof=1) of the item grades / sqrt(n),
+`ci_low` / `ci_high` = overall ± 1.96 · stderr (`ci_method` "normal": grades are not 0/1, so no Wilson interval).
+There is no `chance` for open answers graded by a judge (a uniform guess is not defined).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..uncertainty import graded_uncertainty
 from ._judging import RISING_TEMPERATURES, ask_rounds, available
 from .matching import FAIL_MSG
 from .tsv import write_table
@@ -145,7 +150,7 @@ def score_mmvet(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, j
     if not available(judge):
         return {"judge": judge.name, "overall": None, "overall_fraction": None,
                 "breakdown": {c: None for c in CAPABILITIES}, "n": len(df), "status": "not_scored",
-                "reason": NOT_SCORED_REASON, "files": {}}
+                "reason": NOT_SCORED_REASON, "files": {}, "stderr": None, "ci_low": None, "ci_high": None}
     scores, logs = grade(df, judge)
     df["score"], df["log"] = scores, logs
     cap, fine = mmvet_acc(df)
@@ -161,4 +166,4 @@ def score_mmvet(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, j
             "breakdown": {c: acc[c] for c in CAPABILITIES}, "n": len(df), "status": "scored", "files": files,
             "breakdown_fine": dict(zip(fine["Category"], fine["acc"])),
             "failed": sum(1 for m in logs if m.endswith("All 5 retries failed.\n")),
-            "score_table": cap.to_dict(orient="records")}
+            "score_table": cap.to_dict(orient="records"), **graded_uncertainty(scores, scale=100.0)}

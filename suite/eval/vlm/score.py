@@ -15,6 +15,18 @@ three benchmarks** (leaderboard convention; VLMEvalKit's AI2D table itself holds
 AI2D `random_choices`, `judge_matched`, `matched_exactly`, `seed`; MathVista `prefetch`, `hit`, `prefetch_rate`
 (percent); MM-Vet `breakdown_fine`, `failed`.
 
+Uncertainty over items and the facts that flag a degenerate score (issue 27), beside `overall`:
+- all three: `stderr` (percent, like `overall`), `ci_low` / `ci_high` (95%, percent) and `ci_method`: "wilson"
+  (the Wilson score interval) for AI2D and MathVista, whose items score 0/1, with the binomial stderr
+  100·sqrt(p(1-p)/n); "normal" (overall ± 1.96·stderr) for MM-Vet's graded items, whose stderr is
+  100 · sample SD of the grades / sqrt(n). `n_missing`: predictions that are missing or empty (still scored,
+  as wrong answers or whatever the judge makes of them).
+- AI2D and MathVista: `chance` (percent: the expected accuracy of a uniform random guess, mean over items of
+  1/number of options; MathVista's free-form items count 0) and, over the *extracted* answers of the
+  multiple-choice items (option letters; "Z" for a reply read as no option, its own category),
+  `answer_entropy` (bits), `top_answer`, `top_answer_share` (fraction 0-1) and `answer_counts`; MathVista also
+  `n_multiple_choice`. A model that answers the same letter everywhere has entropy 0 and share 1.
+
 A predictions file needs `index` and `prediction`; other columns the scorer needs (answer, options, question
 type, ...) are taken from the benchmark TSV under the data root when the file lacks them, and every index must
 exist there. Output files go to `out_dir` (default: the predictions file's folder; none for a DataFrame without
@@ -38,6 +50,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from ...registry import Registry, UnknownNameError, did_you_mean
+from ..uncertainty import is_missing
 from ._judging import available, check_working, file_tag, resolve_judge
 from .ai2d import score_ai2d
 from .mathvista import score_mathvista, score_mathvista_official
@@ -120,7 +133,8 @@ def score(benchmark: str, predictions: str | os.PathLike | pd.DataFrame, *, data
     out = {"benchmark": bench.name, "dataset": bench.dataset, "judge": result.pop("judge"),
            "scorer": scorer or bench.default_scorer, "overall": result.pop("overall"),
            "breakdown": result.pop("breakdown"), "n": result.pop("n"), "model": model,
-           "prompt_style": _prompt_style(preds), "predictions": str(source) if source else None, **result}
+           "prompt_style": _prompt_style(preds), "predictions": str(source) if source else None,
+           "n_missing": sum(is_missing(v) for v in data["prediction"]), **result}
     return _clean(out)
 
 
