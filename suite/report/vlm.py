@@ -238,4 +238,8 @@ def headline_lines(df: pd.DataFrame, nums: dict) -> list[str]:
         return f"{student} (mean over seeds): " + "; ".join(parts) + "."
 
     lines = [ln for ln in (line(s) for s in sorted({v.split(" ")[0] for v in stats})) if ln]
+    if lines:
+        lines.append("These are means; a difference between two of them is only read from the comparison table "
+                     "(seeds, 95% intervals, Holm-adjusted p, detectable effect), and a flagged score (⚑) from "
+                     "none.")
     return lines
