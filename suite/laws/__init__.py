@@ -12,16 +12,20 @@
 
 Laws register in `LAWS` (chinchilla, supervised, distillation); published coefficient sets in `PUBLISHED`.
 """
-from .approaches import (APPROACHES, ApproachResult, compute_levels, envelope, fit_parabola, isoflop,
-                         parametric_exponents)
+from .approaches import (APPROACHES, CONVENTIONS, DEFAULT_CONVENTION, ApproachResult, Convention, compute_levels,
+                         conventions_sentence, envelope, exponent_summary, fit_parabola, get_convention, isoflop,
+                         parametric_exponents, parametric_measured)
 from .compute import (SCENARIOS, chinchilla_optimal, compute_optimal_distillation, distillation_flops,
                       flops_per_token, optimal_teacher_loss, supervised_optimal)
-from .data import check_points, exact_irreducible, kd_rows, load_points, points_for, read_table, supervised_rows
+from .data import (MEASURED_FLOPS, N_PARAMS, approach_points, check_points, exact_irreducible, kd_rows, load_points,
+                   points_for, read_table, supervised_rows, total_params)
 from .fitting import FitResult, bootstrap, fit, holdout, start_grid
 from .forms import LAWS, Law, get_law
 from .published import PUBLISHED, PublishedFit, published
 
-__all__ = ["APPROACHES", "ApproachResult", "compute_levels", "envelope", "fit_parabola", "isoflop", "parametric_exponents", "LAWS", "Law", "get_law", "PUBLISHED", "PublishedFit", "published", "fit", "bootstrap", "holdout",
+__all__ = ["APPROACHES", "ApproachResult", "compute_levels", "envelope", "fit_parabola", "isoflop", "parametric_exponents",
+           "CONVENTIONS", "DEFAULT_CONVENTION", "Convention", "get_convention", "parametric_measured", "exponent_summary",
+           "conventions_sentence", "MEASURED_FLOPS", "N_PARAMS", "approach_points", "total_params", "LAWS", "Law", "get_law", "PUBLISHED", "PublishedFit", "published", "fit", "bootstrap", "holdout",
            "start_grid", "FitResult", "check_points", "exact_irreducible", "kd_rows", "supervised_rows",
            "load_points", "points_for", "read_table", "SCENARIOS",
            "chinchilla_optimal", "supervised_optimal", "compute_optimal_distillation", "distillation_flops",

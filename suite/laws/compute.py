@@ -77,23 +77,40 @@ def supervised_optimal(params: Mapping[str, float], C: float, law: str = "superv
 
 
 def optimal_teacher_loss(supervised: Mapping[str, float], distillation: Mapping[str, float], N_S: float,
-                         D_S: float, L_T_range: tuple[float, float] | None = None) -> dict[str, float]:
+                         D_S: float, L_T_range: tuple[float | None, float | None] | None = None,
+                         bound_rtol: float = 1e-6) -> dict[str, Any]:
     """The teacher loss that minimizes the student loss at (N_S, D_S): the bottom of the capacity-gap U.
-    D_S may be np.inf. The search range defaults to [E, 2 L~_S] of the supervised law."""
+    D_S may be np.inf. The search range defaults to [E, 2 L~_S] of the supervised law (E x 1.0001); either end
+    of `L_T_range` may be None for its default. The ends are candidates themselves (Brent's bounded method
+    never evaluates them), so an optimum on a bound is returned exactly on it, and `at_search_bound` says so
+    ("low" / "high" in `search_bound`) when L_T is within `bound_rtol` (relative) of an end."""
     law = get_law("distillation", supervised=supervised)
     sup = float(get_law("supervised").predict(supervised, N=N_S, D=D_S))
-    lo, hi = L_T_range or (supervised["E"] * 1.0001, 2 * sup)
+    lo, hi = L_T_range or (None, None)
+    lo = supervised["E"] * 1.0001 if lo is None else float(lo)
+    hi = 2 * sup if hi is None else float(hi)
+    if not hi > lo:
+        raise ValueError(f"teacher-loss search range [{lo:.6g}, {hi:.6g}] is empty")
 
     def f(lt: float) -> float:
         return float(law.predict(distillation, N_S=N_S, D_S=D_S, L_T=lt))
 
-    # the U can be flat-bottomed; a coarse scan brackets the minimum before Brent's method polishes it
+    # the U can be flat-bottomed; a coarse scan (one batched prediction) brackets the minimum before Brent's
+    # method polishes it
     grid = np.linspace(lo, hi, 401)
-    vals = np.array([f(x) for x in grid])
+    vals = law.predict(distillation, N_S=np.full_like(grid, N_S), D_S=np.full_like(grid, D_S), L_T=grid)
     i = int(np.argmin(vals))
     r = minimize_scalar(f, bounds=(grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]), method="bounded",
                         options={"xatol": 1e-9})
-    return {"L_T": float(r.x), "L_S": float(r.fun), "L_supervised": sup, "gain": sup - float(r.fun)}
+    lt, ls = float(r.x), float(r.fun)
+    for end in (lo, hi):
+        v = f(end)
+        if v <= ls:
+            lt, ls = end, v
+    side = ("low" if abs(lt - lo) <= bound_rtol * abs(lo) else
+            "high" if abs(lt - hi) <= bound_rtol * abs(hi) else None)
+    return {"L_T": lt, "L_S": ls, "L_supervised": sup, "gain": sup - ls, "search_range": [lo, hi],
+            "at_search_bound": side is not None, "search_bound": side}
 
 
 def distillation_flops(N_S: float, D_S: float, N_T: float, D_T: float, scenario: str = "pretraining+inference",
@@ -117,7 +134,9 @@ def compute_optimal_distillation(supervised: Mapping[str, float], distillation: 
                                  flops: Callable[[float], float] = flops_per_token,
                                  bounds: tuple[float, float] = BOUNDS) -> dict[str, Any]:
     """argmin over (D_S, N_T, D_T) of L_S(N_S, D_S, L(N_T, D_T)) subject to eq. 9 = C, with SLSQP in log10 space
-    from several starts (Busbridge et al. §5). Also returns the supervised student at the same compute."""
+    from several starts (Busbridge et al. §5). Also returns the supervised student at the same compute.
+    `at_bound` names the variables (D_S, N_T, D_T) that ended on `bounds` (returned too): the unconstrained
+    optimum may lie beyond them, and the loss is then what the bounds allow."""
     d_lgt, d_pre = _scenario(scenario)
     dist = get_law("distillation", supervised=supervised)
     sup = get_law("supervised")
@@ -164,4 +183,4 @@ def compute_optimal_distillation(supervised: Mapping[str, float], distillation: 
             "L_S": float(best.fun), "flops": fl,
             "fractions": {k: v / fl["total"] for k, v in fl.items() if k != "total"},
             "supervised": {"D": d_sup, "L": l_sup}, "distillation_gain": l_sup - float(best.fun),
-            "at_bound": at}
+            "at_bound": at, "bounds": [float(bounds[0]), float(bounds[1])]}

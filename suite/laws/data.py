@@ -4,9 +4,14 @@ Columns: `N, D, loss` for the supervised laws and `N_S, D_S, L_T, loss` for the 
 (raw parameter and token counts, loss in nats/token). A sweep's results table (runs/NAME/results.parquet,
 or the sweep directory) is read directly: the supervised laws take its `method == supervised` rows
 (teachers included) as N = N_S, D = D_S; the distillation law takes its rows that have a teacher (L_T).
+
+Which N: `N_S` counts non-embedding parameters (Kaplan; Busbridge et al.), the default. `n_params="total"`
+counts every parameter instead (Hoffmann et al.'s convention): the results column `N_S_total`, which the
+training loop records, or, for results that predate it, `total_params(df)` from the shape columns.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,9 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ..registry import did_you_mean
-from .forms import Law
+from .forms import Law, get_law
 
 SWEEP_COLUMNS = ("N_S", "D_S", "method")
+N_PARAMS = ("non_embedding", "total")   # which parameters N counts (see the module docstring)
+# tiny names (suite.models.tiny): llama/qwen2 shapes with RoPE (no learned positions) and untied embeddings;
+# tests/laws/test_total_params.py checks the derivation below against every built family
+_TINY_NAME = re.compile(r"(?:tiny|qwen2)-[0-9.]+[kM]")
+_ROPE_FAMILIES = ("llama", "qwen2")
 
 
 def is_sweep_results(df: pd.DataFrame) -> bool:
@@ -89,11 +99,65 @@ def eq8_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return rows[keep], out
 
 
-def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False) -> pd.DataFrame:
+def total_params(df: pd.DataFrame, role: str = "S") -> pd.Series:
+    """Total parameters (embeddings and LM head included) of each run's student (`role="S"`) or teacher ("T").
+
+    The recorded column `N_S_total` / `N_T_total` where a row has it. Otherwise, for a tiny model (a `tiny-*`
+    or `qwen2-*` name of suite.models.tiny: RoPE, so no position embeddings), N + V·d for the input embedding
+    plus V·d for an untied LM head (`model_shape.tie_embeddings`, where recorded, says whether they are
+    tied; the tiny configs are untied), from `model_shape.vocab_size` and `model_shape.d_model`. A teacher
+    without a recorded count takes its own cell's (column `teacher_id`). NaN where neither is known."""
+    if role not in ("S", "T"):
+        raise ValueError(f"role must be 'S' (student) or 'T' (teacher), got {role!r}")
+    stored = f"N_{role}_total"
+    out = (pd.to_numeric(df[stored], errors="coerce").astype(float) if stored in df
+           else pd.Series(np.nan, index=df.index, dtype=float))
+    if role == "T":
+        if "teacher_id" in df and "cell_id" in df:
+            own = total_params(df, "S")
+            by_id = dict(zip(df["cell_id"], own))
+            out = out.fillna(df["teacher_id"].map(by_id).astype(float))
+        return out
+    need = out.isna()
+    cols = ("N_S", "student", "model_shape.family", "model_shape.vocab_size", "model_shape.d_model")
+    if not need.any() or not all(c in df for c in cols):
+        return out
+    tiny = (df["student"].astype(str).map(lambda s: bool(_TINY_NAME.fullmatch(s)))
+            & df["model_shape.family"].isin(_ROPE_FAMILIES))
+    tied = (df["model_shape.tie_embeddings"].fillna(False).astype(bool) if "model_shape.tie_embeddings" in df
+            else pd.Series(False, index=df.index))
+    emb = pd.to_numeric(df["model_shape.vocab_size"], errors="coerce") * pd.to_numeric(df["model_shape.d_model"],
+                                                                                       errors="coerce")
+    derived = pd.to_numeric(df["N_S"], errors="coerce") + emb * np.where(tied, 1, 2)
+    return out.where(~(need & tiny), derived)
+
+
+def _with_n(rows: pd.DataFrame, n_params: str, column: str, law: Law) -> pd.DataFrame:
+    """`rows` with their N `column` (N_S, or N once renamed) replaced by the total count where n_params is
+    "total", the non-embedding count kept as `N_S_non_embedding`; an error names the runs without one."""
+    if n_params not in N_PARAMS:
+        raise ValueError(f"n_params: {n_params!r}{did_you_mean(n_params, N_PARAMS)}; valid: {', '.join(N_PARAMS)}")
+    if n_params == "non_embedding":
+        return rows
+    tot = total_params(rows.rename(columns={column: "N_S"}) if column != "N_S" else rows, "S")
+    bad = tot.isna()
+    if bad.any():
+        ids = rows.loc[bad, "name" if "name" in rows else "cell_id" if "cell_id" in rows else column]
+        raise ValueError(f"{law.name} law with total parameters: {int(bad.sum())} run(s) have no total parameter "
+                         f"count (no N_S_total recorded, and not a tiny model whose shape columns give it): "
+                         f"{', '.join(map(str, ids[:10]))}")
+    return rows.assign(**{"N_S_non_embedding": rows[column], column: tot})
+
+
+def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False, n_params: str = "non_embedding") -> pd.DataFrame:
     """The rows and columns of `df` that `law` fits, mapping a sweep's results table to law columns.
     Sweep rows whose loss is not finite (a diverged cell) are dropped with a warning naming the cells.
     The distillation law takes the KD runs in its own setting (EQ8_SETTING) unless `all_kd`, warns how many
-    it left out and why, and leaves {reason: count} in the result's `attrs["left_out"]`."""
+    it left out and why, and leaves {reason: count} in the result's `attrs["left_out"]`.
+    `n_params="total"` makes N (N_S) count every parameter (`total_params`); the non-embedding count stays
+    beside it as `N_S_non_embedding`. Plain points (not a sweep's table) are returned as they are."""
+    if n_params not in N_PARAMS:
+        raise ValueError(f"n_params: {n_params!r}{did_you_mean(n_params, N_PARAMS)}; valid: {', '.join(N_PARAMS)}")
     if not is_sweep_results(df):
         return df
     if law.inputs == ("N", "D"):
@@ -115,14 +179,31 @@ def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False) -> pd.DataFrame
             warnings.warn(f"{law.name} law: dropping {int(bad.sum())} run(s) without a finite loss: "
                           f"{', '.join(map(str, ids[:10]))}", stacklevel=2)
             rows = rows[~bad]
-    rows = rows.reset_index(drop=True)
+    rows = _with_n(rows, n_params, law.inputs[0], law).reset_index(drop=True)
     if law.inputs == ("N_S", "D_S", "L_T") and left:
         rows.attrs["left_out"] = left
     return rows
 
 
-def load_points(path: str | Path, law: Law) -> pd.DataFrame:
-    return points_for(law, read_table(path))
+def load_points(path: str | Path, law: Law, n_params: str = "non_embedding") -> pd.DataFrame:
+    return points_for(law, read_table(path), n_params=n_params)
+
+
+# the loop's own count of the student's training FLOPs (Kaplan: 3 x (2N + attention + LM head) per token)
+MEASURED_FLOPS = "flops.student_train"
+
+
+def approach_points(df: pd.DataFrame) -> pd.DataFrame:
+    """A sweep's supervised runs with a finite loss as the compute-optimal approaches take them: N (non-embedding),
+    D, loss, and, where the table gives them, N_total (`total_params`) and C_measured (column flops.student_train).
+    Plain points (N, D, loss[, N_total, C_measured]) are returned as they are."""
+    if not is_sweep_results(df):
+        return df
+    pts = points_for(get_law("supervised"), df)
+    extra = {"N_total": total_params(pts.rename(columns={"N": "N_S"}), "S")}
+    if MEASURED_FLOPS in pts:
+        extra["C_measured"] = pd.to_numeric(pts[MEASURED_FLOPS], errors="coerce").astype(float)
+    return pts.assign(**extra)
 
 
 def check_points(law: Law, data: Mapping[str, Any] | pd.DataFrame, loss: Any = None,

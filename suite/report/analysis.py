@@ -1,6 +1,7 @@
 """Fit the laws an analysis spec names to a sweep's results table."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,29 +45,51 @@ def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> 
     out: dict[str, Fitted] = {}
     order = sorted(spec.laws.items(), key=lambda kv: kv[1].law == "distillation")
     for name, ls in order:
-        where = f"{spec.source}: laws.{name}"
-        context = {}
+        sup = None
         if ls.law == "distillation":
-            context["supervised"] = (out[ls.supervised].result.params if ls.supervised in out
-                                     else published(ls.supervised).params)
-        law = get_law(ls.law, **context)
-        try:
-            pts = points_for(law, df.query(ls.rows) if ls.rows else df)
-        except Exception as e:  # a pandas query is user code: its errors are spec errors
-            raise ConfigError(f"{where}.rows: {ls.rows!r} failed: {type(e).__name__}: {e}") from None
-        say(f"fitting {name} ({ls.law} law) to {len(pts)} points"
-            + (f", {ls.bootstrap} bootstrap resamples" if ls.bootstrap else ""))
-        fixed = {k: _fixed_value(v, df, f"{where}.fixed.{k}") for k, v in ls.fixed.items()}
-        try:
-            with warnings.catch_warnings():  # bound warnings go into the report (fit_quality, headline)
-                warnings.simplefilter("ignore")
-                res = fit(law, pts, delta=ls.delta, bootstrap=ls.bootstrap, ci=ls.ci, seed=ls.seed,
-                          holdout=ls.holdout, fixed=fixed or None, source=where,
-                          method=ls.search)
-        except ValueError as e:  # data errors already name `where`; others (holdout, ci) get it here
-            raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
-        out[name] = Fitted(name, ls, law, pts.reset_index(drop=True), res)
+            sup = out[ls.supervised].result.params if ls.supervised in out else published(ls.supervised).params
+        out[name] = fit_one(name, ls, df, say, where=f"{spec.source}: laws.{name}", supervised=sup)
     return out
+
+
+def fit_one(name: str, ls: LawSpec, df: pd.DataFrame, say: Callable[[str], None] | None = None,
+            where: str | None = None, supervised: dict[str, float] | None = None) -> Fitted:
+    """One fit of a spec: `ls` on the results `df` (`supervised`: the params a distillation fit builds on).
+    N counts what `ls.n_params` says; a fit with total N says so in its result's context."""
+    where = where or f"laws.{name}"
+    law = get_law(ls.law, **({"supervised": supervised} if ls.law == "distillation" else {}))
+    try:
+        rows = df.query(ls.rows) if ls.rows else df
+    except Exception as e:  # a pandas query is user code: its errors are spec errors
+        raise ConfigError(f"{where}.rows: {ls.rows!r} failed: {type(e).__name__}: {e}") from None
+    try:
+        pts = points_for(law, rows, n_params=ls.n_params)
+    except ValueError as e:  # e.g. runs without a total parameter count
+        raise ConfigError(f"{where}.n_params: {e}") from None
+    if say is not None:
+        say(f"fitting {name} ({ls.law} law{', total N' if ls.n_params == 'total' else ''}) to {len(pts)} points"
+            + (f", {ls.bootstrap} bootstrap resamples" if ls.bootstrap else ""))
+    fixed = {k: _fixed_value(v, df, f"{where}.fixed.{k}") for k, v in ls.fixed.items()}
+    try:
+        with warnings.catch_warnings():  # bound warnings go into the report (fit_quality, headline)
+            warnings.simplefilter("ignore")
+            res = fit(law, pts, delta=ls.delta, bootstrap=ls.bootstrap, ci=ls.ci, seed=ls.seed,
+                      holdout=ls.holdout, fixed=fixed or None, source=where,
+                      method=ls.search)
+    except ValueError as e:  # data errors already name `where`; others (holdout, ci) get it here
+        raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+    if ls.n_params != "non_embedding":   # the default leaves the context (and summary.json) as it was
+        res = dataclasses.replace(res, context={**res.context, "n_params": ls.n_params})
+    return Fitted(name, ls, law, pts.reset_index(drop=True), res)
+
+
+def refit(f: Fitted, df: pd.DataFrame, say: Callable[[str], None] | None = None, **changes) -> Fitted:
+    """`f` fitted again to `df` with its LawSpec changed, e.g. refit(f, df, n_params="total", bootstrap=100,
+    holdout=None): the same law, rows, delta, held parameters, search and seed otherwise."""
+    ls = dataclasses.replace(f.spec, **changes)
+    sup = supervised_params_of(f) if f.spec.law == "distillation" else None
+    what = ", ".join(f"{k}={v}" for k, v in changes.items())
+    return fit_one(f.name, ls, df, say, where=f"laws.{f.name} (refit: {what})", supervised=sup)
 
 
 def _fixed_value(v, df: pd.DataFrame, where: str) -> float:

@@ -21,9 +21,9 @@ import pandas as pd
 
 from .._io import atomic_write_json, atomic_write_text
 from ..config import ConfigError
-from ..laws import exact_irreducible, get_law, kd_rows
+from ..laws import exact_irreducible
 from ..laws.forms import effective_break_summary
-from .analysis import Fitted, comparison_set, fit_laws, fit_of, load_results, supervised_params_of
+from .analysis import Fitted, comparison_set, fit_laws, load_results
 from .compare import best_against_baseline
 from .continual import headline_lines as continual_lines
 from .figures import save as save_figure
@@ -141,7 +141,6 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
             nums[key]["caveats"] = caveats
             lines.append(f"⚑ Fit caveat, {f.name}: {caveat_text(caveats)}. Those coefficients are not identified "
                          f"by these runs; a verdict drawn from this fit says '(fit caveat)'.")
-    lines += _crossover_lines(df, fits, nums)
     lines += question_lines(df, fits, nums)
     lines += continual_lines(df, nums)
     lines += vlm_lines(df, nums)
@@ -160,37 +159,6 @@ def _break_line(f: Fitted, num: dict) -> str:
               "bracket is ~0 for any c1 f1 >> 1, so the objective is flat in c1 along b (Busbridge et al.'s own "
               "c1 = 522.6 has the degenerate interval (522.6, 522.6))")
     return s + "."
-
-
-def _crossover_lines(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, Any]) -> list[str]:
-    """Where the fitted laws say supervised training catches up with KD from the strongest teacher, from the
-    smallest budget we ran up to 1e12 tokens; the supervised law is the one the distillation law was fitted on."""
-    dist = fit_of(fits, "distillation")
-    kd = kd_rows(df)
-    if dist is None or kd.empty:
-        return []
-    sup_law, sup_params = get_law("supervised"), supervised_params_of(dist)
-    lt = float(kd["L_T"].min())
-    d = np.geomspace(float(kd["D_S"].min()), 1e12, 2000)
-    verdicts, by_n = [], {}
-    for n in sorted(kd["N_S"].unique()):
-        gap = (sup_law.predict(sup_params, N=np.full_like(d, n), D=d)
-               - dist.law.predict(dist.result.params, N_S=np.full_like(d, n), D_S=d, L_T=np.full_like(d, lt)))
-        if gap[0] <= 0:
-            by_n[int(n)] = {"verdict": "supervised ahead from the smallest budget", "tokens": None}
-            verdicts.append(f"{int(n):,} parameters: supervised is already ahead at {d[0]:.3g} tokens")
-            continue
-        cross = np.flatnonzero((gap[:-1] > 0) & (gap[1:] <= 0))
-        if cross.size:
-            by_n[int(n)] = {"verdict": "supervised catches up", "tokens": float(d[cross[0] + 1])}
-            verdicts.append(f"{int(n):,} parameters: supervised catches up at {d[cross[0] + 1]:.3g} tokens")
-        else:
-            by_n[int(n)] = {"verdict": "distillation ahead throughout", "tokens": None}
-            verdicts.append(f"{int(n):,} parameters: distillation stays ahead up to 1e12 tokens")
-    nums["supervised_vs_distillation"] = {"teacher_L_T": lt, "by_N_S": by_n,
-                                          "source": f"fitted laws: {dist.name} and the supervised law it was fitted on"}
-    return [f"By the fitted laws, against KD from the L_T = {lt:.3f} teacher: " + "; ".join(verdicts)
-            + " (Busbridge et al.: distillation wins only at modest budgets, unless the teacher is free)."]
 
 
 def _flag_blocks(flags: list[dict[str, Any]]) -> list[Block]:
@@ -297,6 +265,12 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
         fn = TABLES.get(name)
         tables[name] = fn(df, fits, spec) if getattr(fn, "wants_spec", False) else fn(df, fits)
     lines, nums = headline(df, fits, tables["results"])
+    co = tables.get("compute_optimal")
+    if co is not None and co[1].attrs.get("conventions"):   # which N and C the exponents count, and the others
+        from ..laws import conventions_sentence
+
+        nums["conventions"] = {"by_convention": co[1].attrs["conventions"], "source": "tables/compute_optimal.csv"}
+        lines.append(conventions_sentence(co[1].attrs["conventions"]))
     flags = collect_flags(df, fits, nums)
     blocks: list[Block] = []
     if spec.description:

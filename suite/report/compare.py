@@ -220,7 +220,10 @@ def best_against_baseline(df: pd.DataFrame, metric: str = "loss", baseline: str 
     empty = {"pairs_tested": 0, "significant_wins": 0, "significant_losses": 0, "median_mde": None, "by_pair": []}
     if text.empty or metric not in text or "method" not in text:
         return empty
-    raw = compare(text, Comparison((metric,), baseline, tuple(by)), "headline")
+    try:
+        raw = compare(text, Comparison((metric,), baseline, tuple(by)), "headline")
+    except ConfigError as e:   # e.g. cells the arm labels cannot tell apart: the headline says why, no test
+        return {**empty, "error": str(e)}
     if raw.empty:
         return empty
     sign = -1 if better_of(metric) == "lower" else 1

@@ -114,7 +114,16 @@ def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     fig, ax = plt.subplots(figsize=STYLE["figsize"])
     fitted = fit_of(fits, "distillation")
     keys = sorted({(n, d) for n, d in zip(kd["N_S"], kd["D_S"])})
-    lt = np.linspace(max(kd["L_T"].min() - 0.15, 1e-3), kd["L_T"].max() + 0.3, 150)
+    # no teacher is better than the data's irreducible loss: the curves start at E at the lowest (the exact E
+    # when the runs carry it, else the supervised law's the distillation fit was fitted on), as the table's search
+    e = exact_irreducible(df)
+    if e is None and fitted is not None:
+        e = float(supervised_params_of(fitted)["E"])
+    lo = max(kd["L_T"].min() - 0.15, 1e-3)
+    if e is not None and lo <= e:
+        lo = e
+        ax.axvline(e, color="0.3", ls=":", lw=1, label=f"E = {e:.3f}: no teacher below")
+    lt = np.linspace(lo, kd["L_T"].max() + 0.3, 150)
     for c, (n, d) in zip(_colors(len(keys)), keys):
         g = kd[(kd["N_S"] == n) & (kd["D_S"] == d)].sort_values("L_T")
         ax.scatter(g["L_T"], g["loss"], color=c, s=STYLE["marker_size"], zorder=3,

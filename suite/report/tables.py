@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_write_text
-from ..laws import (envelope, exact_irreducible, get_law, isoflop, kd_rows, optimal_teacher_loss, parametric_exponents,
-                    points_for, published, supervised_rows)
-from .analysis import comparison_set, fit_of, supervised_params_of
+from ..config import ConfigError
+from ..laws import (CONVENTIONS, DEFAULT_CONVENTION, approach_points, envelope, exact_irreducible, exponent_summary,
+                    get_convention, isoflop, kd_rows, optimal_teacher_loss, parametric_exponents, parametric_measured,
+                    published, supervised_rows)
+from .analysis import comparison_set, fit_of, refit, supervised_params_of
 from .registries import TABLES
 
 
@@ -158,99 +160,174 @@ def fit_quality(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFram
 
 @TABLES.register("capacity_gap")
 def capacity_gap(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
-    """From the fitted laws: the best teacher loss for each student size at each budget, and its gain."""
+    """From the fitted laws: the best teacher loss for each student size at each budget, and its gain.
+
+    No teacher is better than the data's irreducible loss, so the search starts at E (the exact E when the runs
+    carry it, column bayes_loss, else the E of the supervised law the distillation law was fitted on) or at 0.8x
+    the strongest teacher run, whichever is higher, and ends at 1.3x the weakest. An optimum on either end is
+    flagged (`at_search_bound`, and `search_bound` names the end): there the fitted U has no bottom in range."""
     dist = fit_of(fits, "distillation")
     kd = kd_rows(df)
     if dist is None or kd.empty:
         return None
+    sup = supervised_params_of(dist)
+    exact = exact_irreducible(df)
+    e, e_source = (exact, "exact (bayes_loss)") if exact is not None else (float(sup["E"]), "supervised fit")
+    lo = max(e, 0.8 * float(kd["L_T"].min()))
+    hi = max(1.3 * float(kd["L_T"].max()), 1.3 * lo)
+    ends = {"low": "E" if lo == e else "0.8x strongest teacher", "high": "1.3x weakest teacher"}
     rows = []
     for n, d in sorted({(n, d) for n, d in zip(kd["N_S"], kd["D_S"])}):
-        r = optimal_teacher_loss(supervised_params_of(dist), dist.result.params, n, d,
-                                 L_T_range=(float(kd["L_T"].min()) * 0.8, float(kd["L_T"].max()) * 1.3))
+        r = optimal_teacher_loss(sup, dist.result.params, n, d, L_T_range=(lo, hi))
         rows.append({"N_S": int(n), "D_S": int(d), "L_T_opt": r["L_T"], "L_S_opt": r["L_S"],
-                     "L_supervised": r["L_supervised"], "gain": r["gain"]})
+                     "L_supervised": r["L_supervised"], "gain": r["gain"], "at_search_bound": r["at_search_bound"],
+                     "search_bound": ends.get(r["search_bound"], ""), "search_low": lo, "search_high": hi,
+                     "E": e, "E_source": e_source})
     raw = pd.DataFrame(rows)
+    mark = {"E": " (= E: search bound)", "0.8x strongest teacher": " (search bound)",
+            "1.3x weakest teacher": " (search bound)", "": ""}
     shown = pd.DataFrame({"N_S": raw["N_S"].map(fmt_count), "D_S": raw["D_S"].map(fmt_count),
-                          "best teacher L_T": raw["L_T_opt"].map(fmt), "student L_S": raw["L_S_opt"].map(fmt),
-                          "supervised L": raw["L_supervised"].map(fmt),
+                          "best teacher L_T": [fmt(v) + mark[b] for v, b in zip(raw["L_T_opt"], raw["search_bound"])],
+                          "student L_S": raw["L_S_opt"].map(fmt), "supervised L": raw["L_supervised"].map(fmt),
                           "gain (nats)": raw["gain"].map(lambda v: f"{v:+.4f}")})
+    which = "exact" if exact is not None else "the supervised fit's"
+    start = (f"E = {e:.4f} ({which}; no teacher is better than the data's irreducible loss)" if ends["low"] == "E"
+             else f"0.8x the strongest teacher ({lo:.4f})")
     return shown, raw, ("The fitted laws' answer to 'which teacher?': the teacher loss that minimizes the student's "
-                        "loss (bottom of the capacity-gap U, searched within 0.8x-1.3x the teachers we ran), the "
-                        "student loss it gives and its gain over supervised training at the same tokens.")
+                        f"loss (bottom of the capacity-gap U), searched from {start} to 1.3x the weakest teacher "
+                        f"we ran ({hi:.4f}), the student loss it gives and its gain over supervised training at the "
+                        "same tokens. A teacher marked 'search bound' is where the search stopped, not a bottom: "
+                        "the fitted U keeps falling to that end.")
 
 
-def approaches(df: pd.DataFrame, fits: dict, bootstrap: int = 400) -> dict[str, Any]:
-    """Hoffmann et al.'s approaches 1-3 on the supervised runs: {name: ApproachResult or error string}."""
-    pts = points_for(get_law("supervised"), df)   # the supervised runs with a finite loss, as N, D, loss
+def approaches(df: pd.DataFrame, fits: dict, bootstrap: int = 400, convention: str = DEFAULT_CONVENTION,
+               total_fit_bootstrap: int = 100) -> dict[str, Any]:
+    """Hoffmann et al.'s approaches 1-3 on the supervised runs, with N and C counted as `convention` says
+    (suite.laws.CONVENTIONS: non_embedding, total, measured): {name: ApproachResult or error string}.
+    Approach 3 takes the spec's first supervised (or chinchilla) fit whose N counts the same parameters; with
+    total N and no such fit in the spec, the first one is refitted here with total N (its settings, no
+    holdout, at most `total_fit_bootstrap` bootstrap resamples)."""
+    conv = get_convention(convention)
+    pts = approach_points(df)   # the supervised runs with a finite loss: N, D, loss (+ N_total, C_measured)
     out: dict[str, Any] = {}
     if len(pts) >= 6:
         for name, fn in (("envelope", envelope), ("isoflop", isoflop)):
             try:
-                out[name] = fn(pts, bootstrap=bootstrap, seed=0)
+                out[name] = fn(pts, bootstrap=bootstrap, seed=0, convention=conv)
             except ValueError as e:
                 out[name] = str(e)
-    f = fit_of(fits, "supervised", "chinchilla")
+    laws = [f for f in fits.values() if f.spec.law in ("supervised", "chinchilla")]
+    f = next((f for f in laws if getattr(f.spec, "n_params", "non_embedding") == conv.n_params), None)
+    if f is None and laws and conv.n_params == "total":
+        try:
+            f = refit(laws[0], df, n_params="total", holdout=None,
+                      bootstrap=min(laws[0].spec.bootstrap, total_fit_bootstrap))
+        except ConfigError as e:
+            out["parametric"] = str(e)
     if f is not None:
-        out["parametric"] = parametric_exponents(f.result.params, f.result.samples, f.law.param_names,
-                                                 ci=f.result.ci_level or 0.9)
+        ci = f.result.ci_level or 0.9
+        try:
+            out["parametric"] = (parametric_exponents(f.result.params, f.result.samples, f.law.param_names, ci=ci,
+                                                      convention=conv) if conv.flops == "6ND" else
+                                 parametric_measured(f.law, f.result.params, pts, samples=f.result.samples, ci=ci,
+                                                     convention=conv))
+        except ValueError as e:
+            out["parametric"] = str(e)
     return out
 
 
 @TABLES.register("compute_optimal")
 def compute_optimal(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
-    """N_opt ∝ C^a, D_opt ∝ C^b by approaches 1, 2 and 3, beside Hoffmann et al. Table 2 and Busbridge/Epoch."""
-    res = approaches(df, fits)
-    if not any(not isinstance(r, str) for r in res.values()):
+    """N_opt ∝ C^a, D_opt ∝ C^b by approaches 1, 2 and 3 in each convention of what N and C count (columns), beside
+    Hoffmann et al. Table 2, Epoch and Busbridge et al. under the convention each used. The raw frame's attrs
+    hold `conventions`: suite.laws.exponent_summary of the results, for a headline (conventions_sentence)."""
+    res = {key: approaches(df, fits, convention=key) for key in CONVENTIONS}
+    if not any(not isinstance(r, str) for r in res[DEFAULT_CONVENTION].values()):
         return None
     labels = {"envelope": "1: envelope (best run per compute level)", "isoflop": "2: isoFLOP parabolas",
               "parametric": "3: parametric law"}
+    suffix = {key: "" if key == DEFAULT_CONVENTION else f"_{key}" for key in CONVENTIONS}
+    blank = {f"{q}{suffix[k]}{e}": np.nan for k in CONVENTIONS for q in ("a", "b") for e in ("", "_ci_low", "_ci_high")}
     rows = []
     for name in ("envelope", "isoflop", "parametric"):
-        r = res.get(name)
-        if r is None:
+        if all(res[k].get(name) is None for k in CONVENTIONS):
             continue
-        if isinstance(r, str):
-            rows.append({"approach": labels[name], "source": "ours", "a": np.nan, "a_ci_low": np.nan,
-                         "a_ci_high": np.nan, "b": np.nan, "b_ci_low": np.nan, "b_ci_high": np.nan,
-                         "levels": np.nan, "note": r.splitlines()[0]})
-            continue
-        ci = r.ci or {}
-        used = int(r.levels["used"].sum()) if r.levels is not None else np.nan
-        rows.append({"approach": labels[name], "source": "ours", "a": r.a, "a_ci_low": ci.get("a", (np.nan,))[0],
-                     "a_ci_high": ci.get("a", (np.nan, np.nan))[1], "b": r.b,
-                     "b_ci_low": ci.get("b", (np.nan,))[0], "b_ci_high": ci.get("b", (np.nan, np.nan))[1],
-                     "levels": used, "note": "; ".join(r.warnings)})
+        row: dict[str, Any] = {"approach": labels[name], "source": "ours", **blank, "levels": np.nan}
+        for key in CONVENTIONS:
+            r, sx = res[key].get(name), suffix[key]
+            if r is None:
+                continue
+            if isinstance(r, str):
+                row[f"note{sx}"] = r.splitlines()[0]
+                continue
+            ci = r.ci or {}
+            for q in ("a", "b"):
+                row[f"{q}{sx}"] = getattr(r, q)
+                row[f"{q}{sx}_ci_low"], row[f"{q}{sx}_ci_high"] = ci.get(q, (np.nan, np.nan))
+            if key == DEFAULT_CONVENTION and r.levels is not None:
+                row["levels"] = int(r.levels["used"].sum())
+            row[f"note{sx}"] = "; ".join(r.warnings)
+        rows.append(row)
+    # the published exponents, under the convention each paper counts N in (C = 6ND in all three)
+    published_in = {"chinchilla2022_table2": "total", "busbridge2025_table6": DEFAULT_CONVENTION,
+                    "epoch2024_table1": "total"}
     pub_dir = Path(__file__).resolve().parents[2] / "analysis" / "published"
-    for fname in ("chinchilla2022_table2", "busbridge2025_table6", "epoch2024_table1"):
+    for fname, key in published_in.items():
         p = pub_dir / f"{fname}.csv"
         if not p.exists():
             continue
         t = pd.read_csv(p)
         t = t[t["metric"] == "compute_optimal_exponent"]
+        sx = suffix[key]
         for model, g in t.groupby("model", sort=False):
             if model == "distillation":   # a' of the distillation law is another quantity (the student's D-N split)
                 continue
             g = g.set_index("quantity")
             if not {"a", "b"} <= set(g.index):
                 continue
-            rows.append({"approach": str(model), "source": str(g["citation"].iloc[0]).split(",")[0],
-                         "a": g.loc["a", "value"], "a_ci_low": g.loc["a", "ci_low"], "a_ci_high": g.loc["a", "ci_high"],
-                         "b": g.loc["b", "value"], "b_ci_low": g.loc["b", "ci_low"], "b_ci_high": g.loc["b", "ci_high"],
-                         "levels": np.nan, "note": str(g["table"].iloc[0])})
+            row = {"approach": str(model), "source": str(g["citation"].iloc[0]).split(",")[0], **blank,
+                   "levels": np.nan, "note": str(g["table"].iloc[0])}
+            for q in ("a", "b"):
+                row[f"{q}{sx}"], row[f"{q}{sx}_ci_low"], row[f"{q}{sx}_ci_high"] = (
+                    g.loc[q, "value"], g.loc[q, "ci_low"], g.loc[q, "ci_high"])
+            rows.append(row)
     raw = pd.DataFrame(rows)
+    for key in CONVENTIONS:   # a note column per convention, blank where there is nothing to say
+        c = f"note{suffix[key]}"
+        raw[c] = raw[c].fillna("") if c in raw else ""
+    raw.attrs["conventions"] = exponent_summary(res)
 
     def with_ci(v, lo, hi):
         return fmt(v, 3) + (f" [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) and pd.notna(hi) else "")
 
-    shown = pd.DataFrame({"approach": raw["approach"], "source": raw["source"],
-                          "a (N_opt ∝ C^a)": [with_ci(*x) for x in zip(raw["a"], raw["a_ci_low"], raw["a_ci_high"])],
-                          "b (D_opt ∝ C^b)": [with_ci(*x) for x in zip(raw["b"], raw["b_ci_low"], raw["b_ci_high"])],
-                          "compute levels": raw["levels"].map(lambda v: "–" if pd.isna(v) else str(int(v)))})
-    return shown, raw, ("Compute-optimal exponents by Hoffmann et al.'s three approaches on our supervised runs "
-                        "(C = 6ND; 90% bootstrap intervals: approaches 1-2 resample runs within each compute level, "
-                        "approach 3 uses the supervised fit's bootstrap), beside Hoffmann et al. Table 2 and Busbridge "
-                        "et al.'s supervised law (other models and data: compare how the approaches agree, not "
-                        "the values).")
+    head = {"non_embedding": "N non-emb., C = 6ND", "total": "N total, C = 6ND", "measured": "N non-emb., C measured"}
+    shown = pd.DataFrame({"approach": raw["approach"], "source": raw["source"]})
+    for q in ("a", "b"):
+        for key in CONVENTIONS:
+            c = f"{q}{suffix[key]}"
+            shown[f"{q}: {head.get(key, key)}"] = [with_ci(*x) for x in zip(raw[c], raw[f"{c}_ci_low"],
+                                                                            raw[f"{c}_ci_high"])]
+    shown["compute levels"] = raw["levels"].map(lambda v: "–" if pd.isna(v) else str(int(v)))
+    own_total = any(getattr(f.spec, "n_params", "non_embedding") == "total"
+                    and f.spec.law in ("supervised", "chinchilla") for f in fits.values())
+    base = next((f for f in fits.values() if f.spec.law in ("supervised", "chinchilla")), None)
+    total_fit = ("the spec's fit with n_params: total" if own_total else
+                 f"the {base.name} fit refitted here with total N: its settings, no holdout, at most 100 bootstrap "
+                 f"resamples" if base is not None else "no fit")
+    caption = ("Compute-optimal exponents (N_opt ∝ C^a, D_opt ∝ C^b) by Hoffmann et al.'s three approaches on our "
+               "supervised runs, in three conventions of what N and C count: N non-embedding with C = 6ND (the "
+               "report's convention, as Busbridge et al.); N total (input embedding and LM head included) with C = "
+               "6ND (as Hoffmann et al.); N non-embedding with C the training loop's own FLOP count "
+               "(flops.student_train: attention and the LM head included). Approaches 1-2 keep the sweep's compute "
+               "levels (designed at 6ND with non-embedding N) and re-express each level's optimum in the "
+               "convention; approach 3 is the closed form of the supervised fit (with total N, "
+               f"{total_fit}) and, under measured FLOPs, the numeric optimum of the same law, its slope over the "
+               "measured compute range. 90% bootstrap intervals (approaches 1-2 resample runs within each compute "
+               "level, approach 3 uses the fit's bootstrap). Beside them, Hoffmann et al. Table 2 and Epoch (total "
+               "N) and Busbridge et al.'s supervised law (non-embedding N), each under its own convention (other "
+               "models and data: compare how the approaches agree, not the values). The CSV keeps every convention "
+               "(columns a, a_total, a_measured, ... and a note for each).")
+    return shown, raw, caption
 
 
 @TABLES.register("power_laws")
@@ -305,7 +382,11 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 
 
 def tex_escape(s: Any) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(s))
+    """LaTeX-safe text; a Markdown-bold cell (**x**, the significant best arm of a comparison) becomes \\textbf{x}."""
+    s = str(s)
+    if len(s) > 4 and s.startswith("**") and s.endswith("**"):
+        return r"\textbf{" + tex_escape(s[2:-2]) + "}"
+    return "".join(_TEX.get(ch, ch) for ch in s)
 
 
 def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:

@@ -382,7 +382,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
         "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
         "N_S": n_s, "N_T": t_info.get("N_T"), "D_S": D, "D_T": t_info.get("D_T"),
-        "N_S_total": None if vlm else count_parameters(lm), "N_T_total": t_info.get("N_T_total"),   # embeddings included
+        "N_S_total": None if vlm else count_parameters(lm), "N_T_total": t_info.get("N_T_total"),   # with embeddings
         "loss": last_eval, "loss_stderr": last_stderr, "L_T": L_T, "bayes_loss": getattr(source, "bayes_loss", None),
         "bayes_loss_heldout": getattr(source, "heldout_bayes_loss", None), "benchmarks": {},
         "flops": flops, "steps": steps, "lr": peak_lr, "warmup_steps": warm, "batch_size": B, "seq_len": T, "world_size": env.world_size,

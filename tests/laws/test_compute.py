@@ -71,3 +71,24 @@ def test_allocation_errors_are_clear():
         compute_optimal_distillation(SUP, DIST, N_S=1e9, C=1e21, scenario="inferance")
     with pytest.raises(ValueError, match="cannot train"):
         compute_optimal_distillation(SUP, DIST, N_S=1e9, C=1e10)
+
+
+def test_optimal_teacher_on_its_search_bound_is_returned_on_it_and_flagged():
+    # at N_S = 7.75B, D_S = 1T the bottom of the U is at L_T = 1.728 (interior of [1.3, 3])
+    free = optimal_teacher_loss(SUP, DIST, N_S=7.75e9, D_S=1e12, L_T_range=(1.3, 3.0))
+    assert free["L_T"] == pytest.approx(1.728, abs=2e-3) and not free["at_search_bound"]
+    assert free["search_bound"] is None and free["search_range"] == [1.3, 3.0]
+    # a floor above it (an irreducible loss of 1.8): the answer is the floor itself, flagged, not a point near it
+    low = optimal_teacher_loss(SUP, DIST, N_S=7.75e9, D_S=1e12, L_T_range=(1.8, None))
+    assert low["L_T"] == 1.8 and low["at_search_bound"] and low["search_bound"] == "low"
+    assert low["search_range"][1] == pytest.approx(2 * low["L_supervised"])       # None: the default end
+    assert low["L_S"] > free["L_S"] and low["gain"] == pytest.approx(low["L_supervised"] - low["L_S"])
+    high = optimal_teacher_loss(SUP, DIST, N_S=7.75e9, D_S=1e12, L_T_range=(1.3, 1.6))
+    assert high["L_T"] == 1.6 and high["search_bound"] == "high"
+    with pytest.raises(ValueError, match="empty"):
+        optimal_teacher_loss(SUP, DIST, N_S=7.75e9, D_S=1e12, L_T_range=(2.0, 1.9))
+
+
+def test_allocation_names_the_bounds_it_searched():
+    r = compute_optimal_distillation(SUP, DIST, N_S=1e9, C=1e21, scenario="inference")
+    assert r["bounds"] == [1e6, 1e17] and "D_T" in r["at_bound"] and r["D_T"] == pytest.approx(1e17, rel=1e-5)

@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from suite.laws import get_law, published
+from suite.laws import get_law
 from suite.report.analysis import Fitted
 from suite.report.figures import FIGURES
-from suite.report.questions import capacity_gap, distillation_budget, headline_lines
+from suite.report.questions import capacity_gap, headline_lines
 from suite.report.spec import LawSpec
 from suite.report.tables import TABLES
 
@@ -83,22 +83,6 @@ def _kd_world(gain_by_n):
     return pd.DataFrame(rows).assign(bayes_loss=E)
 
 
-def test_budget_verdict_reads_where_kd_wins():
-    nums = {"supervised_vs_distillation": {"by_N_S": {1000: {"tokens": 5e5}, 2000: {"tokens": 2e6}}}}
-    df = _kd_world({1000: lambda d: 0.01 if d < 5e5 else -0.01, 2000: lambda d: 0.01 if d < 2e6 else -0.01})
-    dist = Fitted("distillation", LawSpec(law="distillation", supervised="s"),
-                  get_law("distillation", supervised=published("busbridge2025-supervised").params), df,
-                  type("R", (), {"at_bound": ()})())
-    line = distillation_budget(df, {"distillation": dist}, nums)
-    assert "verdict: holds" in line and nums["question.distillation_budget"]["measured"][2000]["last_win"] == 1e6
-    nums_shrinking = {"supervised_vs_distillation": {"by_N_S": {1000: {"tokens": 2e6}, 2000: {"tokens": 5e5}}}}
-    assert "verdict: does not hold" in distillation_budget(df, {"distillation": dist}, nums_shrinking)
-    never = _kd_world({1000: lambda d: -0.01, 2000: lambda d: -0.02})
-    assert "verdict: not identified" in distillation_budget(never, {}, {})
-    # a size whose crossover lies beyond 1e12 tokens between two that cross: the budget does not grow
-    nums_gap = {"supervised_vs_distillation": {"by_N_S": {1000: {"tokens": 5e5}, 1500: {"verdict": "distillation "
-                "ahead throughout", "tokens": None}, 2000: {"tokens": 2e6}}}}
-    assert "verdict: does not hold" in distillation_budget(df, {"distillation": dist}, nums_gap)
 
 
 def test_capacity_gap_verdict_needs_a_measured_interior_minimum():
