@@ -271,7 +271,7 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
 
         nums["conventions"] = {"by_convention": co[1].attrs["conventions"], "source": "tables/compute_optimal.csv"}
         lines.append(conventions_sentence(co[1].attrs["conventions"]))
-    flags = collect_flags(df, fits, nums)
+    flags = collect_flags(df, fits, nums, tables)
     blocks: list[Block] = []
     if spec.description:
         blocks.append(Block("p", spec.description))

@@ -140,9 +140,19 @@ def benchmark_flags(df: pd.DataFrame) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def collect(df: pd.DataFrame, fits: dict, nums: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every flag of a report: benchmark scores, fitted coefficients, searches and allocations on a bound."""
+def collect(df: pd.DataFrame, fits: dict, nums: dict[str, Any], tables: dict | None = None) -> list[dict[str, Any]]:
+    """Every flag of a report: benchmark scores, fitted coefficients, searches and allocations on a bound
+    (`tables`: the report's computed tables, whose raw frames may carry `at_search_bound`)."""
     flags = benchmark_flags(df)
+    for name, made in (tables or {}).items():
+        raw = made[1] if made is not None else None
+        if raw is None or "at_search_bound" not in raw:
+            continue
+        for _, r in raw[raw["at_search_bound"].fillna(False).astype(bool)].iterrows():
+            where = "/".join(str(int(r[k])) for k in ("N_S", "D_S") if k in r)
+            flags.append({"metric": f"tables.{name}.{where}", "cells": [],
+                          "reason": f"the search ended on its bound ({r.get('search_bound', 'bound')}): no "
+                                    f"optimum inside the searched range"})
     for f in fits.values():
         for k, why in fit_caveats(f).items():
             flags.append({"metric": f"fit.{f.name}.{k}", "cells": [], "reason": why})
@@ -153,10 +163,6 @@ def collect(df: pd.DataFrame, fits: dict, nums: dict[str, Any]) -> list[dict[str
             if isinstance(r, dict) and r.get("at_bound"):
                 flags.append({"metric": f"{key}.{scen}", "cells": [],
                               "reason": f"allocation on its search bound: {', '.join(map(str, r['at_bound']))}"})
-        for student, r in (v.get("students") or {}).items():  # capacity-gap searches
-            if isinstance(r, dict) and r.get("at_search_bound"):
-                flags.append({"metric": f"{key}.{student}.fitted_L_T_opt", "cells": [],
-                              "reason": "the best teacher loss is on the search bound"})
     return flags
 
 

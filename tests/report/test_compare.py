@@ -126,3 +126,13 @@ def test_fit_caveats_name_bounds_wide_intervals_and_dead_searches():
     cav = fit_caveats(SimpleNamespace(result=res))
     assert set(cav) == {"f1", "A", "c0", "search"}
     assert "2.3 decades" in cav["A"] and "crosses zero" in cav["c0"]
+
+
+def test_searches_on_their_bound_are_flagged_from_the_tables():
+    from suite.report.flags import collect
+
+    raw = pd.DataFrame({"N_S": [1000, 2000], "D_S": [10**6, 10**6], "at_search_bound": [True, False],
+                        "search_bound": ["E", None]})
+    flags = collect(pd.DataFrame({"loss": [2.0]}), {}, {}, {"capacity_gap": (None, raw, "")})
+    assert [f["metric"] for f in flags] == ["tables.capacity_gap.1000/1000000"]
+    assert "(E)" in flags[0]["reason"]
