@@ -18,6 +18,7 @@ from ..laws import (CONVENTIONS, DEFAULT_CONVENTION, approach_points, envelope, 
                     get_convention, isoflop, kd_rows, optimal_teacher_loss, parametric_exponents, parametric_measured,
                     published, supervised_rows)
 from .analysis import comparison_set, fit_of, refit, supervised_params_of
+from .flags import fit_caveats
 from .registries import TABLES
 
 
@@ -101,6 +102,7 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
     rows = []
     for f in fits.values():
         res = f.result
+        caveats = fit_caveats(f)
         pub_name = comparison_set(f)
         pub = published(pub_name) if pub_name else None
         for k, v in res.params.items():
@@ -111,7 +113,7 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
                          "ours_ci_high": hi, "ours_ci_level": res.ci_level if res.ci else np.nan, "held": held,
                          "published": pub.params.get(k, np.nan) if pub else np.nan, "published_ci_low": plo,
                          "published_ci_high": phi, "published_ci_level": pub.ci_level if pub else np.nan,
-                         "published_source": pub_name or ""})
+                         "published_source": pub_name or "", "caveat": caveats.get(k, "")})
     raw = pd.DataFrame(rows)
 
     def ci(lo, hi):
@@ -119,7 +121,8 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
 
     shown = pd.DataFrame({
         "fit": raw["fit"], "search": raw["search"], "parameter": raw["parameter"],
-        "ours (measured)": [fmt(v) + (" (held)" if h else "") for v, h in zip(raw["ours"], raw["held"])],
+        "ours (measured)": [fmt(v) + (" (held)" if h else "") + (" ⚑" if c else "")
+                            for v, h, c in zip(raw["ours"], raw["held"], raw["caveat"])],
         "ours CI": [ci(a, b) + (f" ({lv:.0%})" if pd.notna(a) else "")
                     for a, b, lv in zip(raw["ours_ci_low"], raw["ours_ci_high"], raw["ours_ci_level"])],
         "published": raw["published"].map(fmt),
@@ -129,7 +132,9 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
         "published source": raw["published_source"]})
     return shown, raw, ("Fitted law coefficients (ours, on this sweep's tiny models and synthetic data) beside the "
                         "published coefficients of the same law (other models, other data: compare shapes, "
-                        "not values). N and D are raw counts, losses in nats/token. search: the multi-start "
+                        "not values). ⚑: a coefficient these runs do not identify (on its bound, or an interval wider than a "
+                        "decade; the reason is in the CSV's caveat column and under Flags). N and D are raw counts, "
+                        "losses in nats/token. search: the multi-start "
                         "search that produced the fit (fast: batched descent of every start, the best polished "
                         "with L-BFGS-B; full: L-BFGS-B from every start, the papers' recipe).")
 
