@@ -16,6 +16,9 @@ the standard t-approximation (e.g. Cohen 1988, ch. 2): with 3 seeds a side and a
 SE_diff = 0.0082, df = 4 and MDE = (2.776 + 0.941) x 0.0082 = 0.030 nats. A difference smaller than the MDE
 that is not significant says "could not tell", never "no difference".
 
+A benchmark score's own uncertainty over its items is here too: the binomial standard error and the Wilson
+interval of a proportion (eval/ stores them beside every score; report/flags.py reads them for "within chance").
+
 numpy and scipy only; no pandas here (report/compare.py does the table).
 """
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 LEVEL = 0.95      # interval level of every published comparison
 ALPHA = 0.05      # significance level, after Holm's adjustment
 POWER = 0.80      # power at which the minimum detectable effect is stated
+Z95 = 1.959963984540054  # the 0.975 quantile of the standard normal (scipy.special.ndtri(0.975))
 
 
 def _t():
@@ -151,3 +155,29 @@ def holm(p: Sequence[float]) -> np.ndarray:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return out
+
+
+# ---- a proportion over items (a benchmark score's uncertainty) ----
+def binomial_stderr(p: float, n: int) -> float:
+    """sqrt(p(1-p)/n): the standard error of a proportion `p` over `n` items (same scale as p); NaN when n = 0."""
+    if n <= 0 or p is None or not math.isfinite(p):
+        return float("nan")
+    return math.sqrt(max(p * (1.0 - p), 0.0) / n)
+
+
+def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of `k` successes in `n` trials (fractions 0-1); (NaN, NaN) when n = 0.
+
+    centre = (p + z²/2n) / (1 + z²/n), half-width = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n), with p = k/n.
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(max(p * (1.0 - p), 0.0) / n + z2 / (4.0 * n * n)) / denom
+    # at k = 0 (k = n) the lower (upper) bound is exactly 0 (1); computed, it can miss by one rounding
+    low = 0.0 if k <= 0 else max(0.0, centre - half)
+    high = 1.0 if k >= n else min(1.0, centre + half)
+    return low, high

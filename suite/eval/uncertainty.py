@@ -25,33 +25,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-Z95 = 1.959963984540054  # the 0.975 quantile of the standard normal (scipy.special.ndtri(0.975))
+from ..stats import Z95, binomial_stderr, wilson_interval  # noqa: F401  (part of this module's surface)
 MISSING = "<missing>"    # the category answer_distribution counts missing / empty answers under
-
-
-def binomial_stderr(p: float, n: int) -> float:
-    """sqrt(p(1-p)/n): the standard error of a proportion `p` over `n` items (same scale as p); NaN when n = 0."""
-    if n <= 0 or p is None or not math.isfinite(p):
-        return float("nan")
-    return math.sqrt(max(p * (1.0 - p), 0.0) / n)
-
-
-def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of `k` successes in `n` trials (fractions 0-1); (NaN, NaN) when n = 0.
-
-    centre = (p + z²/2n) / (1 + z²/n), half-width = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n), with p = k/n.
-    """
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(max(p * (1.0 - p), 0.0) / n + z2 / (4.0 * n * n)) / denom
-    # at k = 0 (k = n) the lower (upper) bound is exactly 0 (1); computed, it can miss by one rounding
-    low = 0.0 if k <= 0 else max(0.0, centre - half)
-    high = 1.0 if k >= n else min(1.0, centre + half)
-    return low, high
 
 
 def mean_stderr(values: Iterable[float]) -> float:

@@ -209,37 +209,6 @@ def _group_rows(g: pd.DataFrame, c: Comparison, metric: str, base: str, key: dic
     return out
 
 
-def best_against_baseline(df: pd.DataFrame, metric: str = "loss", baseline: str = "method=supervised",
-                          by: Sequence[str] = ("N_S", "D_S")) -> dict[str, Any]:
-    """The text cells' best distilled arm at each (N_S, D_S) against supervised, tested across seeds with Holm
-    across the pairs: {pairs_tested, significant_wins, significant_losses, median_mde, by_pair: [...]}."""
-    text = df
-    for kind in ("vlm.method", "continual.stage"):
-        if kind in text:
-            text = text[text[kind].isna()]
-    empty = {"pairs_tested": 0, "significant_wins": 0, "significant_losses": 0, "median_mde": None, "by_pair": []}
-    if text.empty or metric not in text or "method" not in text:
-        return empty
-    try:
-        raw = compare(text, Comparison((metric,), baseline, tuple(by)), "headline")
-    except ConfigError as e:   # e.g. cells the arm labels cannot tell apart: the headline says why, no test
-        return {**empty, "error": str(e)}
-    if raw.empty:
-        return empty
-    sign = -1 if better_of(metric) == "lower" else 1
-    best = (raw[raw["arm"] != raw["baseline"]].assign(_key=lambda r: sign * r["mean"])
-            .sort_values("_key", ascending=False).groupby(list(by), sort=True).head(1).sort_values(list(by)))
-    padj = stats.holm(best["p"].to_numpy(float))
-    pairs = [{**{b: r[b] for b in by}, "arm": r["arm"], "diff": r["diff"], "test": r["test"], "p": r["p"],
-              "p_adjusted": q, "mde": r["mde"]} for (_, r), q in zip(best.iterrows(), padj)]
-    tested = [x for x in pairs if np.isfinite(x["p_adjusted"])]
-    mdes = [x["mde"] for x in tested if np.isfinite(x["mde"])]
-    return {"pairs_tested": len(tested),
-            "significant_wins": sum(x["p_adjusted"] < stats.ALPHA and sign * x["diff"] > 0 for x in tested),
-            "significant_losses": sum(x["p_adjusted"] < stats.ALPHA and sign * x["diff"] < 0 for x in tested),
-            "median_mde": float(np.median(mdes)) if mdes else None, "by_pair": pairs}
-
-
 # ---- presentation ---------------------------------------------------------------------------------------
 def _digits(metric: str, values: pd.Series) -> int:
     v = values.abs().dropna()

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..stats import wilson_interval
+
 DECADE = 10.0          # an interval hi/lo wider than this does not identify a coefficient
 CONSTANT_SHARE = 0.95  # a model whose most frequent answer is >= 95% of its answers gives one answer
 LOW_ENTROPY_BITS = 0.3
 TIED_FRACTION = 0.5    # MMLU: at least half of the questions with all choice log-likelihoods equal
-Z95 = 1.959963984540054
 
 
 def fit_caveats(fitted) -> dict[str, str]:
@@ -49,16 +50,6 @@ def fit_caveats(fitted) -> dict[str, str]:
 def caveat_text(caveats: dict[str, str]) -> str:
     """'A (interval spans 2.1 decades), f1 (on its search bound)' for a headline."""
     return "; ".join(f"{k}: {v}" for k, v in caveats.items())
-
-
-def wilson(p: float, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a proportion p (0-1) over n items."""
-    if n <= 0 or not np.isfinite(p):
-        return (math.nan, math.nan)
-    z2 = Z95 ** 2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (centre - half, centre + half)
 
 
 # ---- benchmark scores ------------------------------------------------------------------------------------
@@ -126,7 +117,7 @@ def benchmark_flags(df: pd.DataFrame) -> list[dict[str, Any]]:
             else:
                 chance = 0.25 if b == "mmlu" else (letters or _test_letters(df, b) or ({}, math.nan))[1]
             if n and np.isfinite(chance) and chance > 0 and score > 0:
-                lo, hi = wilson(score / scale, n)
+                lo, hi = wilson_interval(score / scale * n, n)
                 if lo <= chance <= hi:
                     add(col, "within chance (chance inside the score's 95% Wilson interval over items)", cell,
                         f"{score:.4g} over {n} items, interval [{lo * scale:.4g}, {hi * scale:.4g}], chance "

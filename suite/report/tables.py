@@ -389,8 +389,9 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 def tex_escape(s: Any) -> str:
     """LaTeX-safe text; a Markdown-bold cell (**x**, the significant best arm of a comparison) becomes \\textbf{x}."""
     s = str(s)
-    if len(s) > 4 and s.startswith("**") and s.endswith("**"):
-        return r"\textbf{" + tex_escape(s[2:-2]) + "}"
+    if len(s) > 4 and s.startswith("**") and "**" in s[2:]:   # bold part, then e.g. a flag mark
+        end = s.index("**", 2)
+        return r"\textbf{" + tex_escape(s[2:end]) + "}" + tex_escape(s[end + 2:])
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 
@@ -404,9 +405,17 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _html_cell(v: str) -> str:
+    """Escaped text; a Markdown-bold part (**x**, the significant best arm of a comparison) becomes <strong>."""
+    if v.startswith("**") and "**" in v[2:]:
+        end = v.index("**", 2)
+        return f"<strong>{html.escape(v[2:end])}</strong>{html.escape(v[end + 2:])}"
+    return html.escape(v)
+
+
 def to_html(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_html_cell(v)}</td>" for v in row) + "</tr>"
                    for row in df.astype(str).itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

@@ -136,3 +136,24 @@ def test_searches_on_their_bound_are_flagged_from_the_tables():
     flags = collect(pd.DataFrame({"loss": [2.0]}), {}, {}, {"capacity_gap": (None, raw, "")})
     assert [f["metric"] for f in flags] == ["tables.capacity_gap.1000/1000000"]
     assert "(E)" in flags[0]["reason"]
+
+
+def test_the_best_arm_is_bold_in_markdown_latex_and_html():
+    from suite.report.compare import shown_table
+    from suite.report.tables import to_html, to_latex, to_markdown
+
+    raw = compare(_results(), Comparison(("loss",), "method=supervised", ("student",), arm="method"))
+    shown = shown_table(raw, ("student",))
+    bold = shown[shown["mean [95% CI]"].str.startswith("**")]
+    assert list(bold["arm"]) == ["kd", "kd"]
+    assert "| **" in to_markdown(shown)
+    assert to_latex(shown, "c", "x").count(r"\textbf{") == 2 and "**" not in to_latex(shown, "c", "x")
+    assert to_html(shown).count("<strong>") == 2 and "**" not in to_html(shown)
+
+
+def test_every_analysis_spec_in_the_repository_loads_with_its_comparison():
+    from suite.report.spec import load_spec
+
+    for p in sorted((ROOT / "analysis").glob("*.yaml")):
+        spec = load_spec(p)
+        assert "comparison" in spec.tables and spec.comparison, p.name
