@@ -185,7 +185,7 @@ def _group_rows(g: pd.DataFrame, c: Comparison, metric: str, base: str, key: dic
     arms = [a for a in g[c.arm].dropna().unique()]
     values = {a: _per_seed(g, a, metric, c.arm, source) for a in arms}
     values = {a: v for a, v in values.items() if len(v)}
-    if base not in values:
+    if base not in values or len(values) < 2:   # a baseline with nothing to compare against says nothing
         return []
     ids = g["cell_id"] if "cell_id" in g else pd.Series(g.index.astype(str), index=g.index)
     out = []
@@ -256,7 +256,8 @@ def _fmt_key(v: Any) -> str:
 
 CAPTION = ("Every arm against the baseline: seeds n, mean with its 95% Student-t interval, the difference to the "
            "baseline with its 95% interval, the test (paired by seed where both arms ran the same seeds, Welch "
-           "otherwise), p, p adjusted by Holm across the table, and the minimum detectable effect at 80% power "
+           "otherwise, single: Crawford & Howell's test of one seed against the baseline's seeds, none: one seed "
+           "a side), p, p adjusted by Holm across the table, and the minimum detectable effect at 80% power "
            "for that n and spread. 'significant' is after adjustment (α = 0.05). Bold: an arm significantly better "
            "than every other of its group; none is bold when no arm is. ⚑k/n: k of the arm's n seeds have a flagged "
            "score (see Flags).")
