@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
+from unittest import mock
 
 import submitit
 
@@ -260,6 +261,17 @@ def job_arrays(cells: list[Cell], job_of: dict[str, str], done: Callable[[str], 
         remaining = [c for c in remaining if c not in wave]
 
 
+@contextlib.contextmanager
+def _without_slurm_client():
+    """submitit's Slurm executor refuses to start where `srun` is not on PATH; a plan submits nothing, so
+    `--executor slurm --dry-run` checks a grid on a laptop too: the check is bypassed while the plan's
+    executors are built (their parameters are validated by submitit as for a real submission)."""
+    from submitit.slurm import slurm as submitit_slurm
+
+    with mock.patch.object(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1)):
+        yield
+
+
 def slurm_plan(cells: list[Cell], root: Path) -> list[dict]:
     """What `SlurmExecutor.submit` would ask Slurm for, without submitting: one entry per job array, in
     submission order, with submitit's parameters and the #SBATCH header it would write.
@@ -273,8 +285,9 @@ def slurm_plan(cells: list[Cell], root: Path) -> list[dict]:
     ids = {c.id for c in cells}
     for group, dep in job_arrays(cells, array_of, lambda cid: cid not in ids):
         folder = root / ".submitit" / "%j"
-        ex = SlurmExecutor(root)._executor(group[0].resources, f"{root.name}:{group[0].group}",
-                                           f"afterok:<array {dep}>" if dep is not None else None)
+        with _without_slurm_client():
+            ex = SlurmExecutor(root)._executor(group[0].resources, f"{root.name}:{group[0].group}",
+                                               f"afterok:<array {dep}>" if dep is not None else None)
         params = dict(ex._executor.parameters)  # submitit's own names, as its update_parameters took them
         header = dict(params, map_count=len(group)) if len(group) > 1 else params
         text = _make_sbatch_string(command=f"python -u -m submitit.core._submit {folder}", folder=folder, **header)

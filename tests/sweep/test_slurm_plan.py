@@ -41,3 +41,27 @@ def test_dry_run_prints_each_arrays_sbatch_lines_and_writes_nothing(tmp_path, ca
                  "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "# array 1: 2 cell(s), after array 0 succeeds" in text and "#SBATCH --requeue" in text
+
+
+def test_dry_run_plans_without_a_slurm_client(tmp_path, capsys, monkeypatch):
+    """The README offers `--executor slurm --dry-run` to check a plan before queueing: it must not need `srun`
+    on this machine (submitit's executor refuses to start without it; the plan bypasses only that check)."""
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda cmd, *a, **k: None if cmd in ("srun", "sbatch", "squeue")
+                        else real_which(cmd, *a, **k))
+    grid = {"name": "laptop", "defaults": {"data": {"language": "synthetic-small", "seq_len": 16},
+                                           "train": {"batch_size": 4, "tokens": 320}},
+            "resources": {"timeout_min": 30, "gpus_per_node": 1},
+            "cells": {"a": {"set": {"student": "tiny-0.1M"}}}}
+    path = tmp_path / "laptop.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    assert main(["sweep", "submit", str(path), "--runs", str(tmp_path / "runs"), "--executor", "slurm",
+                 "--dry-run", "--json"]) == 0
+    (array,) = json.loads(capsys.readouterr().out)["slurm"]
+    assert "#SBATCH --gpus-per-node=1" in array["sbatch"] and not (tmp_path / "runs").exists()
+    # the real submission still needs the cluster: the bypass does not outlive the plan
+    from submitit.slurm.slurm import SlurmExecutor
+
+    assert SlurmExecutor.affinity() == -1
