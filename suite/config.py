@@ -540,18 +540,49 @@ def apply_overrides(data: dict, overrides: list[str] | None, source: str = "--se
         if "=" not in item:
             raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. train.tokens=2M")
         key, raw = item.split("=", 1)
-        set_dotted(data, key, yaml.safe_load(raw), source)
+        try:
+            value = load_yaml(raw)
+        except yaml.YAMLError as e:   # `--set train={tokens: 1M` : one line naming the flag, no traceback
+            raise ConfigError(f"{source} {item!r}: the value is not valid YAML: "
+                              f"{str(e).splitlines()[0]}") from None
+        set_dotted(data, key, value, source)
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last one
+    silently, so a grid with two `cells.a` or two `train:` blocks would run half of what was written)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue   # an unhashable key: the base constructor reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first at line {seen[key] + 1}); one would silently replace "
+                    f"the other", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(stream):
+    """yaml.safe_load that refuses duplicate keys (see _UniqueKeyLoader)."""
+    return yaml.load(stream, Loader=_UniqueKeyLoader)
+
+
 def read_yaml_mapping(path: str | Path, missing: str = "no such config file") -> dict:
-    """A YAML file whose top level is a mapping; errors name the file."""
+    """A YAML file whose top level is a mapping; errors name the file (and a duplicated key, with its line)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: {missing}")
     try:
         with open(path) as f:  # a stream, so the error's mark names the file and line
-            data = yaml.safe_load(f) or {}
+            data = load_yaml(f) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):

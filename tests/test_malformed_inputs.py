@@ -61,6 +61,14 @@ def _fit(tmp: Path, text: str, law: str = "supervised") -> list[str]:
     return ["fit", "--law", law, "--data", str(_yaml(tmp / "points.csv", text))]
 
 
+def _results(tmp: Path) -> Path:
+    rows = [{"name": f"{m}-s{s}", "method": m, "student": "x", "config.train.seed": s, "loss": 2.0 + 0.01 * s}
+            for m in ("supervised", "kd") for s in range(3)]
+    p = tmp / "r.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    return p
+
+
 def _score(tmp: Path, name: str, content: bytes | str, *extra: str) -> list[str]:
     p = tmp / name
     p.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -197,6 +205,36 @@ CASES = [
     # benchmark data
     ("mmlu-broken-parquet", lambda t, m: _broken_mmlu(t, m), ["test-00000-of-00001.parquet", "parquet"]),
     ("vlm-tsv-missing-image", lambda t, m: _vlm_missing_image(t), ["AI2D_TEST", "row index 1", "999"]),
+    # duplicate keys: PyYAML keeps the last one silently; ours names the key and both lines
+    ("grid-duplicate-group", lambda t, m: ["sweep", "submit", str(_yaml(t / "g.yaml", (
+        "name: g\ncells:\n  a: {set: {student: tiny-0.007M}}\n  a: {set: {student: tiny-0.1M}}\n"))),
+        "--runs", str(t / "runs")], ["g.yaml", "duplicate key 'a'", "line 3", "line 4"]),
+    ("cell-duplicate-section", lambda t, m: ["train", str(_yaml(t / "cell.yaml", (
+        "student: tiny-0.007M\ntrain: {tokens: 256}\ntrain: {tokens: 512}\n"))), "--out", str(t / "run")],
+     ["cell.yaml", "duplicate key 'train'"]),
+    ("spec-duplicate-key", lambda t, m: ["report", str(_yaml(t / "spec.yaml", (
+        "name: x\nsweep: runs/x\nname: y\n"))), "--out", str(t / "report")], ["spec.yaml", "duplicate key 'name'"]),
+    ("set-malformed-yaml", lambda t, m: _cell(t, {}, "--set", "train={tokens: 1M"),
+     ["--set", "train={tokens: 1M", "not valid YAML"]),
+    # suite compare: the file and the column, value or query at fault
+    ("compare-missing-metric", lambda t, m: ["compare", str(_results(t)), "--metric", "los", "--baseline",
+                                             "method=supervised"], ["r.csv", "'los'", "did you mean 'loss'"]),
+    ("compare-unknown-baseline", lambda t, m: ["compare", str(_results(t)), "--metric", "loss", "--baseline",
+                                               "method=supervsed"], ["r.csv", "method", "did you mean 'supervised'"]),
+    ("compare-baseline-not-column-value", lambda t, m: ["compare", str(_results(t)), "--metric", "loss",
+                                                        "--baseline", "supervised"], ["baseline", "COLUMN=VALUE"]),
+    ("compare-bad-where", lambda t, m: ["compare", str(_results(t)), "--metric", "loss", "--baseline",
+                                        "method=supervised", "--where", "method ==="], ["where", "method ==="]),
+    ("compare-no-such-file", lambda t, m: ["compare", str(t / "nope.parquet"), "--metric", "loss", "--baseline",
+                                           "method=supervised"], ["nope.parquet"]),
+    ("compare-by-missing-column", lambda t, m: ["compare", str(_results(t)), "--metric", "loss", "--baseline",
+                                                "method=supervised", "--by", "studnet"],
+     ["r.csv", "by column 'studnet'", "did you mean 'student'"]),
+    ("spec-comparison-unknown-key", lambda t, m: _spec(t, {"tables": ["comparison"], "comparison": [
+        {"metric": "loss", "baseline": "method=supervised", "bye": ["N"]}]}),
+     ["spec.yaml", "comparison[0].bye", "did you mean 'by'"]),
+    ("spec-comparison-without-table", lambda t, m: _spec(t, {"comparison": [
+        {"metric": "loss", "baseline": "method=supervised"}]}), ["spec.yaml", "'comparison' is not under tables"]),
     # checkpoints
     ("checkpoint-missing-weights", lambda t, m: _checkpoint(t, m, "missing"), ["ckpt", "no weights"]),
     ("checkpoint-truncated-safetensors", lambda t, m: _checkpoint(t, m, "corrupt"),
