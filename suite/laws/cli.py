@@ -20,6 +20,20 @@ from .forms import LAWS, effective_break_summary, get_law
 from .published import PUBLISHED, published
 
 
+
+def _points(law, table, say, **kw):
+    """points_for, saying (on stderr, and in --json under `dropped`) which runs it dropped for a loss that is
+    not a finite number: a fit must never lose rows silently. Eq. 8's left-out runs are said by the caller."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pts = points_for(law, table, **kw)
+    dropped = [str(w.message) for w in caught if "without a finite loss" in str(w.message)]
+    for m in dropped:
+        say(f"warning: {m}")
+    if dropped:
+        pts.attrs["dropped"] = dropped
+    return pts
+
 def supervised_params(spec: str) -> dict[str, float]:
     """A published set's name, or a JSON file: a `suite fit --json` output or a flat {name: value} mapping."""
     if spec in PUBLISHED:
@@ -72,18 +86,17 @@ def _run(a) -> int:
             say("distillation: fitting the supervised law to the sweep's supervised runs first "
                 "(pass --supervised-params to use another)")
             sup_law = get_law("supervised")
+            sup_pts = _points(sup_law, table, say)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sup = fit(sup_law, points_for(sup_law, table), progress=say, source=f"{a.data} (supervised runs)")
+                sup = fit(sup_law, sup_pts, progress=say, source=f"{a.data} (supervised runs)")
             context["supervised"] = sup.params
         else:
             raise ValueError("the distillation law needs the student's supervised law: pass --supervised-params "
                              "FILE.json (from `suite fit --law supervised --json`) or a published set "
                              f"({', '.join(n for n in PUBLISHED.names() if 'supervised' in n)})")
     law = get_law(a.law, **context)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # said below, and bound warnings are reported in the result
-        pts = points_for(law, table, all_kd=a.all_kd)
+    pts = _points(law, table, say, all_kd=a.all_kd)
     left_out = pts.attrs.get("left_out", {})
     if left_out:
         say(f"distillation: left out {sum(left_out.values())} distilled run(s) outside eq. 8's setting "
@@ -95,6 +108,8 @@ def _run(a) -> int:
     out = res.to_dict()
     if left_out:
         out["left_out"] = left_out
+    if pts.attrs.get("dropped"):
+        out["dropped"] = pts.attrs["dropped"]
     text = format_fit(res)
     if a.law == "distillation":  # the switch's location is identified even where c1 alone is not (forms.py)
         eb = out["effective_break"] = effective_break_summary(res.params, res.samples, law.param_names, a.ci)

@@ -79,6 +79,24 @@ def test_sweep_results_feed_both_laws(tmp_path, capsys):
         assert set(out["context"]["supervised"]) == set(SUP)
 
 
+def test_fit_says_which_runs_it_dropped_for_a_non_finite_loss(tmp_path, capsys):
+    """Sweep rows whose loss is NaN, inf or not a number are left out of the fit, and the fit says so, naming
+    them (on stderr, and under `dropped` in --json): never silently."""
+    sweep = _sweep_results(tmp_path)
+    df = pd.read_parquet(sweep / "results.parquet")
+    sup = df.index[df["method"] == "supervised"][:3]
+    df["name"] = [f"cell{i}" for i in range(len(df))]
+    df["loss"] = df["loss"].astype(object)
+    df.loc[sup, "loss"] = [np.nan, np.inf, "diverged"]
+    df.to_csv(tmp_path / "r.csv", index=False)
+    assert main(["fit", "--law", "supervised", "--data", str(tmp_path / "r.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "dropping 3 run(s) without a finite loss" in err and all(f"cell{i}" in err for i in sup)
+    assert main(["fit", "--law", "supervised", "--data", str(tmp_path / "r.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_points"] == 21 and "dropping 3 run(s)" in out["dropped"][0]
+
+
 @pytest.mark.parametrize("args,match", [
     (["--law", "chinchila"], "did you mean 'chinchilla'"),
     (["--law", "distillation"], "needs the student's supervised law"),
