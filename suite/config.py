@@ -580,11 +580,15 @@ def read_yaml_mapping(path: str | Path, missing: str = "no such config file") ->
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: {missing}")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; expected a YAML file")
     try:
         with open(path) as f:  # a stream, so the error's mark names the file and line
             data = load_yaml(f) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:   # unreadable (permissions) or not text
+        raise ConfigError(f"{path}: cannot be read: {getattr(e, 'strerror', None) or e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data

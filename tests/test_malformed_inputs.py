@@ -61,6 +61,16 @@ def _fit(tmp: Path, text: str, law: str = "supervised") -> list[str]:
     return ["fit", "--law", law, "--data", str(_yaml(tmp / "points.csv", text))]
 
 
+def _dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def _results(tmp: Path) -> Path:
     rows = [{"name": f"{m}-s{s}", "method": m, "student": "x", "config.train.seed": s, "loss": 2.0 + 0.01 * s}
             for m in ("supervised", "kd") for s in range(3)]
@@ -216,6 +226,17 @@ CASES = [
         "name: x\nsweep: runs/x\nname: y\n"))), "--out", str(t / "report")], ["spec.yaml", "duplicate key 'name'"]),
     ("set-malformed-yaml", lambda t, m: _cell(t, {}, "--set", "train={tokens: 1M"),
      ["--set", "train={tokens: 1M", "not valid YAML"]),
+    # paths that are not files, files that are not text, and a collect before anything ran
+    ("grid-is-a-directory", lambda t, m: ["sweep", "submit", str(_dir(t / "g.yaml")), "--runs", str(t / "runs")],
+     ["g.yaml", "not a sweep directory", "grid YAML"]),
+    ("cell-is-a-directory", lambda t, m: ["train", str(_dir(t / "cell.yaml")), "--out", str(t / "run")],
+     ["cell.yaml", "is a directory"]),
+    ("spec-is-a-directory", lambda t, m: ["report", str(_dir(t / "spec.yaml")), "--out", str(t / "report")],
+     ["spec.yaml", "is a directory"]),
+    ("grid-not-text", lambda t, m: ["sweep", "submit", str(_bytes(t / "g.yaml", b"\xff\xfe\x00\x01")),
+                                    "--runs", str(t / "runs")], ["g.yaml", "cannot be read"]),
+    ("collect-before-anything-ran", lambda t, m: ["sweep", "collect", _grid(t, {})[2], "--runs", str(t / "runs")],
+     ["runs", "nothing has run", "'g'"]),
     # suite compare: the file and the column, value or query at fault
     ("compare-missing-metric", lambda t, m: ["compare", str(_results(t)), "--metric", "los", "--baseline",
                                              "method=supervised"], ["r.csv", "'los'", "did you mean 'loss'"]),

@@ -224,6 +224,9 @@ def collect(sw: Sweep) -> Path:
     """runs/<sweep>/results.parquet: one row per done cell, result.json flattened (dots join keys)."""
     import pandas as pd
 
+    if not sw.root.is_dir():   # collect before anything ran: say so, write nothing
+        raise ConfigError(f"{sw.root}: nothing has run for sweep {sw.grid.name!r} yet (no run directory); "
+                          f"`suite sweep submit` its grid first")
     rows = []
     for c in sw.grid.cells:
         res = read_json(sw.root / c.id / "result.json")
