@@ -226,6 +226,7 @@ CASES = [
         "name: x\nsweep: runs/x\nname: y\n"))), "--out", str(t / "report")], ["spec.yaml", "duplicate key 'name'"]),
     ("set-malformed-yaml", lambda t, m: _cell(t, {}, "--set", "train={tokens: 1M"),
      ["--set", "train={tokens: 1M", "not valid YAML"]),
+    ("grid-name-escapes-runs", lambda t, m: _grid(t, {}, name=".."), ["g.yaml", "name", "'..'", "inside the runs"]),
     # paths that are not files, files that are not text, and a collect before anything ran
     ("grid-is-a-directory", lambda t, m: ["sweep", "submit", str(_dir(t / "g.yaml")), "--runs", str(t / "runs")],
      ["g.yaml", "not a sweep directory", "grid YAML"]),

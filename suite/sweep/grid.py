@@ -207,6 +207,9 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
     name = raw.get("name") or Path(source).stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ConfigError(f"{source}: name: expected letters, digits, '.', '_' or '-', got {name!r}")
+    if name.startswith("."):   # '..' would put the sweep outside --runs, '.x' would hide it
+        raise ConfigError(f"{source}: name: {name!r} starts with '.': the sweep's directory runs/<name> must be a "
+                          f"plain folder inside the runs directory")
     defaults = raw.get("defaults") or {}
     base_res = raw.get("resources") or {}
     groups = raw.get("cells")
