@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import copy
+import math
 import dataclasses
 import hashlib
 import json
@@ -469,8 +470,32 @@ def _method_config(value: Any, where: str) -> MethodConfig:
     return MethodConfig(name=name, params=params)
 
 
+MAX_TOKENS = 10 ** 15   # 1e15 tokens: ~10x the largest published pretraining runs; more is a typo (1e30, 2e18)
+
+
+def _non_finite(node: Any, where: str) -> str | None:
+    """The dotted key of the first NaN or infinite number under `node`, or None. No setting of a cell means
+    anything at NaN or infinity (an lr of .inf, a temperature of .nan): they are typos, refused up front."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return where
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            bad = _non_finite(v, f"{where}.{k}" if where else str(k))
+            if bad:
+                return bad
+    if isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            bad = _non_finite(v, f"{where}[{i}]")
+            if bad:
+                return bad
+    return None
+
+
 def config_from_dict(data: Mapping[str, Any], source: str = "config") -> CellConfig:
     data = dict(data or {})
+    bad = _non_finite(data, "")
+    if bad:
+        raise ConfigError(f"{source}: {bad}: a NaN or infinite value is not a setting (a typo for a number?)")
     method = _method_config(data.pop("method", "supervised"), f"{source}: method")
     core = {f.name for f in dataclasses.fields(CellConfig)} - {"sections"}
     for key in data:
@@ -503,6 +528,9 @@ def _check_run(cfg: CellConfig, source: str) -> None:
     """Cross-field checks of the run itself: warmup within the run, micro-batches that divide the batch."""
     o, t = cfg.optim, cfg.train
     tokens = _token_syntax(t.tokens)   # None for "20xN": its count needs the model, the loop checks it
+    if tokens is not None and tokens > MAX_TOKENS:
+        raise ConfigError(f"{source}: train.tokens: {t.tokens!r} is {tokens:.3g} tokens, more than {MAX_TOKENS:.0e} "
+                          f"(about 10x the largest published pretraining runs): a typo?")
     if tokens is not None:
         steps = -(-tokens // (t.batch_size * cfg.data.seq_len))
         if o.warmup_tokens is not None and parse_tokens(o.warmup_tokens) > tokens:
@@ -596,4 +624,6 @@ def read_yaml_mapping(path: str | Path, missing: str = "no such config file") ->
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> CellConfig:
     data = read_yaml_mapping(path)
+    if not data and not overrides:   # every default: tiny-1M on 20xN tokens, surely not what was meant
+        raise ConfigError(f"{path}: the config is empty; a cell needs at least `student:` (see configs/quickstart.yaml)")
     return config_from_dict(apply_overrides(data, overrides), source=str(path))

@@ -226,6 +226,16 @@ CASES = [
         "name: x\nsweep: runs/x\nname: y\n"))), "--out", str(t / "report")], ["spec.yaml", "duplicate key 'name'"]),
     ("set-malformed-yaml", lambda t, m: _cell(t, {}, "--set", "train={tokens: 1M"),
      ["--set", "train={tokens: 1M", "not valid YAML"]),
+    # values that should never run
+    ("cell-empty-file", lambda t, m: ["train", str(_yaml(t / "cell.yaml", "")), "--out", str(t / "run")],
+     ["cell.yaml", "empty", "student"]),
+    ("cell-nan-temperature", lambda t, m: ["train", str(_yaml(t / "cell.yaml", (
+        "student: tiny-0.007M\nteacher: tiny-0.007M\nmethod: {name: kd, temperature: .nan}\n"))),
+        "--out", str(t / "run")], ["cell.yaml", "method.temperature", "NaN or infinite"]),
+    ("grid-infinite-lr", lambda t, m: _grid(t, {"optim": {"lr": float("inf")}}),
+     ["g.yaml", "optim.lr", "NaN or infinite"]),
+    ("grid-absurd-budget", lambda t, m: _grid(t, {"train": {"tokens": 10 ** 18}}),
+     ["g.yaml", "train.tokens", "1e+15"]),
     ("grid-name-escapes-runs", lambda t, m: _grid(t, {}, name=".."), ["g.yaml", "name", "'..'", "inside the runs"]),
     # paths that are not files, files that are not text, and a collect before anything ran
     ("grid-is-a-directory", lambda t, m: ["sweep", "submit", str(_dir(t / "g.yaml")), "--runs", str(t / "runs")],
