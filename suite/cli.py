@@ -81,6 +81,9 @@ def _sweep(a) -> int:
         print(json.dumps(st, indent=2) if a.json else sw.format_status(st))
         return 0
     s = sw.open_sweep(a.target, runs=a.runs)
+    if a.verb in ("submit", "resume"):
+        for note in s.grid.merged:   # identical entries are merged into one cell: say so, never silently
+            print(f"suite: note: {s.grid.path}: {note}", file=sys.stderr)
     if a.verb == "submit" and a.dry_run:
         sw.api.check_executor(s, a.executor or "local")
         plan = sw.plan(s)

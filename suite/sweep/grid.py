@@ -90,6 +90,7 @@ class Grid:
     name: str
     path: str
     cells: tuple[Cell, ...]
+    merged: tuple[str, ...] = ()   # notes on entries identical to another (one cell runs for both)
 
     def by_id(self) -> dict[str, Cell]:
         return {c.id: c for c in self.cells}
@@ -312,12 +313,22 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
 
     # names, dedup (identical content -> one cell), teacher-first order
     by_id: dict[str, Cell] = {}
+    merged: dict[tuple[str, str], int] = {}
     for i in sorted(cells):
         c = cells[i]
         if c.id not in by_id:
             by_id[c.id] = c
+        else:
+            key = (c.group, by_id[c.id].group)
+            merged[key] = merged.get(key, 0) + 1
+    def note(g: str, first: str, n: int) -> str:
+        what = f"{n} entr{'y' if n == 1 else 'ies'}"
+        same = ("repeated within the group" if g == first else f"identical to an entry of group {first!r}")
+        return f"group {g!r}: {what} {same} (same settings and seed), run once as one cell"
+
+    notes = tuple(note(g, first, n) for (g, first), n in merged.items())
     named = _assign_names(list(by_id.values()), by_id)
-    return Grid(name=name, path=source, cells=tuple(_teacher_first(named)))
+    return Grid(name=name, path=source, cells=tuple(_teacher_first(named)), merged=notes)
 
 
 def _check_vocabulary(cfg: CellConfig, teacher: CellConfig, ref: str, where: str) -> None:

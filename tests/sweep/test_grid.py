@@ -90,3 +90,22 @@ def test_axes_on_keys_that_only_defaults_define_stay_per_cell():
            "cells": {"s": {"axes": {"train.tokens": [320, 640]}, "set": {"student": "tiny-0.1M"}}}}
     g = expand(raw, "g.yaml")
     assert [c.config.train.tokens for c in g.cells] == [320, 640]
+
+
+def test_identical_entries_are_merged_with_a_note(tmp_path, capsys):
+    """Two groups (or two axis values) that give the same cell run it once, and `submit` says so on stderr."""
+    import yaml
+
+    from suite.cli import main
+
+    g = tmp_path / "m.yaml"
+    g.write_text(yaml.safe_dump({"name": "m", "defaults": {"data": {"language": "synthetic-small", "seq_len": 16},
+                                                           "train": {"tokens": 256, "batch_size": 4}},
+                                 "cells": {"a": {"set": {"student": "tiny-0.007M"}},
+                                           "b": {"set": {"student": "tiny-0.007M"}},
+                                           "c": {"axes": {"train.seed": [0, 0, 1]}, "set": {"student": "tiny-0.1M"}}}}))
+    assert main(["sweep", "submit", str(g), "--runs", str(tmp_path / "runs"), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 3
+    assert "group 'b': 1 entry identical to an entry of group 'a'" in err
+    assert "group 'c': 1 entry repeated within the group" in err
