@@ -10,6 +10,7 @@ bootstrap interval wider than a decade, an allocation or a teacher search that e
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -64,10 +65,16 @@ def _test_letters(df: pd.DataFrame, bench: str) -> tuple[dict[str, float], float
     roots = df["config.eval.data_root"].dropna().unique() if "config.eval.data_root" in df else []
     if bench not in ("ai2d",) or len(roots) != 1:
         return None
+    return _letters_of(bench, str(roots[0]))
+
+
+@functools.lru_cache(maxsize=8)
+def _letters_of(bench: str, root: str) -> tuple[dict[str, float], float] | None:
+    """The test set's letter shares, read once per (benchmark, data root): every table of a report asks."""
     try:
         from ..eval.vlm.score import get_benchmark
 
-        data = get_benchmark(bench).load(str(roots[0]))
+        data = get_benchmark(bench).load(root)
     except Exception:   # no data here: the fallback check needs the test set, so it is skipped
         return None
     answers = data["answer"].astype(str).str.strip()
