@@ -1,4 +1,8 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash leaves the old one."""
+"""Atomic file writes: a reader never sees a half-written file, a crash leaves the old one.
+
+Files and directories made here follow the process umask (0644 / 0755 under the usual 022, 0664 / 0775 under
+a group-shared 002), as `open()` and `mkdir()` would: `tempfile` creates 0600 / 0700, which would lock a
+teammate out of a shared project directory."""
 from __future__ import annotations
 
 import json
@@ -9,10 +13,37 @@ from pathlib import Path
 from typing import Any
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux tells (/proc, kernel >= 4.7)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, hence second choice)
+    os.umask(old)
+    return old
+
+
+def mkdtemp(dir: str | os.PathLike, prefix: str) -> Path:
+    """tempfile.mkdtemp with the umask's permissions (a checkpoint directory renamed into place keeps them)."""
+    tmp = Path(tempfile.mkdtemp(dir=dir, prefix=prefix))
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
+
+
+def mkstemp(dir: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> tuple[int, str]:
+    """tempfile.mkstemp with the umask's permissions: the file renamed into place keeps them."""
+    fd, tmp = tempfile.mkstemp(dir=dir, prefix=prefix, suffix=suffix)
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = mkstemp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from ._io import mkdtemp
+
 CELL_REF = "cell:"
 
 
@@ -94,7 +96,6 @@ def convert_gguf(ref: str, progress: bool = True) -> Path:
     import json
     import shutil
     import sys
-    import tempfile
     import time
 
     src = gguf_file(ref)
@@ -111,13 +112,12 @@ def convert_gguf(ref: str, progress: bool = True) -> Path:
         if progress:
             print(f"converting {src.name} to a Hugging Face checkpoint in {out} (once)", file=sys.stderr)
         t0 = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+        tmp = mkdtemp(out.parent, f".{out.name}.")
         try:
             _convert(src, tmp)
             info = {"source": str(src), "reference": str(ref), "sha256": digest, "bytes": src.stat().st_size,
                     "seconds": round(time.perf_counter() - t0, 1)}
             (tmp / "source.json").write_text(json.dumps(info, indent=2) + "\n")  # written last: marks it complete
-            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache ($SUITE_CACHE on a team's disk)
             shutil.rmtree(out, ignore_errors=True)  # a partial directory from a crashed conversion
             os.replace(tmp, out)
         except BaseException:

@@ -27,13 +27,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+
+from .._io import mkdtemp
 
 _BLOCK_ROWS = 65_536  # tokens per block when streaming the states (65k × 4096 fp16 = 512 MB at 8B width)
 
@@ -156,7 +157,7 @@ def build_snapshot(model, replay: Sequence[np.ndarray], path: str | os.PathLike,
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     hidden = int(model.head_weight.shape[1])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    tmp = mkdtemp(path.parent, f".{path.name}.")
     try:
         states = np.lib.format.open_memmap(tmp / "states.npy", mode="w+", dtype=np.float16,
                                            shape=(int(offsets[-1]), hidden))

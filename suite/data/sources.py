@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
+from .._io import mkdtemp, mkstemp
 from ..registry import Registry
 from .corpus import read_documents
 from .facts import FactWorld  # registers the `facts` presets in LANGUAGES
@@ -252,7 +252,7 @@ def _cached_bpe(docs: list[str], vocab_size: int, cache: Path | None) -> PreTrai
     final = cache / f"bpe-{vocab_size}-{_digest(_docs_digest(docs), repr(SPECIAL_TOKENS))}"
     if not (final / "tokenizer.json").exists():
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{final.name}."))
+        tmp = mkdtemp(cache, f".{final.name}.")
         train_bpe(docs, vocab_size, out_dir=tmp)
         try:
             os.rename(tmp, final)  # first writer wins; concurrent ranks then load its copy
@@ -278,7 +278,7 @@ def _digest(*parts: str) -> str:
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = mkstemp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, arr)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .._io import atomic_replace_dir
+from .._io import atomic_replace_dir, mkdtemp
 from ..continual.stage import Plan
 from ..models import count_non_embedding, forward_flops_per_token, model_shape
 from ..models.vlm import TINY_VLMS, build_vlm, is_vlm, load_vlm
@@ -148,12 +148,11 @@ def _student_tokenizer(cfg, items, out: Path):
 
 def save_recalibrator(rec: Recalibrator, out_dir: Path, info: dict) -> None:
     """model.safetensors + config.json (the RecalibratorConfig, both widths, the student config it was built on)."""
-    import tempfile
 
     from safetensors.torch import save_file
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    tmp = mkdtemp(out_dir.parent, f".{out_dir.name}.")
     save_file({k: v.detach().contiguous().cpu() for k, v in rec.state_dict().items()}, str(tmp / "model.safetensors"))
     (tmp / "config.json").write_text(json.dumps({**info, "recalibrator": dataclasses.asdict(rec.cfg),
                                                  "d_student": rec.d_student, "d_teacher": rec.d_teacher},

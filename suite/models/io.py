@@ -1,17 +1,16 @@
 """Checkpoint io: models in safetensors (Hugging Face layout), written atomically."""
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from .._io import atomic_replace_dir
+from .._io import atomic_replace_dir, mkdtemp
 
 
 def save_pretrained(model, out_dir: str | Path, tokenizer=None) -> Path:
     """`save_pretrained` (safetensors) plus tokenizer into a temp dir, then moved into place."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    tmp = mkdtemp(out_dir.parent, f".{out_dir.name}.")
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()

@@ -10,14 +10,13 @@ import json
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .._io import atomic_replace_dir
+from .._io import atomic_replace_dir, mkdtemp
 
 _STEP_DIR = re.compile(r"step_(\d{8})$")
 
@@ -54,7 +53,7 @@ def save_checkpoint(ckpt_root: Path, step: int, model, optimizer, scheduler, sta
     ckpt_root = Path(ckpt_root)
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".step_{step:08d}."))
+    tmp = mkdtemp(ckpt_root, f".step_{step:08d}.")
     save_file(_state_dict(model), str(tmp / "model.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state()},

@@ -20,12 +20,12 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from ..._io import mkstemp
 from ...registry import UnknownNameError, did_you_mean
 
 # benchmark key -> VLMEvalKit dataset name (the TSV is <root>/<dataset>.tsv)
@@ -201,7 +201,7 @@ def dump_image(row: Mapping[str, Any], dataset: str, root: str | os.PathLike | N
         if not _readable(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             img = decode_image(b64)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".png")
+            fd, tmp = mkstemp(path.parent, f".{name}.", ".png")
             os.close(fd)
             img.save(tmp, format="PNG")
             os.replace(tmp, path)  # concurrent dumpers never see half an image
@@ -306,7 +306,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, fmt: str | None = Non
     if not path.suffix:
         path = path.with_suffix(f".{f}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{f}")
+    fd, tmp = mkstemp(path.parent, f".{path.name}.", f".{f}")
     os.close(fd)
     try:
         if f == "xlsx":
