@@ -19,7 +19,8 @@ from ..config import ConfigError, build_dataclass, config_from_dict
 from ..registry import did_you_mean
 from .executors import EXECUTORS, slurm_queue
 from .grid import Cell, Grid, Resources, load_grid
-from .state import SLURM_RUNNING, SLURM_WAITING, STATES, cell_state, read_json
+from .state import (SLURM_RUNNING, SLURM_WAITING, STATES, cell_damage, cell_state, damage, live_local_pid, one_line,
+                    read_json, set_aside, sweep_lock)
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,13 @@ def open_sweep(grid_or_dir: str | Path, runs: str | Path = "runs") -> Sweep:
     """A grid file (its sweep lives in runs/<name>) or an existing sweep directory (with sweep.json)."""
     p = Path(grid_or_dir)
     if p.is_dir():
-        meta = read_json(p / "sweep.json")
-        if meta is None:
-            raise ConfigError(f"{p}: not a sweep directory (no sweep.json); pass the grid YAML instead")
+        meta = _sweep_meta(p)
         cells = []
         for entry in meta["cells"]:
             spec = read_json(p / entry["id"] / "cell.json")
             if spec is None:
-                raise ConfigError(f"{p / entry['id']}: cell.json is missing; resubmit from the grid YAML")
+                why = damage(p / entry["id"] / "cell.json") or f"{p / entry['id'] / 'cell.json'}: missing"
+                raise ConfigError(f"{why}; resubmit from the grid YAML, which rewrites it")
             cfg = config_from_dict(spec["config"], source=str(p / entry["id"] / "cell.json"))
             cells.append(Cell(id=entry["id"], name=entry["name"], group=entry["group"], config=cfg,
                               resources=build_dataclass(Resources, spec["resources"]),
@@ -52,6 +52,20 @@ def open_sweep(grid_or_dir: str | Path, runs: str | Path = "runs") -> Sweep:
         raise ConfigError(f"{p}: no such grid file or sweep directory")
     grid = load_grid(p)
     return Sweep(grid, Path(runs) / grid.name)
+
+
+def _sweep_meta(root: Path) -> dict:
+    """sweep.json of a sweep directory, or a ConfigError that names it (missing, or damaged)."""
+    meta = read_json(root / "sweep.json")
+    if meta is None:
+        why = damage(root / "sweep.json")
+        if why:
+            raise ConfigError(f"{why}; resubmit from the grid YAML, which rewrites it")
+        raise ConfigError(f"{root}: not a sweep directory (no sweep.json); pass the grid YAML instead")
+    if not isinstance(meta.get("cells"), list) or not all(isinstance(e, dict) and "id" in e for e in meta["cells"]):
+        raise ConfigError(f"{root / 'sweep.json'}: no list of cells with ids; resubmit from the grid YAML, "
+                          f"which rewrites it")
+    return meta
 
 
 def _write_layout(sw: Sweep, executor: str) -> dict[str, Path]:
@@ -95,12 +109,12 @@ def _live_jobs(dirs: dict[str, Path]) -> dict[str, str]:
         job = read_json(d / "job.json")
         if not job:
             continue
-        if job["executor"] == "slurm":
+        if job.get("executor") == "slurm":
             queue = slurm_queue() if queue is None else queue
-            if queue.get(job["job_id"]) in SLURM_WAITING | SLURM_RUNNING:
-                live[cid] = job["job_id"]
-        elif job["executor"] == "local" and cell_state(d)[0] in ("running", "pending"):
-            live[cid] = job["job_id"]
+            if queue.get(str(job.get("job_id"))) in SLURM_WAITING | SLURM_RUNNING:
+                live[cid] = str(job["job_id"])
+        elif job.get("executor") in ("local", "inline") and live_local_pid(d):
+            live[cid] = str(job.get("job_id"))
     return live
 
 
@@ -135,25 +149,56 @@ def submit(sw: Sweep, executor: str = "local", retry_failed: bool = False, progr
     """
     check_executor(sw, executor)
     t0 = time.time()
-    dirs = _write_layout(sw, executor)
-    live = _live_jobs(dirs)
-    todo = []
-    for c in sw.grid.cells:  # teacher-first order
-        d = dirs[c.id]
-        if (d / "result.json").exists() or c.id in live:
-            continue
-        if (d / "error.json").exists():
-            if not retry_failed:
-                continue
-            (d / "error.json").unlink()
-        todo.append(c)
-    n_done = sum((dirs[c.id] / "result.json").exists() for c in sw.grid.cells)
-    print(f"sweep {sw.grid.name}: {len(sw.grid.cells)} cells, {n_done} done, {len(live)} queued, "
-          f"{len(todo)} to submit ({executor}) -> {sw.root}", flush=True)
     runner = EXECUTORS.get(executor)(sw.root, progress=progress, job_factory=job_factory)
-    ids = runner.submit(todo, dirs, live) if todo else {}
+    # The lock covers "which cells are live?" through "job.json written" for every executor: Slurm's
+    # submission is quick and happens inside it; the local and inline executors, which run for hours, take
+    # it again around each cell they start (see LocalExecutor.submit), so a second submitter of this sweep
+    # picks up the cells the first has not started, and the concurrency cap counts the cells of both.
+    with sweep_lock(sw.root):
+        dirs = _write_layout(sw, executor)
+        repaired = _set_aside_damage(sw, dirs)
+        live = _live_jobs(dirs)
+        todo, failed = [], []
+        for c in sw.grid.cells:  # teacher-first order
+            d = dirs[c.id]
+            if (d / "result.json").exists() or c.id in live:
+                continue
+            if (d / "error.json").exists():
+                killed = (read_json(d / "error.json") or {}).get("killed")
+                if not (retry_failed or killed):  # a kill (OOM killer, kill -9) is not the cell's fault: resume
+                    failed.append(c)
+                    continue
+                (d / "error.json").unlink()
+            todo.append(c)
+        n_done = sum((dirs[c.id] / "result.json").exists() for c in sw.grid.cells)
+        print(f"sweep {sw.grid.name}: {len(sw.grid.cells)} cells, {n_done} done, {len(live)} queued or running, "
+              f"{len(failed)} failed, {len(todo)} to submit ({executor}) -> {sw.root}", flush=True)
+        if failed:
+            print(f"  not resubmitted: {len(failed)} failed cell(s) ({', '.join(c.name for c in failed[:5])}"
+                  f"{', ...' if len(failed) > 5 else ''}); add --retry-failed to rerun them "
+                  f"(`suite sweep status {sw.root}` shows why they failed)", flush=True)
+        if executor == "slurm":
+            ids = runner.submit(todo, dirs, live) if todo else {}
+    if executor != "slurm":
+        ids = runner.submit(todo, dirs, live) if todo else {}
     return {"sweep": sw.grid.name, "submitted": [c.id for c in todo], "jobs": ids, "skipped_done": n_done,
-            "already_queued": sorted(live), "seconds": time.time() - t0}
+            "already_queued": sorted(live), "failed_kept": [c.id for c in failed], "repaired": repaired,
+            "seconds": time.time() - t0}
+
+
+def _set_aside_damage(sw: Sweep, dirs: dict[str, Path]) -> list[str]:
+    """Damaged state files (cell.json was just rewritten) moved aside, each named on stderr: the cell then
+    looks unsubmitted (a damaged result.json or job.json) and is rerun, resuming from its last checkpoint."""
+    import sys
+
+    repaired = []
+    for c in sw.grid.cells:
+        for path, why in cell_damage(dirs[c.id]):
+            dest = set_aside(path)
+            print(f"  {why}: moved to {dest.name}; the cell {c.name} will be rerun (resuming from its last "
+                  f"checkpoint)", file=sys.stderr, flush=True)
+            repaired.append(str(path))
+    return repaired
 
 
 def status(sw: Sweep | str | Path) -> dict:
@@ -166,11 +211,10 @@ def status(sw: Sweep | str | Path) -> dict:
         cells = [(c.id, c.name, c.group, c.config.method.name) for c in sw.grid.cells]
     else:
         root = Path(sw)
-        meta = read_json(root / "sweep.json")
-        if meta is None:
-            raise ConfigError(f"{root}: not a sweep directory (no sweep.json); pass the grid YAML instead")
-        name = meta["name"]
-        cells = [(e["id"], e["name"], e["group"], _method_name(root / e["id"] / "cell.json")) for e in meta["cells"]]
+        meta = _sweep_meta(root)
+        name = meta.get("name", root.name)
+        cells = [(e["id"], e.get("name", e["id"]), e.get("group"), _method_name(root / e["id"] / "cell.json"))
+                 for e in meta["cells"]]
     # one squeue call, and only once a cell waits on Slurm (squeue can hang for seconds where no controller runs)
     queue = functools.lru_cache(maxsize=1)(slurm_queue)
     rows = []
@@ -195,7 +239,7 @@ def format_status(st: dict) -> str:
              f"{'cell':<{width}}  {'id':<12}  {'state':<8}  {'loss':>8}  detail"]
     for r in st["cells"]:
         loss = f"{r['loss']:.4f}" if r["loss"] is not None else "-"
-        lines.append(f"{r['name']:<{width}}  {r['id']:<12}  {r['state']:<8}  {loss:>8}  {r['detail']}")
+        lines.append(f"{r['name']:<{width}}  {r['id']:<12}  {r['state']:<8}  {loss:>8}  {one_line(r['detail'])}")
     return "\n".join(lines)
 
 
@@ -227,12 +271,24 @@ def collect(sw: Sweep) -> Path:
     if not sw.root.is_dir():   # collect before anything ran: say so, write nothing
         raise ConfigError(f"{sw.root}: nothing has run for sweep {sw.grid.name!r} yet (no run directory); "
                           f"`suite sweep submit` its grid first")
-    rows = []
+    import sys
+
+    rows, left_out = [], []
     for c in sw.grid.cells:
         res = read_json(sw.root / c.id / "result.json")
         if res is None:
+            why = damage(sw.root / c.id / "result.json")
+            if why:
+                left_out.append(f"{c.name} ({why})")
             continue
         rows.append({"sweep": sw.grid.name, "group": c.group, "teacher_id": c.teacher_id, **res})
+    if left_out:  # a damaged result is never dropped without a word
+        print(f"suite: warning: {len(left_out)} cell(s) left out of results.parquet, their result.json is damaged "
+              f"(a resubmit reruns them): " + "; ".join(left_out), file=sys.stderr, flush=True)
+    not_done = len(sw.grid.cells) - len(rows) - len(left_out)
+    if not_done:
+        print(f"suite: note: {not_done} of {len(sw.grid.cells)} cells have no result yet "
+              f"(`suite sweep status {sw.root}`)", file=sys.stderr, flush=True)
     df = pd.json_normalize(rows, sep=".") if rows else pd.DataFrame(columns=["sweep", "cell_id", "name"])
     for col in df.columns:  # lists and mixed objects do not go into parquet columns as they are
         if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (list, dict))).any():

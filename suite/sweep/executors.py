@@ -20,7 +20,7 @@ from .._io import atomic_write_json
 from ..registry import Registry
 from .grid import Cell, Resources
 from .runner import CellJob, run_cell
-from .state import cell_state, write_error
+from .state import cell_state, live_local_pid, read_json, sweep_lock, write_error
 
 EXECUTORS = Registry[type]("executor")
 
@@ -50,10 +50,16 @@ class InlineExecutor:
     def submit(self, cells: list[Cell], dirs: dict[str, Path], live: dict[str, str]) -> dict[str, str]:
         for i, cell in enumerate(cells, 1):
             print(f"[{i}/{len(cells)}] {cell.name}", flush=True)
-            if _teacher_failed(cell, dirs):
-                _fail_for_teacher(cell, dirs)
-                continue
-            _job_record(dirs[cell.id], "inline", f"inline-{os.getpid()}")
+            with sweep_lock(self.root):  # another submitter may have started or finished it meanwhile
+                state, detail = cell_state(dirs[cell.id])
+                if state in ("done", "running") or (state == "failed" and (dirs[cell.id] / "error.json").exists()):
+                    print(f"  skipped: {cell.name} is {state} elsewhere" + (f" ({detail})" if detail else ""),
+                          flush=True)
+                    continue
+                if _teacher_failed(cell, dirs):
+                    _fail_for_teacher(cell, dirs)
+                    continue
+                _job_record(dirs[cell.id], "inline", f"inline-{os.getpid()}", pid=os.getpid())
             try:
                 if self.job_factory is not None:
                     self.job_factory()(str(dirs[cell.id]))
@@ -97,9 +103,9 @@ class LocalExecutor:
 
         n_gpus = torch.cuda.device_count()
         cap = max((c.resources.max_concurrent for c in cells), default=0) or max(1, n_gpus)
-        free_gpus = list(range(n_gpus))
         waiting = list(cells)
-        running: dict[str, tuple] = {}  # cell id -> (job, gpus)
+        running: dict[str, tuple] = {}  # cell id -> (job, gpus), started by this process
+        elsewhere: set[str] = set(live)  # cells another submitter of this sweep runs
         ids: dict[str, str] = {}
         n_done = 0
         from tqdm.auto import tqdm
@@ -110,14 +116,14 @@ class LocalExecutor:
             for cid, (job, gpus) in list(running.items()):
                 if job.done():
                     del running[cid]
-                    free_gpus += gpus
                     n_done += 1
                     state, detail = cell_state(dirs[cid])
                     if state != "done" and not (dirs[cid] / "error.json").exists():
                         try:
                             job.result()
                         except Exception as e:  # noqa: BLE001 - killed by timeout, OOM killer, ...
-                            write_error(dirs[cid], e, 0)
+                            # not the cell's own exception (that one is in error.json): a plain resubmit resumes
+                            write_error(dirs[cid], e, 0, killed=True)
                     bar.write(f"  {'done' if state == 'done' else 'failed'}: {_name(cells, cid)}"
                               f" ({n_done}/{len(cells)})")
                     bar.update(1)
@@ -129,28 +135,47 @@ class LocalExecutor:
                         _fail_for_teacher(cell, dirs)
                         waiting.remove(cell)
                         n_done += 1
+                        bar.update(1)
                     continue
-                need = cell.resources.gpus_per_node if n_gpus else 0
-                if need > len(free_gpus):
-                    continue
-                gpus, free_gpus = free_gpus[:need], free_gpus[need:]
-                ex = submitit.LocalExecutor(folder=str(self.root / ".submitit" / "%j"),
-                                            max_num_timeout=cell.resources.max_requeue)
-                params = dict(timeout_min=cell.resources.timeout_min, signal_delay_s=cell.resources.signal_delay_s,
-                              tasks_per_node=cell.resources.tasks_per_node)
-                if gpus:
-                    params.update(gpus_per_node=len(gpus), visible_gpus=tuple(gpus))
-                ex.update_parameters(**params)
-
-                with _cpu_threads(None if gpus else cell.resources.cpus_per_task):
-                    job = ex.submit((self.job_factory or CellJob)(), str(dirs[cell.id]))
-                _job_record(dirs[cell.id], "local", job.job_id, pid=int(job.job_id), gpus=gpus,
-                            log=str(job.paths.stdout))
+                # from "is it still to do, is there room?" to job.json, under the sweep's lock: a second
+                # submitter of this sweep sees this cell as live and counts it against the cap
+                with sweep_lock(self.root):
+                    other = _taken(cell, dirs)
+                    if other:
+                        waiting.remove(cell)
+                        if other == "running":
+                            elsewhere.add(cell.id)
+                        n_done += 1
+                        bar.write(f"  skipped: {cell.name} ({other} in another submitter)")
+                        bar.update(1)
+                        continue
+                    live = {cid: live_local_pid(d) for cid, d in dirs.items()}
+                    live = {cid: pid for cid, pid in live.items() if pid}
+                    if len(live) >= cap:  # the cap holds across every process submitting this sweep
+                        break
+                    busy = {g for cid in live for g in (read_json(dirs[cid] / "job.json") or {}).get("gpus", [])}
+                    free_gpus = [g for g in range(n_gpus) if g not in busy]
+                    need = cell.resources.gpus_per_node if n_gpus else 0
+                    if need > len(free_gpus):
+                        continue
+                    gpus = free_gpus[:need]
+                    ex = submitit.LocalExecutor(folder=str(self.root / ".submitit" / "%j"),
+                                                max_num_timeout=cell.resources.max_requeue)
+                    params = dict(timeout_min=cell.resources.timeout_min,
+                                  signal_delay_s=cell.resources.signal_delay_s,
+                                  tasks_per_node=cell.resources.tasks_per_node)
+                    if gpus:
+                        params.update(gpus_per_node=len(gpus), visible_gpus=tuple(gpus))
+                    ex.update_parameters(**params)
+                    with _cpu_threads(None if gpus else cell.resources.cpus_per_task):
+                        job = ex.submit((self.job_factory or CellJob)(), str(dirs[cell.id]))
+                    _job_record(dirs[cell.id], "local", job.job_id, pid=int(job.job_id), gpus=gpus,
+                                log=str(job.paths.stdout))
                 ids[cell.id] = str(job.job_id)
                 running[cell.id] = (job, gpus)
                 waiting.remove(cell)
                 bar.write(f"  start: {cell.name}" + (f" on GPU {gpus}" if gpus else ""))
-            if waiting and not running and not any(_startable(c, dirs, waiting) for c in waiting):
+            if waiting and not running and not any(_startable(c, dirs, waiting, elsewhere) for c in waiting):
                 for c in waiting:  # their teachers are neither done nor in this submission
                     bar.write(f"  skipped: {c.name} (teacher {c.teacher_id} is not done)")
                 break
@@ -160,6 +185,19 @@ class LocalExecutor:
             time.sleep(self.poll_s)
         bar.close()
         return ids
+
+
+def _taken(cell: Cell, dirs: dict[str, Path]) -> str | None:
+    """'done', 'running' or 'failed' when another submitter of the sweep has finished, is running, or has
+    failed this cell since this one looked; None when it is still to do."""
+    d = dirs[cell.id]
+    if (d / "result.json").exists():
+        return "done"
+    if live_local_pid(d):
+        return "running"
+    if (d / "error.json").exists():
+        return "failed"
+    return None
 
 
 def _progress_note(name: str, cell_dir: Path) -> str:
@@ -180,9 +218,12 @@ def _progress_note(name: str, cell_dir: Path) -> str:
     return f"{name} {rec['tokens'] / 1e3:.0f}k tok" + (f", loss {loss:.3f}" if loss is not None else "")
 
 
-def _startable(cell: Cell, dirs: dict[str, Path], waiting: list[Cell]) -> bool:
-    """Can `cell` start now or later in this run (its teacher is done, failed, or still waiting here)?"""
+def _startable(cell: Cell, dirs: dict[str, Path], waiting: list[Cell], elsewhere: set[str] = frozenset()) -> bool:
+    """Can `cell` start now or later in this run (its teacher is done, failed, still waiting here, or running
+    in another submitter of the sweep)?"""
     if not cell.teacher_id or (dirs[cell.teacher_id] / "result.json").exists() or _teacher_failed(cell, dirs):
+        return True
+    if cell.teacher_id in elsewhere and live_local_pid(dirs[cell.teacher_id]):
         return True
     return any(w.id == cell.teacher_id for w in waiting)
 

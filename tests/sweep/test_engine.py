@@ -29,7 +29,7 @@ def test_inline_runs_teacher_then_students_and_resubmit_is_a_noop(tmp_path):
     out = submit(sw, executor="inline", progress=False)
     assert len(out["submitted"]) == 3
     st = status(sw)
-    assert st["counts"] == {"pending": 0, "running": 0, "done": 3, "failed": 0}
+    assert st["counts"] == {"pending": 0, "running": 0, "done": 3, "failed": 0, "corrupt": 0}
     again = submit(open_sweep(grid(tmp_path), runs=tmp_path / "runs"), executor="inline", progress=False)
     assert again["submitted"] == [] and again["skipped_done"] == 3
     kd = next(c for c in st["cells"] if c["method"] == "kd")

@@ -106,7 +106,7 @@ def test_failing_cell_records_error_and_retry_reruns_only_it(tmp_path):
     sw = open_sweep(path, runs=tmp_path / "runs")
     submit(sw, executor="slurm", progress=False)
     st = wait(sw, all_ended)
-    assert st["counts"] == {"pending": 0, "running": 0, "done": 1, "failed": 1}, st
+    assert st["counts"] == {"pending": 0, "running": 0, "done": 1, "failed": 1, "corrupt": 0}, st
     broken = next(c for c in sw.grid.cells if c.group == "broken")
     assert json.loads((sw.root / broken.id / "error.json").read_text())["type"] == "FileNotFoundError"
     again = submit(sw, executor="slurm", retry_failed=True, progress=False)
