@@ -68,8 +68,23 @@ def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
         f.flush()
 
 
+def follow_umask(root: str | os.PathLike) -> None:
+    """Give a freshly written tree the umask's permissions: safetensors' writer creates its files 0600 and
+    tempfile its directories 0700, either of which would lock a teammate out of a shared run directory."""
+    mask = umask()
+    root = Path(root)
+    for p in [root, *root.rglob("*")]:
+        if p.is_symlink():
+            continue
+        want = (0o777 if p.is_dir() or os.access(p, os.X_OK) and p.stat().st_mode & 0o100 else 0o666) & ~mask
+        if p.stat().st_mode & 0o777 != want:
+            os.chmod(p, want)
+
+
 def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Move a fully written directory into place; an existing one is swapped out, then removed."""
+    """Move a fully written directory into place (with the umask's permissions); an existing one is swapped
+    out, then removed."""
+    follow_umask(tmp_dir)
     final_dir = Path(final_dir)
     if final_dir.exists():
         old = final_dir.with_name(f".{final_dir.name}.old")

@@ -34,7 +34,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .._io import mkdtemp
+from .._io import follow_umask, mkdtemp
 
 _BLOCK_ROWS = 65_536  # tokens per block when streaming the states (65k × 4096 fp16 = 512 MB at 8B width)
 
@@ -179,6 +179,7 @@ def build_snapshot(model, replay: Sequence[np.ndarray], path: str | os.PathLike,
         info = {**(meta or {}), "samples": len(replay), "tokens": int(offsets[-1]), "hidden": hidden,
                 "dtype": "float16", "moments": "float32 states, float64 sums", "states_kept_at_sigma": 1.0}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+        follow_umask(tmp)
         try:
             os.rename(tmp, path)
         except OSError:  # another cell finished the same snapshot first: use its copy
