@@ -5,7 +5,8 @@
 
 What a run leaves in its directory:
     metrics.jsonl   one line per log step ("train") and per evaluation ("eval"), nats/token
-    checkpoints/    step_XXXXXXXX/{model.safetensors, trainer.pt, state.json}; the newest is resumed
+    checkpoints/    step_XXXXXXXX/{model.safetensors, trainer.pt, state.json, manifest.json}; the newest that
+                    verifies is resumed (a damaged one is renamed step_XXXXXXXX.damaged, with a warning)
     model/          the final model in the Hugging Face layout (safetensors) with its tokenizer
     result.json     the done marker, written last and atomically (schema in DESIGN.md)
 
@@ -29,6 +30,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,15 +38,15 @@ from typing import Callable
 
 import torch
 
-from .._io import append_jsonl, atomic_write_json
+from .._io import append_jsonl, atomic_write_json, atomic_write_text
 from .._meta import git_revision, versions
 from ..config import SECTIONS, CellConfig, parse_tokens, scaled_lr, stage_section
-from ..distributed import all_reduce_sum, barrier, init_distributed
+from ..distributed import all_reduce_sum, barrier, broadcast_object, init_distributed
 from ..eval.heldout import heldout_loss, heldout_stats
 from ..methods import IGNORE_INDEX, make_method
 from ..models import (HiddenStatesLM, build_model, count_non_embedding, count_parameters, forward_flops_per_token,
                       is_tiny, model_shape, save_pretrained)
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import apply_checkpoint, read_checkpoint, resume_checkpoint, save_checkpoint
 from .mfu import device_peak_flops
 from .schedule import lr_factor, warmup_steps
 
@@ -113,9 +115,28 @@ def _load_teacher(spec: str, data_tokenizer, device):
     return HiddenStatesLM(lm).to(device).eval(), info
 
 
+def _metrics_upto(path: Path, step: int) -> None:
+    """Keep the lines of metrics.jsonl logged at or before `step` (the checkpoint resumed from); a line that is
+    not JSON (cut short by a kill or a full disk mid-write) is dropped with a warning. Rewritten atomically."""
+    keep, bad = [], []
+    for i, ln in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not ln.strip():
+            continue
+        try:
+            if json.loads(ln)["step"] <= step:
+                keep.append(ln)
+        except (ValueError, KeyError, TypeError):  # ValueError: JSONDecodeError; the others: JSON but no record
+            bad.append(i)
+    if bad:
+        lines = f"line {bad[0]}" if len(bad) == 1 else "lines " + ", ".join(map(str, bad))
+        print(f"suite: warning: {path}: {lines} not a JSON record (a write cut short by a kill or a full disk?); "
+              f"dropped", file=sys.stderr, flush=True)
+    atomic_write_text(path, "".join(k + "\n" for k in keep))
+
+
 def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
           should_stop: Callable[[int], bool] | None = None, teacher_path: str | None = None) -> dict:
-    """Train one cell into `out_dir`, resuming from its newest checkpoint; returns the result dict.
+    """Train one cell into `out_dir`, resuming from its newest intact checkpoint; returns the result dict.
 
     `should_stop(step)` is asked after every optimizer step; when it says True (on any process) the loop
     writes a checkpoint and raises `Interrupted` (preemption and the resume tests use this).
@@ -210,22 +231,33 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     fwd = torch.compile(ddp) if tc.compile and not vlm else ddp
     autocast = _autocast(device_type, precision)
 
-    # ---- resume
+    # ---- resume: the main process picks the newest checkpoint that verifies and reads (renaming damaged ones
+    # aside), the others read the one it picked; nothing is applied before it is all read, so a fall back to
+    # scratch starts from the untouched initial model
     metrics_path = out / "metrics.jsonl"
-    start, tokens_seen, state = 0, 0, {}
-    ckpt = latest_checkpoint(out / "checkpoints")
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, model, opt, sched, scaler)
-        if state.get("cell_id") != cfg.cell_id:
-            raise RuntimeError(f"{ckpt} belongs to cell {state.get('cell_id')}, not this config ({cfg.cell_id}); "
-                               f"use another --out or delete that directory")
+    start, tokens_seen, state, resumed_from = 0, 0, {}, None
+    found = resume_checkpoint(out / "checkpoints") if env.is_main else None
+    picked = broadcast_object(None if found is None else found[0].name, env)
+    if found is None and picked is not None:
+        found = (out / "checkpoints" / picked, read_checkpoint(out / "checkpoints" / picked))
+    if found is not None:
+        ckpt, payload = found
+        if payload["state"].get("cell_id") != cfg.cell_id:
+            raise RuntimeError(f"{ckpt} belongs to cell {payload['state'].get('cell_id')}, not this config "
+                               f"({cfg.cell_id}); use another --out or delete that directory")
+        state = apply_checkpoint(ckpt, payload, model, opt, sched, scaler)
+        del payload, found
         start, tokens_seen = state["step"], state["tokens"]
+        resumed_from = start
         if env.is_main and metrics_path.exists():  # drop lines logged after the checkpoint we resume from
-            keep = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= start]
-            metrics_path.write_text("".join(k + "\n" for k in keep))
+            _metrics_upto(metrics_path, start)
     elif env.is_main:
-        metrics_path.write_text("")
+        atomic_write_text(metrics_path, "")
     barrier(env)
+    # training time of the earlier attempts, up to the checkpoint resumed from: what a killed attempt did after
+    # its last checkpoint is lost and done again here, so it is not counted (nor its time to write that
+    # checkpoint, nor anything before a checkpoint that predates this field: then 0)
+    wall_before = float(state.get("wall_clock_s", 0.0))
 
     # FLOPs per trained token (Kaplan: 3x the student's forward, + the teacher's forward for its logits): the
     # result's `flops` and the logged MFU use the same count
@@ -248,9 +280,14 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             append_jsonl(metrics_path, rec)
 
     def checkpoint(step: int) -> None:
+        # the log window so far (summed over processes; the main process restores it), so that the first line
+        # after a resume averages the whole log interval as an uninterrupted run does
+        sums = all_reduce_sum(agg.clone(), env)
         if env.is_main:
+            log_window = {"sums": sums.tolist(), "more": dict(more), "steps": window_steps}
             save_checkpoint(out / "checkpoints", step, model, opt, sched,
-                            {"tokens": tokens_seen, "examples": step * B, "cell_id": cfg.cell_id, "L_T": L_T},
+                            {"tokens": tokens_seen, "examples": step * B, "cell_id": cfg.cell_id, "L_T": L_T,
+                             "log_window": log_window, "wall_clock_s": wall_before + time.time() - t_start},
                             scaler=scaler, keep=tc.keep_checkpoints)
         barrier(env)
 
@@ -260,9 +297,16 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
                desc=cfg.name or cfg.cell_id, dynamic_ncols=True, mininterval=1.0)
     model.train()
     last_eval, last_stderr = None, None
-    window_t, window_tok = time.time(), 0
+    window_t, window_tok = time.time(), 0  # throughput: this attempt's tokens and seconds only
     agg = torch.zeros(4, dtype=torch.float64)  # loss, ce, kd, tokens since the last log line
-    more: dict[str, float] = {}
+    more: dict[str, float] = {}  # method-specific terms since the last log line (this process's share)
+    window_steps = 0  # optimizer steps since the last log line
+    lw = state.get("log_window")
+    if lw:  # the steps between the last log line and the checkpoint, from the earlier attempt
+        if env.is_main:  # the sums over all processes: added once
+            agg += torch.tensor(lw["sums"], dtype=torch.float64)
+            more.update(lw["more"])
+        window_steps = int(lw["steps"])
     for step in range(start, steps):
         n_tok = min(tps, D - step * tps) if stage is None else B  # a stage's loss is per example
         for m in range(accum):
@@ -319,6 +363,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         step_tok = n_tok if stage is None else stage.step_tokens(step)
         tokens_seen += step_tok
         window_tok += step_tok
+        window_steps += 1
         done = step + 1
 
         if done % tc.log_interval == 0 or done == steps:
@@ -338,7 +383,7 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
             log(rec)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}", refresh=False)
             agg.zero_()
-            window_t, window_tok = time.time(), 0
+            window_t, window_tok, window_steps = time.time(), 0, 0
         t_side = time.time()  # evaluation and checkpoint time is kept out of the throughput windows
         if done % eval_every == 0 or done == steps:
             if vlm:
@@ -388,7 +433,8 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
         "flops": flops, "steps": steps, "lr": peak_lr, "warmup_steps": warm, "batch_size": B, "seq_len": T, "world_size": env.world_size,
         "rank_hosts": [h for h, _ in env.hosts] or [socket.gethostname()],
         "nodes": sorted({h for h, _ in env.hosts} or {socket.gethostname()}),
-        "device": device_type, "precision": precision, "wall_clock_s": wall, "tokens_per_s": tok_s,
+        "device": device_type, "precision": precision, "wall_clock_s": wall_before + wall,
+        "wall_clock_s_this_attempt": wall, "resumed_from_step": resumed_from, "tokens_per_s": tok_s,
         "mfu": None if mfu_per_tok is None or tok_s is None else mfu_per_tok * tok_s, "peak_flops": peak,
         "heldout_tokens": None if vlm else source.num_examples("heldout") * T, "model_shape": shape,
         "versions": versions(), "git_revision": git_revision(), "config": cfg.to_dict(),
