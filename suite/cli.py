@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -38,13 +39,24 @@ EXAMPLES = """examples:
 
 
 def _train(a) -> int:
-    from .config import load_config
-
+    from .config import SECTIONS, load_config
+    from .methods import METHODS
+    from .models import TINY
     from .models.build import check_model_ref
+    from .models.vlm import TINY_VLMS
+    from .refs import check_model_source
 
     cfg = load_config(a.config, a.set)
     check_model_ref(cfg.student, f"{a.config}: student")
     check_model_ref(cfg.teacher, f"{a.config}: teacher")
+    raw = cfg.to_dict()  # the teacher is loaded only where the method or a section uses it (as a grid keeps it)
+    uses_teacher = METHODS.get(cfg.method.name).needs_teacher or any(
+        s.reads_teacher(raw) for _, s in SECTIONS.items() if s.reads_teacher is not None)
+    built = {*TINY.names(), *TINY_VLMS.names()}
+    notes = [check_model_source(cfg.student, f"{a.config}: student", built),   # a path that does not exist: refused
+             check_model_source(cfg.teacher, f"{a.config}: teacher", built) if uses_teacher else None]
+    for note in filter(None, notes):
+        print(f"suite: warning: {note}", file=sys.stderr)
     out = Path(a.out) if a.out else Path("runs") / (cfg.name or "train") / cfg.cell_id
     if a.dry_run:  # every check a run makes before it starts, nothing written
         if a.json:
@@ -82,8 +94,13 @@ def _sweep(a) -> int:
         return 0
     s = sw.open_sweep(a.target, runs=a.runs)
     if a.verb in ("submit", "resume"):
+        from .sweep.grid import check_model_sources
+
+        warnings = check_model_sources(s.grid)   # a teacher path that does not exist: refused, nothing written
         for note in s.grid.merged:   # identical entries are merged into one cell: say so, never silently
             print(f"suite: note: {s.grid.path}: {note}", file=sys.stderr)
+        for w in warnings:
+            print(f"suite: warning: {w}", file=sys.stderr)
     if a.verb == "submit" and a.dry_run:
         sw.api.check_executor(s, a.executor or "local")
         plan = sw.plan(s)
@@ -360,6 +377,66 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+# What each subcommand writes, by option: a directory or one file. Checked before anything runs, so minutes of
+# training or fitting never end on an output path that can never be written.
+_OUTPUTS = {"train": (("out", "--out", "dir"),), "sweep": (("runs", "--runs", "dir"),),
+            "report": (("out", "--out", "dir"),), "eval": (("out", "--out", "dir"),),
+            "score": (("out", "--out", "dir"),), "fit": (("out", "--out", "file"),),
+            "demo": (("runs", "--runs", "dir"), ("report_dir", "--report-dir", "dir"))}
+
+
+def _check_outputs(args) -> None:
+    """An InputError for an output path that exists as the wrong kind (a file where a directory is written, or
+    the reverse) or lies under a regular file."""
+    from .config import InputError
+
+    for attr, flag, kind in _OUTPUTS.get(args.command, ()):
+        value = getattr(args, attr, None)
+        if not value:
+            continue
+        p = Path(os.path.expanduser(str(value)))
+        if p.exists():
+            if kind == "dir" and not p.is_dir():
+                raise InputError(f"{flag} {p}: exists and is a file, not a directory (a directory is written there)")
+            if kind == "file" and p.is_dir():
+                raise InputError(f"{flag} {p}: is a directory; expected a file path (e.g. {p / 'fit.json'})")
+            continue
+        blocker = _file_above(p)
+        if blocker is not None:
+            raise InputError(f"{flag} {p}: {blocker} is a file, not a directory")
+
+
+def _file_above(p: Path) -> Path | None:
+    """The nearest existing ancestor of `p` when it is not a directory (why `p` can never be created)."""
+    for parent in p.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+# OS errors that say the path the user gave is wrong: one line, exit 2. Not ENOSPC, EIO, EMFILE and the like:
+# the machine's state, not the input's, where the traceback shows which write failed.
+_PATH_ERRNOS = {errno.EACCES: "check the owner and mode of it and of its directory",
+                errno.EPERM: "check the owner and mode of it and of its directory",
+                errno.EISDIR: "a file was expected here", errno.ENOTDIR: None, errno.EEXIST: None,
+                errno.EROFS: None, errno.ENAMETOOLONG: None, errno.ELOOP: None}
+
+
+def _path_error(e: OSError) -> str:
+    """`<path>: <strerror> (<what to do>)`: the path the user named (a rename's destination, not our temp file)."""
+    name = e.filename2 if e.filename2 is not None else e.filename
+    if name is None:
+        return str(e)
+    p = Path(os.fsdecode(name))
+    hint = _PATH_ERRNOS.get(e.errno)
+    if e.errno == errno.ENOTDIR:
+        blocker = _file_above(p)
+        hint = f"{blocker} is a file, not a directory" if blocker is not None else None
+    elif e.errno == errno.EEXIST and p.exists() and not p.is_dir():
+        hint = "exists and is a file, not a directory"
+    return f"{p}: {e.strerror or e}" + (f" ({hint})" if hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import InputError
     from .registry import UnknownNameError
@@ -367,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv) or "").parse_args(argv)
     try:
+        _check_outputs(args)
         return args.fn(args)
     except (InputError, UnknownNameError, FileNotFoundError) as e:  # InputError covers ConfigError
         print(f"suite: error: {e}", file=sys.stderr)
@@ -374,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `suite sweep status runs/x | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.errno not in _PATH_ERRNOS:
+            raise
+        print(f"suite: error: {_path_error(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -626,4 +626,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> CellCon
     data = read_yaml_mapping(path)
     if not data and not overrides:   # every default: tiny-1M on 20xN tokens, surely not what was meant
         raise ConfigError(f"{path}: the config is empty; a cell needs at least `student:` (see configs/quickstart.yaml)")
-    return config_from_dict(apply_overrides(data, overrides), source=str(path))
+    try:
+        return config_from_dict(apply_overrides(data, overrides), source=str(path))
+    except ConfigError as e:   # a bad key or value that came from the command line: say which --set
+        msg = str(e)
+        culprit = next((o for o in overrides or () if _names_override(msg, o.partition("=")[0].strip())), None)
+        if culprit is None:
+            raise
+        raise ConfigError(f"{msg} (from --set {culprit})") from None
+
+
+def _names_override(msg: str, key: str) -> bool:
+    """Does a config error's message name the dotted key an override set (`train.tokenz`, or `'tokenz'`)?"""
+    return bool(key) and (f"{key}:" in msg or f"{key} " in msg or f"'{key.split('.')[-1]}'" in msg)

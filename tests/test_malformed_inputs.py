@@ -125,6 +125,43 @@ def _vlm_missing_image(tmp: Path) -> list[str]:
             "--out", str(tmp / "scores")]
 
 
+def _file(path: Path, text: str = "not a directory\n") -> Path:
+    """A regular file where the command wants a directory (or a directory above its output)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _ai2d_predictions(tmp: Path, prediction: str | list[str] = "A") -> tuple[Path, Path]:
+    """(predictions file, data root) on the 4-item AI2D fixture; `prediction` for every row or one per row."""
+    from suite.eval.vlm import write_ai2d_fixture
+
+    root = tmp / "lmu"
+    write_ai2d_fixture(root, n=4, seed=0)
+    df = pd.read_csv(next(root.glob("AI2D_TEST*.tsv")), sep="\t", dtype=str).drop(columns=["image"])
+    p = tmp / "m_AI2D_TEST.tsv"
+    df.assign(prediction=prediction).to_csv(p, sep="\t", index=False)
+    return p, root
+
+
+def _score_ai2d(tmp: Path, prediction: str | list[str] = "A", out: Path | None = None, *extra: str) -> list[str]:
+    p, root = _ai2d_predictions(tmp, prediction)
+    return ["score", "--benchmark", "ai2d", "--predictions", str(p), "--data-root", str(root),
+            "--out", str(out or tmp / "scores"), *extra]
+
+
+def _report_on(tmp: Path, csv: str, **body) -> list[str]:
+    """`suite report` of a spec whose sweep is a results CSV written from `csv`."""
+    data = _yaml(tmp / "r.csv", csv)
+    s = _yaml(tmp / "spec.yaml", {"name": "x", "sweep": str(data), "tables": [], **body})
+    return ["report", str(s), "--out", str(tmp / "report"), "--quiet"]
+
+
+def _kd_grid(tmp: Path, **where) -> list[str]:
+    """A dry-run submit of one KD cell whose student/teacher are `where`'s."""
+    return [*_grid(tmp, {"method": "kd", "teacher": "tiny-0.007M", **where}), "--dry-run"]
+
+
 def _checkpoint(tmp: Path, trained: Path, how: str) -> list[str]:
     m = _copy_model(trained, tmp / "ckpt")
     if how == "missing":
@@ -272,7 +309,99 @@ CASES = [
     ("checkpoint-truncated-safetensors", lambda t, m: _checkpoint(t, m, "corrupt"),
      ["model.safetensors", "cannot be read"]),
     ("checkpoint-no-config", lambda t, m: _checkpoint(t, m, "no-config"), ["ckpt", "config.json"]),
+    # outputs that can never be written: checked before anything runs (a file where a directory goes, a
+    # directory where a file goes, a path under a regular file)
+    ("train-out-is-a-file", lambda t, m: [*_cell(t, {})[:2], "--out", str(_file(t / "run")), "--no-progress"],
+     ["--out", "run", "exists and is a file, not a directory"]),
+    ("train-out-under-a-file", lambda t, m: [*_cell(t, {})[:2], "--out", str(_file(t / "f") / "run")],
+     ["--out", "f/run", "f is a file, not a directory"]),
+    ("submit-runs-is-a-file", lambda t, m: [*_grid(t, {})[:3], "--runs", str(_file(t / "runs"))],
+     ["--runs", "runs", "exists and is a file"]),
+    ("report-out-is-a-file", lambda t, m: [*_spec(t, {})[:2], "--out", str(_file(t / "report"))],
+     ["--out", "report", "exists and is a file"]),
+    ("report-out-under-a-file", lambda t, m: [*_spec(t, {})[:2], "--out", str(_file(t / "f") / "report")],
+     ["--out", "f is a file, not a directory"]),
+    ("fit-out-is-a-directory", lambda t, m: [*_fit(t, "N,D,loss\n1e6,2e7,3.1\n"), "--out", str(_dir(t / "fit"))],
+     ["--out", "fit", "is a directory; expected a file path"]),
+    ("score-out-is-a-file", lambda t, m: _score_ai2d(t, out=_file(t / "scores")),
+     ["--out", "scores", "exists and is a file"]),
+    ("eval-out-is-a-file", lambda t, m: ["eval", "--model", str(m), "--benchmarks", "heldout", "--out",
+                                         str(_file(t / "eval"))], ["--out", "eval", "exists and is a file"]),
+    # inputs that are directories where a file is read
+    ("score-predictions-is-a-directory", lambda t, m: ["score", "--benchmark", "ai2d", "--predictions",
+                                                       str(_dir(t / "m_AI2D_TEST.tsv"))],
+     ["m_AI2D_TEST.tsv", "is a directory, not a predictions file"]),
+    ("fit-data-directory-without-results", lambda t, m: ["fit", "--law", "supervised", "--data", str(_dir(t / "pts"))],
+     ["pts", "without results.parquet"]),
+    ("compare-input-directory-without-results", lambda t, m: ["compare", str(_dir(t / "r.csv")), "--metric", "loss",
+                                                              "--baseline", "method=supervised"],
+     ["r.csv", "without results.parquet"]),
+    ("spec-sweep-directory-without-results", lambda t, m: ["report", str(_yaml(t / "spec.yaml", {
+        "name": "x", "sweep": str(_dir(t / "runs" / "x"))})), "--out", str(t / "report")],
+     ["spec.yaml", "sweep", "without results.parquet", "suite sweep collect"]),
+    # report: a table or figure reading a column the results lack (the spec, the table, the column, the columns)
+    ("spec-table-missing-column", lambda t, m: _report_on(t, "method,N_S,D_S\nsupervised,1e6,2e7\n",
+                                                          tables=["results"]),
+     ["spec.yaml", "tables: results", "column 'loss'", "r.csv", "columns: method, N_S, D_S"]),
+    ("spec-figure-missing-column", lambda t, m: _report_on(t, "N_S,D_S,loss\n1e6,2e7,3.1\n2e6,4e7,2.9\n",
+                                                           figures=["method_bars"]),
+     ["spec.yaml", "figures: method_bars", "column 'method'", "columns: N_S, D_S, loss"]),
+    ("spec-results-flag-missing-column", lambda t, m: [*_report_on(t, "method,N_S,D_S\nsupervised,1e6,2e7\n"),
+                                                       "--results", str(_yaml(t / "other.csv", "method,D_S,loss\n"
+                                                                              "supervised,2e7,3.1\n"))],
+     ["spec.yaml", "results table", "column 'N_S'", "other.csv"]),
+    # predictions that are all empty: the model did not run (some empty: scored, with a warning)
+    ("score-all-predictions-empty", lambda t, m: _score_ai2d(t, ""),
+     ["m_AI2D_TEST.tsv", "all 4 predictions", "'prediction'", "empty", "--allow-empty"]),
+    # model paths that do not exist: refused by --dry-run as by a real submit, before anything is written
+    ("grid-teacher-path-missing", lambda t, m: _kd_grid(t, teacher="./no-such-teacher/model"),
+     ["g.yaml", "cells.a.teacher", "'./no-such-teacher/model'", "no such directory"]),
+    ("grid-teacher-absolute-path-missing", lambda t, m: _kd_grid(t, teacher=str(t / "teachers" / "big")),
+     ["g.yaml", "cells.a.teacher", "no such directory", "no 'teachers' in"]),
+    ("grid-teacher-not-a-checkpoint", lambda t, m: _kd_grid(t, teacher=str(_dir(t / "teacher"))),
+     ["g.yaml", "cells.a.teacher", "no config.json"]),
+    ("grid-teacher-bare-word", lambda t, m: _kd_grid(t, teacher="bigteacher"),
+     ["g.yaml", "cells.a.teacher", "'bigteacher'", "Hugging Face id (org/name"]),
+    ("grid-teacher-hub-id-offline", lambda t, m: _kd_grid(t, teacher="no-such-org/no-such-model"),
+     ["g.yaml", "cells.a.teacher", "not in the local Hugging Face cache", "HF_HUB_OFFLINE=1"]),
+    ("grid-student-path-missing", lambda t, m: [*_grid(t, {"student": "../no-such-student/model"}), "--dry-run"],
+     ["g.yaml", "cells.a.student", "no such directory"]),
+    ("grid-teacher-missing-real-submit", lambda t, m: _grid(t, {"method": "kd", "teacher": str(t / "nope")}),
+     ["g.yaml", "cells.a.teacher", "no such directory"]),
+    ("cell-teacher-path-missing", lambda t, m: _cell(t, {"method": "kd", "teacher": str(t / "nope")}, "--dry-run"),
+     ["cell.yaml", "teacher", "no such directory"]),
+    # more malformed grids, sweeps, overrides and comparisons
+    ("grid-top-level-list", lambda t, m: ["sweep", "submit", str(_yaml(t / "g.yaml", "- a: 1\n- b: 2\n")),
+                                          "--runs", str(t / "runs")], ["g.yaml", "mapping at the top level", "list"]),
+    ("grid-cells-empty", lambda t, m: _grid_raw(t, {}), ["g.yaml", "cells", "no cells"]),
+    ("grid-include-missing", lambda t, m: _grid(t, {}, include=["base.yaml"]),
+     ["base.yaml", "no such grid file", "included from", "g.yaml"]),
+    ("grid-teacher-cycle", lambda t, m: _grid_raw(t, {"t": {"set": {**TINY, "method": "kd", "teacher": "@s"}},
+                                                      "s": {"set": {**TINY, "method": "kd", "teacher": "@t"}}}),
+     ["g.yaml", "cycle", "s -> t -> s"]),
+    ("status-not-a-sweep-directory", lambda t, m: ["sweep", "status", str(_dir(t / "runs" / "g"))],
+     ["runs/g", "not a sweep directory", "sweep.json"]),
+    ("status-corrupt-sweep-json", lambda t, m: ["sweep", "status", str(_yaml(t / "runs" / "g" / "sweep.json",
+                                                                             "{not json").parent)],
+     ["sweep.json", "not JSON"]),
+    ("collect-misspelled-grid", lambda t, m: ["sweep", "collect", str(t / "gird.yaml"), "--runs", str(t / "runs")],
+     ["gird.yaml", "no such grid file or sweep directory"]),
+    ("set-unknown-dotted-key", lambda t, m: [*_cell(t, {}), "--set", "train.tokenz=2M"],
+     ["cell.yaml", "train", "'tokenz'", "did you mean 'tokens'", "(from --set train.tokenz=2M)"]),
+    ("set-into-a-scalar", lambda t, m: [*_cell(t, {}), "--set", "student.size=2M"],
+     ["--set", "'student'", "not a mapping"]),
+    ("compare-metric-not-numeric", lambda t, m: ["compare", str(_results(t)), "--metric", "student", "--baseline",
+                                                 "method=supervised"],
+     ["r.csv", "metric 'student'", "not a numeric column", "'x'"]),
+    ("compare-where-leaves-no-rows", lambda t, m: ["compare", str(_results(t)), "--metric", "loss", "--baseline",
+                                                   "method=supervised", "--where", "method == 'kdd'"],
+     ["r.csv", "no rows", "method == 'kdd'"]),
+    ("compare-header-only", lambda t, m: ["compare", str(_yaml(t / "r.csv", "name,method,loss\n")), "--metric",
+                                          "loss", "--baseline", "method=supervised"], ["r.csv", "no rows"]),
 ]
+
+# cases that need an environment variable (names the hub cache under the case's directory, never created)
+ENV = {"grid-teacher-hub-id-offline": {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": "{tmp}/hf-cache"}}
 
 
 @pytest.mark.parametrize("case,build,expected", CASES, ids=[c[0] for c in CASES])
@@ -281,6 +410,8 @@ def test_malformed_input_is_rejected_naming_file_and_key(case, build, expected, 
     import torch
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # the same verdict on a GPU machine
+    for k, v in ENV.get(case, {}).items():
+        monkeypatch.setenv(k, v.format(tmp=tmp_path))
     argv = build(tmp_path, trained)
     capsys.readouterr()
     before = _tree(tmp_path)
@@ -294,7 +425,112 @@ def test_malformed_input_is_rejected_naming_file_and_key(case, build, expected, 
 
 
 def test_at_least_30_cases():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 83
+    assert len({c[0] for c in CASES}) == len(CASES), "case ids repeat"
+    assert set(ENV) <= {c[0] for c in CASES}
+
+
+def _denied_under(monkeypatch, locked: Path) -> None:
+    """Directories under `locked` cannot be made: PermissionError, as for a directory the user may not write
+    (chmod does not stop root, and the tests run as root in CI)."""
+    import errno
+    import os
+
+    real = os.mkdir
+
+    def mkdir(path, mode=0o777, *a, **kw):
+        if Path(os.fsdecode(path)).resolve().is_relative_to(locked.resolve()):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        return real(path, mode, *a, **kw)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+@pytest.mark.parametrize("what", ["train", "report", "sweep", "score"])
+def test_permission_denied_output_is_one_line(what, tmp_path, capsys, monkeypatch):
+    """An output directory the user may not write: exit 2, one line naming the path, nothing written."""
+    locked = _dir(tmp_path / "locked")
+    argv = {"train": lambda: [*_cell(tmp_path, {})[:2], "--out", str(locked / "run"), "--no-progress"],
+            "report": lambda: ["report", str(_yaml(tmp_path / "spec.yaml", {
+                "name": "x", "sweep": str(Path(__file__).parents[1] / "reports/quickstart/results.parquet"),
+                "tables": ["results"]})), "--out", str(locked / "report"), "--quiet"],
+            "sweep": lambda: [*_grid(tmp_path, {})[:3], "--runs", str(locked / "runs"), "--executor", "inline",
+                              "--no-progress"],
+            "score": lambda: _score_ai2d(tmp_path, out=locked / "scores")}[what]()
+    before = _tree(tmp_path)
+    _denied_under(monkeypatch, locked)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("suite") and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(locked) in err and "Permission denied" in err and "owner and mode" in err, err
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes through chmod 0500")
+def test_permission_denied_by_the_file_system(tmp_path, capsys):
+    """The same without a fake: a real read-only directory (skipped as root, where the mode does not bind)."""
+    locked = _dir(tmp_path / "locked")
+    locked.chmod(0o500)
+    try:
+        assert main([*_cell(tmp_path, {})[:2], "--out", str(locked / "run"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("suite: error:") and "locked" in err and "Permission denied" in err, err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_os_errors_name_the_path_a_user_gave():
+    """The handler's line: a rename's destination (not our temp file), the file above a path that cannot exist."""
+    import errno
+
+    from suite.cli import _path_error
+
+    e = IsADirectoryError(errno.EISDIR, "Is a directory", "/tmp/x/.out.json.abc.tmp", None, "/tmp/x/out.json")
+    assert _path_error(e) == "/tmp/x/out.json: Is a directory (a file was expected here)"
+    e = PermissionError(errno.EACCES, "Permission denied", "/srv/shared/runs")
+    assert _path_error(e) == "/srv/shared/runs: Permission denied (check the owner and mode of it and of its directory)"
+    assert _path_error(OSError("no errno")) == "no errno"
+
+
+def test_some_empty_predictions_are_scored_with_a_warning(tmp_path, capsys):
+    """One empty prediction of four: scored (as a wrong answer), and stderr says how many."""
+    assert main(_score_ai2d(tmp_path, ["A", "", "A", "A"])) == 0
+    err = capsys.readouterr().err
+    assert "suite score: warning:" in err and "1 of 4 predictions" in err and "m_AI2D_TEST.tsv" in err, err
+
+
+def test_allow_empty_scores_all_empty_predictions(tmp_path, capsys):
+    assert main(_score_ai2d(tmp_path, "", None, "--allow-empty", "--json")) == 0
+    out = capsys.readouterr()
+    assert '"overall": 0.0' in out.out and "4 of 4 predictions" in out.err
+
+
+def test_hub_teacher_not_cached_is_a_warning_online(tmp_path, capsys, monkeypatch):
+    """Online, a hub id missing from the cache is downloaded when the cell runs: a warning, and the plan."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    assert main(_kd_grid(tmp_path, teacher="no-such-org/no-such-model")) == 0
+    err = capsys.readouterr().err
+    assert "suite: warning:" in err and "cells.a.teacher" in err and "will be downloaded" in err, err
+
+
+def test_hub_teacher_in_the_cache_passes_offline(tmp_path, capsys, monkeypatch):
+    """A hub id whose config.json is in the local cache resolves offline: no error, no warning."""
+    snap = tmp_path / "hf-cache" / "models--some-org--small" / "snapshots" / ("0" * 40)
+    _yaml(snap / "config.json", "{}")
+    _yaml(snap.parents[1] / "refs" / "main", "0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    assert main(_kd_grid(tmp_path, teacher="some-org/small")) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_unused_teacher_path_is_not_checked(tmp_path, capsys):
+    """A supervised cell never loads its teacher, so a stale teacher path there is no error."""
+    assert main(_cell(tmp_path, {"teacher": str(tmp_path / "gone")}, "--dry-run")) == 0
 
 
 def test_bad_resubmit_leaves_a_finished_sweep_untouched(tmp_path, capsys):

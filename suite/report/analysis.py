@@ -1,7 +1,9 @@
 """Fit the laws an analysis spec names to a sweep's results table."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..laws import PUBLISHED, FitResult, Law, exact_irreducible, fit, get_law, points_for, published, read_table
+from ..registry import did_you_mean
 from .spec import LawSpec, ReportSpec
 
 
@@ -26,18 +29,59 @@ class Fitted:
 def load_results(spec: ReportSpec, root: Path | None = None, results: str | Path | None = None
                  ) -> tuple[pd.DataFrame, Path]:
     p = Path(results or spec.sweep)
+    where = "--results" if results else f"{spec.source}: sweep"
     if not p.is_absolute() and root is not None and not p.exists():
         p = root / p
     if not p.exists():
-        raise ConfigError(f"{spec.source}: sweep: {p} does not exist (run the sweep and "
+        raise ConfigError(f"{where}: {p} does not exist (run the sweep and "
                           f"`suite sweep collect`, or point sweep: at a results .parquet/.csv)")
     try:
         df = read_table(p)
     except FileNotFoundError as e:
-        raise ConfigError(f"{spec.source}: sweep: {e}") from None
+        raise ConfigError(f"{where}: {e}") from None
     if df.empty:
-        raise ConfigError(f"{spec.source}: sweep: {p} has no finished cells")
+        raise ConfigError(f"{where}: {p} has no finished cells")
     return df, p if p.is_file() else p / "results.parquet"
+
+
+@contextlib.contextmanager
+def reading_columns(spec: ReportSpec, df: pd.DataFrame, results: Path, what: str):
+    """Run one table, figure or the headline: a column the results lack (a KeyError naming a column `df` does
+    not have) becomes a ConfigError naming the spec, `what`, the column and the columns there are."""
+    try:
+        yield
+    except KeyError as e:
+        col = _missing_column(e, df)
+        if col is None:
+            raise  # a key of our own making: a bug, keep the traceback
+        raise ConfigError(f"{spec.source}: {what} reads column {col!r}, which the results {results} lack"
+                          f"{did_you_mean(col, [str(c) for c in df.columns])}; {column_list(df)}") from None
+
+
+def _missing_column(e: KeyError, df: pd.DataFrame) -> str | None:
+    """The column a pandas KeyError names (`'N_S'`, `'Column not found: loss'`, `"['loss'] not in index"`), when
+    the results lack it; None for a KeyError raised outside pandas (a dict of ours: a bug)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or "pandas" not in Path(tb.tb_frame.f_code.co_filename).parts:
+        return None
+    key = e.args[0] if e.args else None
+    if isinstance(key, str):
+        m = re.fullmatch(r"Column not found: (.+)", key) or re.search(r"\['([^']+)'", key)
+        key = m.group(1) if m else key
+    return key if isinstance(key, str) and key not in df.columns else None
+
+
+def column_list(df: pd.DataFrame, limit: int = 40) -> str:
+    """`columns: a, b, ... (+ 95 dotted: config.*, versions.*, ...)`: the results' own columns, then a count."""
+    cols = [str(c) for c in df.columns]
+    own = [c for c in cols if "." not in c] or cols
+    shown = own[:limit]
+    prefixes = sorted({c.split(".")[0] + ".*" for c in cols if c not in shown and "." in c})
+    rest = len(cols) - len(shown)
+    return f"columns: {', '.join(shown)}" + (f" (+ {rest} more{': ' + ', '.join(prefixes[:6]) if prefixes else ''})"
+                                             if rest else "")
 
 
 def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> dict[str, Fitted]:

@@ -9,6 +9,7 @@ states, each with where it came from; timings are left out so the same results g
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import sys
@@ -23,7 +24,7 @@ from .._io import atomic_write_json, atomic_write_text
 from ..config import ConfigError
 from ..laws import exact_irreducible
 from ..laws.forms import effective_break_summary
-from .analysis import Fitted, comparison_set, fit_laws, load_results
+from .analysis import Fitted, comparison_set, fit_laws, load_results, reading_columns
 from .compare import comparison_table  # noqa: F401  (registers TABLES["comparison"])
 from .continual import headline_lines as continual_lines
 from .figures import save as save_figure
@@ -258,33 +259,44 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
                  progress: Callable[[str], None] | None = None) -> Path:
     """Regenerate a report directory from an analysis spec; returns the path of index.html.
     `results` overrides the spec's sweep (a sweep directory or results file). The results table is copied
-    into the report as results.parquet, so a committed report can be regenerated from itself."""
+    into the report as results.parquet, so a committed report can be regenerated from itself. Every fit,
+    table and figure is made before the first file is written: a spec or results error leaves no directory."""
     say = progress or (lambda m: print(m, file=sys.stderr))
     spec: ReportSpec = load_spec(spec_path)
     df, results_path = load_results(spec, ROOT, results)
     out_dir = Path(out or spec.out or Path("reports") / spec.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
     own = out_dir / "results.parquet"
-    if not own.exists() or own.resolve() != results_path.resolve():
-        tmp = own.with_suffix(".parquet.tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(own)
     say(f"report {spec.name}: {len(df)} runs from {results_path} -> {out_dir}")
     fits = fit_laws(spec, df, say)
     title = spec.title or f"Report: {spec.name}"
+    reads = functools.partial(reading_columns, spec, df, results_path)
     tables = {}  # each table computed once: the headline reads the results table too
     for name in dict.fromkeys(("results", *spec.tables)):
         say(f"table {name}")
         fn = TABLES.get(name)
-        tables[name] = fn(df, fits, spec) if getattr(fn, "wants_spec", False) else fn(df, fits)
-    lines, nums = headline(df, fits, tables["results"])
+        with reads(f"tables: {name}" if name in spec.tables else "the headline's results table"):
+            tables[name] = fn(df, fits, spec) if getattr(fn, "wants_spec", False) else fn(df, fits)
+    with reads("the headline"):
+        lines, nums = headline(df, fits, tables["results"])
     co = tables.get("compute_optimal")
     if co is not None and co[1].attrs.get("conventions"):   # which N and C the exponents count, and the others
         from ..laws import conventions_sentence
 
         nums["conventions"] = {"by_convention": co[1].attrs["conventions"], "source": "tables/compute_optimal.csv"}
         lines.append(conventions_sentence(co[1].attrs["conventions"]))
-    flags = collect_flags(df, fits, nums, tables)
+    with reads("the flags"):
+        flags = collect_flags(df, fits, nums, tables)
+    figures = {}
+    for name in spec.figures:
+        say(f"figure {name}")
+        with reads(f"figures: {name}"):
+            figures[name] = FIGURES.get(name)(df, fits)
+
+    out_dir.mkdir(parents=True, exist_ok=True)   # everything is made: now write
+    if not own.exists() or own.resolve() != results_path.resolve():
+        tmp = own.with_suffix(".parquet.tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(own)
     blocks: list[Block] = []
     if spec.description:
         blocks.append(Block("p", spec.description))
@@ -306,9 +318,7 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
     fig_dir, tab_dir = out_dir / "figures", out_dir / "tables"
     if spec.figures:
         blocks.append(Block("h2", "Figures"))
-    for name in spec.figures:
-        say(f"figure {name}")
-        made = FIGURES.get(name)(df, fits)
+    for name, made in figures.items():
         if made is None:
             blocks.append(Block("p", f"({name}: nothing to draw for these runs.)"))
             summary["figures"][name] = None

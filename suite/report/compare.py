@@ -112,6 +112,15 @@ def compare(df: pd.DataFrame, c: Comparison, source: str = "compare") -> pd.Data
     for col, what in [(m, "metric") for m in c.metric] + [(b, "by column") for b in c.by] + \
                      [(bcol, "baseline column"), (c.arm, "arm column")]:
         _check_column(df, col, what, source)
+    if df.empty:
+        raise ConfigError(f"{source}: no rows to compare" + (f" after where: {c.where!r}" if c.where else
+                                                               " (the table has a header and no rows)"))
+    for m in c.metric:   # text (a device, a name) would only be dropped as non-finite, arm by arm: say so once
+        values = df[m].dropna()
+        if len(values) and pd.to_numeric(values, errors="coerce").isna().all():
+            seen = sorted(map(str, values.unique()))[:3]
+            raise ConfigError(f"{source}: metric {m!r} is not a numeric column: none of its {len(values)} values "
+                              f"is a number (e.g. {', '.join(map(repr, seen))})")
     is_base = _match(df[bcol], bval)
     if not is_base.any():
         vals = sorted(map(str, df[bcol].dropna().unique()))

@@ -148,7 +148,7 @@ def vlm_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame,
 @TABLES.register("vlm_stages")
 def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     rows = vlm_rows(df)
-    rows = rows[rows[KIND].isin(STAGED)]
+    rows = rows[rows[KIND].isin(STAGED)] if not rows.empty else rows  # no VLM cells: no KIND column either
     if rows.empty:
         return None
     cols = [c for c in _STAGE_METRICS if c in rows and rows[c].notna().any()]

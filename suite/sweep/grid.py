@@ -331,6 +331,25 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
     return Grid(name=name, path=source, cells=tuple(_teacher_first(named)), merged=notes)
 
 
+def check_model_sources(grid: Grid) -> list[str]:
+    """Every cell's student and teacher must resolve when the cell runs (refs.check_model_source): a ConfigError
+    naming the grid, the group and the key for a path that does not exist, else the warnings (hub ids that will
+    be downloaded), one per reference. `suite sweep submit` and `resume` (--dry-run too) run it before anything
+    is written; expansion does not, so status and collect of a finished sweep never depend on a teacher's files."""
+    from ..models import TINY  # torch: not for `suite sweep status`
+    from ..models.vlm import TINY_VLMS
+    from ..refs import check_model_source
+
+    built = {*TINY.names(), *TINY_VLMS.names()}
+    warnings: list[str] = []
+    for c in grid.cells:
+        for key in ("student", "teacher"):
+            note = check_model_source(getattr(c.config, key), f"{grid.path}: cells.{c.group}.{key}", built)
+            if note and note not in warnings:
+                warnings.append(note)
+    return warnings
+
+
 def _check_vocabulary(cfg: CellConfig, teacher: CellConfig, ref: str, where: str) -> None:
     """Token-level KD needs one vocabulary. Where both configs fix it (synthetic worlds, or an explicit
     data.tokenizer on both sides), a teacher trained on another one is an error at expansion, not at run time."""
@@ -472,4 +491,4 @@ def _teacher_first(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-__all__ = ["Grid", "Cell", "Resources", "load_grid", "expand", "TEACHER_REF"]
+__all__ = ["Grid", "Cell", "Resources", "load_grid", "expand", "check_model_sources", "TEACHER_REF"]

@@ -20,10 +20,13 @@ JSON_KEYS = ("benchmark", "judge", "overall", "breakdown", "n")
 def run(a) -> int:
     try:
         res = score(a.benchmark, a.predictions, data_root=a.data_root, judge=a.judge, out_dir=a.out,
-                    model_name=a.model_name, scorer=a.scorer, seed=a.seed)
+                    model_name=a.model_name, scorer=a.scorer, seed=a.seed, allow_empty=a.allow_empty)
     except (FileNotFoundError, ValueError, JudgeError, UnknownNameError) as e:
         print(f"suite score: error: {e}", file=sys.stderr)
         return 2
+    if res.get("n_missing"):  # rows without an answer: scored as wrong, said once
+        print(f"suite score: warning: {res['predictions']}: {res['n_missing']} of {res['n']} predictions (column "
+              f"'prediction') are empty; scored as wrong answers", file=sys.stderr)
     if a.json:
         print(json.dumps({**{k: res[k] for k in JSON_KEYS}, **res}, indent=2, default=str))
     else:
@@ -75,5 +78,7 @@ def add_parser(sub, helptext: str = "score VLM predictions (ai2d, mmvet, mathvis
     p.add_argument("--model-name", metavar="NAME", default=None,
                    help="model name in output file names (default: from {model}_{dataset}.xlsx)")
     p.add_argument("--seed", type=int, default=0, help="seeds AI2D's random pick after 3 failed judge tries")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="score a file whose predictions are all empty (refused by default: the model did not run)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(fn=run)

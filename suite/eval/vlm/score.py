@@ -115,12 +115,17 @@ def get_benchmark(name: str) -> VLMBenchmark:
 
 def score(benchmark: str, predictions: str | os.PathLike | pd.DataFrame, *, data_root: str | os.PathLike | None = None,
           judge: Any = "none", out_dir: str | os.PathLike | None = None, model_name: str | None = None,
-          scorer: str | None = None, seed: int = 0) -> dict[str, Any]:
-    """Score `predictions` (a file in any supported format, or a DataFrame) on `benchmark`; see the module doc."""
+          scorer: str | None = None, seed: int = 0, allow_empty: bool = True) -> dict[str, Any]:
+    """Score `predictions` (a file in any supported format, or a DataFrame) on `benchmark`; see the module doc.
+    `allow_empty=False` refuses a file whose predictions are all empty (a model that never ran scores 0, not
+    an error, otherwise); `suite score` passes it unless --allow-empty."""
     bench = get_benchmark(benchmark)
     fn = bench.scorer(scorer)
     preds = read_predictions(predictions)
     source = None if isinstance(predictions, pd.DataFrame) else Path(os.path.expanduser(str(predictions)))
+    if not allow_empty and len(preds) and all(is_missing(v) for v in preds["prediction"]):
+        raise ValueError(f"{source or 'predictions DataFrame'}: all {len(preds)} predictions (column 'prediction') "
+                         f"are empty; was the model run? (--allow-empty scores them, as wrong answers)")
     data = _merge_with_dataset(bench, preds, data_root, source)
     j = resolve_judge(judge)
     if available(j):

@@ -235,6 +235,8 @@ def read_predictions(source: str | os.PathLike | pd.DataFrame,
     else:
         path = Path(os.path.expanduser(str(source)))
         label = str(path)
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a predictions file (xlsx, tsv, csv, json or jsonl)")
         if not path.is_file():
             raise FileNotFoundError(f"predictions file {path} does not exist")
         df = read_table(path)
