@@ -243,7 +243,7 @@ CASES = [
     ("fit-negative-loss", lambda t, m: _fit(t, "N,D,loss\n1e6,2e7,-1\n2e6,4e7,2.9\n"), ["points.csv", "loss"]),
     ("fit-empty-file", lambda t, m: _fit(t, ""), ["points.csv", "cannot be read"]),
     ("fit-non-numeric-loss", lambda t, m: _fit(t, "N,D,loss\n1e6,2e7,abc\n2e6,4e7,2.9\n"),
-     ["points.csv", "'loss'"]),
+     ["points.csv", "'loss'", "row 0 is 'abc'"]),
     # predictions files
     ("score-missing-prediction", lambda t, m: _score(t, "m_AI2D_TEST.tsv", "index\tanswer\n0\tA\n"),
      ["m_AI2D_TEST.tsv", "'prediction'"]),

@@ -226,7 +226,7 @@ def check_points(law: Law, data: Mapping[str, Any] | pd.DataFrame, loss: Any = N
         try:
             v = np.asarray(cols[k], dtype=float).reshape(-1)
         except (TypeError, ValueError):
-            raise ValueError(f"{source}: column {k!r} is not numeric") from None
+            raise ValueError(f"{source}: column {k!r} is not numeric{_first_non_number(cols[k])}") from None
         bad = np.flatnonzero(~np.isfinite(v))
         if bad.size:
             raise ValueError(f"{source}: column {k!r} has {bad.size} NaN or infinite value(s), at row(s) "
@@ -244,3 +244,13 @@ def check_points(law: Law, data: Mapping[str, Any] | pd.DataFrame, loss: Any = N
         raise ValueError(f"{source}: the {law.name} law has {p} parameters and needs at least {p + 1} points; "
                          f"got {len(out['loss'])}")
     return out
+
+
+def _first_non_number(values) -> str:
+    """'; row 3 is 'n/a'' for the first value that does not read as a number (rows count from 0, as pandas)."""
+    for i, v in enumerate(np.asarray(values, dtype=object).reshape(-1)):
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            return f"; row {i} is {v!r}"
+    return ""
