@@ -32,7 +32,7 @@ def owns(cfg, method) -> bool:
 
 
 def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=None):
-    return open_stage(cfg, method, out, device, env, autocast)
+    return open_stage(cfg, method, out, device, env, autocast, teacher_path=teacher_path)
 
 
 SECTIONS.register("continual", Section(ContinualConfig, check_config, claims, owns=owns, stage=_stage_hook))

@@ -137,7 +137,7 @@ class Plan:
 
 
 class Stage:
-    owns_model = False  # the loop builds the causal LM from `model`; this stage feeds it rows and scores it
+    """The rows of one continual-learning stage (a `TextStage` trains `model` on them and calls `finish`)."""
     def __init__(self, cfg, method, out: Path, device, env, autocast):
         from ..data import source_from_config
         c, d, tc = cfg.continual, cfg.data, cfg.train
@@ -308,11 +308,15 @@ class Stage:
         return json.loads(prev.read_text())["continual"]["history"]
 
 
-def open_stage(cfg, method, out, device, env, autocast) -> Stage:
+def open_stage(cfg, method, out, device, env, autocast, teacher_path=None):
+    """The loop's stage for a continual cell: a text stage fed by this stage's task and replay rows."""
+    from ..train.stage import TextStage
+
     if not getattr(method, "continual", False):
         raise ValueError(f"method {cfg.method.name!r} does not train continual-learning stages; use seq-ft, "
                          f"replay, replay-kl, replay-l1, replay-l2 or gere")
-    return Stage(cfg, method, Path(out), device, env, autocast)
+    rows = Stage(cfg, method, Path(out), device, env, autocast)
+    return TextStage(cfg, method, Path(out), device, env, teacher_path, rows=rows)
 
 
 def replay_samples(source, data_cfg, n: int, max_len: int, bos: bool = False, sample: str = "first",

@@ -171,7 +171,15 @@ def load_recalibrator_weights(rec: Recalibrator, path: Path) -> None:
 
 
 class VLMStage:
-    owns_model = True  # the loop trains `module` (student + Recalibrator + objective), not a causal LM of its own
+    """The loop's stage (train/stage.py `Stage`) for a vision-language cell: it trains `module` (student +
+    Recalibrator + objective); its loss is per example, its tokens are counted as it trains."""
+
+    tokens_per_step = None   # answers differ in length: warmup in tokens has no fixed step
+    flops_per_token = None   # FLOPs are counted per sequence (flops), not per token: no MFU line
+    compilable = False
+    reports_ce = False       # `ce` in a train line only when the method's loss has a CE term
+    has_teacher = False      # `kd` in a train line only when the method's loss has a KD term
+
     def __init__(self, cfg, method, out: Path, device, env, teacher_path: str | None):
         v, tc = cfg.vlm, cfg.train
         self.cfg, self.method, self.out, self.device, self.env = cfg, method, out, device, env
@@ -247,6 +255,8 @@ class VLMStage:
         self._last_eval: dict = {}
         self._phi: float | None = None       # DistiLLM: probability of training an item on its own sample
         self._phi_prev: float | None = None  # the held-out loss of the evaluation before
+        self.shape = model_shape(self.student.model)
+        self.module.to(device)
 
     def _teacher_answers(self, teacher_path: str | None):
         """The items with very short answers replaced by the teacher's correct detailed ones (answers.py): the
@@ -328,6 +338,28 @@ class VLMStage:
                                         check_tokenizer=False)
         return loss, parts
 
+    # ---- the loop's Stage protocol
+    def loss(self, fwd, step: int, offset: int, n: int):
+        """This micro-batch's share of the step's mean (the module divides by the whole step's token counts),
+        times the batch size: the loop's per-example bookkeeping divides by it again."""
+        B = self.cfg.train.batch_size
+        loss_part, parts = fwd(self.micro_batch(step, offset, n))
+        return loss_part * B, {k: v * B for k, v in parts.items()}
+
+    def step_norm(self, step: int) -> float:
+        return self.cfg.train.batch_size
+
+    def teacher_loss(self, autocast, env) -> None:
+        return None  # L_T is a text cell's number (the teacher's held-out CE on the student's data)
+
+    def result_fields(self) -> dict:
+        return {"N_T": None, "D_T": None, "N_S_total": None, "N_T_total": None, "seq_len": None,
+                "bayes_loss": None, "bayes_loss_heldout": None, "heldout_tokens": None, "model_shape": self.shape}
+
+    def eval_target(self):
+        self.student.model.eval()
+        return self.student, None, len(self.heldout_items)
+
     def micro_batch(self, step: int, offset: int, n: int):
         """Items offset..offset+n of the step's global batch (and the step's loss divisors, set once per step)."""
         if step != self._rows_step:
@@ -385,7 +417,7 @@ class VLMStage:
 
     # ---- evaluation and the end of the cell
     @torch.no_grad()
-    def evaluate(self, autocast) -> dict:
+    def evaluate(self, autocast, env=None) -> dict:
         """The student's answer CE on the held-out items (nats per student answer token), and for GenRecal
         stages 1–2 the Recalibrator's main-path CE and KL in teacher tokens."""
         was = self.module.training
