@@ -148,6 +148,11 @@ class OptimConfig:
     grad_clip: Annotated[float, NON_NEGATIVE] = 1.0     # max global grad norm; 0 disables
 
 
+# `train.trackers` names; suite/train/trackers.py registers a backend under each (TRACKERS; a test keeps the two
+# equal) and imports its package only when a run opens it, so validating a config imports none of them
+TRACKER_NAMES = ("mlflow", "tensorboard", "wandb")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     tokens: Annotated[Union[int, str], TOKENS] = "20xN"   # budget D: 2000000, "2M", "1.5e6", "20xN" (× non-emb. N)
@@ -163,6 +168,9 @@ class TrainConfig:
     seed: Annotated[int, NON_NEGATIVE] = 0                # model init
     deterministic: bool = True
     compile: bool = False              # torch.compile the student
+    # experiment trackers beside metrics.jsonl, opt-in (suite/train/trackers.py); where a run reports, never what
+    # it computes, so left out of the cell id; SUITE_TRACKERS=wandb,tensorboard overrides them at run time
+    trackers: tuple[Annotated[str, Domain(choices=TRACKER_NAMES)], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,6 +307,10 @@ _OPTIONAL_FIELDS = {"optim": {"lr_scaling": _DEFAULT, "base_width": _DEFAULT, "w
                     # answers were the short ones before App. F's teacher answers existed
                     "vlm": {"answers": "short", "detail_tokens": _DEFAULT, "detail_prompt": _DEFAULT}}
 
+# Fields that say where a run reports, never what it computes: left out of the id at every value, so turning a
+# tracker on for a requeued cell resumes it instead of renaming it.
+_NOT_IDENTITY = {"train": ("trackers",)}
+
 
 def cell_id(cfg: CellConfig) -> str:
     """12 hex chars of sha256 over the canonical JSON of everything but the name."""
@@ -310,6 +322,9 @@ def cell_id(cfg: CellConfig) -> str:
     for key in SECTIONS.names():
         if key not in cfg.sections:
             d.pop(key, None)
+    for section, names in _NOT_IDENTITY.items():
+        for n in names:
+            d[section].pop(n, None)
     for section, names in _OPTIONAL_FIELDS.items():
         if section not in d:
             continue

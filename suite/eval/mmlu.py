@@ -32,18 +32,30 @@ and chance (0.25).
 
 Outputs with `out_dir`: results.json (the summary returned, plus lm-eval's own results, groups, configs,
 versions and n-shot), samples_<task>.jsonl (lm-eval's per-question records, one file per subject task) and
-tasks/ (the YAMLs that were run). Every file is written atomically.
+tasks/ (the YAMLs that were run). Every file is written atomically. Beside them, a copy in the layout of
+`lm_eval --output_path OUT/lm_eval --log_samples`, for the tools that read lm-eval's files (one pair per
+evaluation; the newest date is the latest, as lm-eval's own readers take it):
+    lm_eval/<model_name_sanitized>/results_<date>.json           lm-eval's whole results dict: results, groups,
+                                                                  configs, versions, n-shot, n-samples, config,
+                                                                  task_hashes, model_name, ...
+    lm_eval/<model_name_sanitized>/samples_<task>_<date>.jsonl   one line per question, each leaf task
+<date> is the ISO time with ":" as "-" (2025-01-31T12-00-00.123456); the model's name is `model_name` (else
+the model's `name_or_path`, else "model") with lm-eval's rule for a folder name ("/" and the like become "__").
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
+import inspect
 import json
 import logging
 import os
 import random
 import re
 import tempfile
+import time
 from contextlib import contextmanager
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -345,7 +357,7 @@ def _write_tasks(found: Sequence[SubjectFiles], task_dir: Path, prefix: str) -> 
 def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_fewshot: int = 0,
                   batch_size: int | str = 16, limit: int | float | None = None, device: str | None = None,
                   out_dir: str | os.PathLike | None = None, subjects: Sequence[str] | None = None,
-                  task: str = "local", progress: bool = True) -> dict[str, Any]:
+                  task: str = "local", progress: bool = True, model_name: str | None = None) -> dict[str, Any]:
     """MMLU accuracy of an in-memory causal LM through `lm_eval.simple_evaluate`.
 
     `task="local"` runs the upstream configs on the files under `data_dir`; `task="upstream"` runs lm-eval's
@@ -354,6 +366,7 @@ def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_f
     meaning). `progress=False` silences lm-eval's own tqdm bars too. Returns overall / group / subject
     accuracies, each size-weighted over the questions scored, lm-eval's stderrs of the overall and group
     accuracies, and `choice_statistics` of the per-question samples (ties, answer distribution, chance).
+    `model_name` names the lm-eval-layout copy's folder (module docstring).
     """
     import lm_eval
     from lm_eval.evaluator import simple_evaluate  # imported before _quiet_lm_eval() looks for lm_eval loggers
@@ -365,6 +378,7 @@ def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_f
     if num_fewshot < 0:
         raise ValueError(f"num_fewshot={num_fewshot} must be >= 0")
     tok = _with_pad(tokenizer)
+    started = time.perf_counter()   # lm-eval times from its tracker's creation, before the model is wrapped
     with tempfile.TemporaryDirectory(prefix="suite_mmlu_") as tmp:
         if task == "local":
             if data_dir is None:
@@ -400,6 +414,11 @@ def evaluate_mmlu(model, tokenizer, data_dir: str | os.PathLike | None, *, num_f
     summary = _summarize(res, prefix, num_fewshot, task, data_dir, lm_eval.__version__)
     if out_dir is not None:
         _write_outputs(Path(out_dir), summary, res)
+        name = model_name or getattr(model, "name_or_path", None) or "model"
+        # simple_evaluate's own default: evaluate_mmlu does not pass it
+        multiturn = getattr(inspect.signature(simple_evaluate).parameters.get("fewshot_as_multiturn"), "default",
+                            None)
+        write_lm_eval_layout(Path(out_dir) / "lm_eval", res, str(name), started, fewshot_as_multiturn=multiturn)
     return summary
 
 
@@ -499,6 +518,62 @@ def _write_outputs(out_dir: Path, summary: dict, res: Mapping[str, Any]) -> None
     for name, records in (res.get("samples") or {}).items():
         text = "".join(json.dumps(r, default=_jsonable, ensure_ascii=False) + "\n" for r in records)
         atomic_write_text(out_dir / f"samples_{name}.jsonl", text)
+
+
+def sanitize_model_name(name: str) -> str:
+    """lm-eval's folder name for a model: each run of " < > : / | \\ ? * [ ] becomes "__" ("org/m" -> "org__m")."""
+    return re.sub(r'["<>:/|\\?*\[\]]+', "__", name)
+
+
+def write_lm_eval_layout(output_path: str | os.PathLike, res: Mapping[str, Any], model_name: str,
+                         started: float | None = None, *, model_source: str = "hf",
+                         fewshot_as_multiturn: bool | None = False) -> Path:
+    """Write `simple_evaluate`'s `res` (with its `samples`) as `lm_eval --output_path OUTPUT_PATH --log_samples`
+    does: OUTPUT_PATH/<model>/results_<date>.json and samples_<task>_<date>.jsonl per leaf task (`configs`).
+    `started`: time.perf_counter() when the evaluation began. Returns the results file. `res` is not changed.
+
+    The results file is `res` without `samples`, plus `task_hashes` (per task, sha256 over its samples'
+    doc_hash + prompt_hash + target_hash, in order) and the run's facts lm-eval records beside them (model
+    source and name, system instruction, chat template, multiturn few-shot, total seconds as a string). A
+    sample line is the record with `arguments` as {"gen_args_<i>": {"arg_<j>": ...}}, `resps` and
+    `filtered_resps` with every leaf as text, and `target` as text: the form `datasets` loads."""
+    samples = res.get("samples") or {}
+    task_hashes = {task: hashlib.sha256("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"]
+                                                for s in records).encode("utf-8")).hexdigest()
+                   for task, records in samples.items()} if samples else {}
+    results = {k: v for k, v in res.items() if k != "samples"}
+    results.update({
+        "task_hashes": task_hashes, "model_source": model_source, "model_name": model_name,
+        "model_name_sanitized": sanitize_model_name(model_name), "system_instruction": None,
+        "system_instruction_sha": None, "fewshot_as_multiturn": fewshot_as_multiturn, "chat_template": None,
+        "chat_template_sha": None,
+        "total_evaluation_time_seconds": None if started is None else str(time.perf_counter() - started),
+    })
+    folder = Path(output_path) / sanitize_model_name(model_name)
+    date_id = datetime.now().isoformat().replace(":", "-")
+    path = atomic_write_text(folder / f"results_{date_id}.json",
+                             json.dumps(results, indent=2, default=_jsonable, ensure_ascii=False))
+    for task in res.get("configs") or {}:
+        if task not in samples:
+            continue
+        text = "".join(json.dumps(_lm_eval_sample(r), default=_jsonable, ensure_ascii=False) + "\n"
+                       for r in samples[task])
+        atomic_write_text(folder / f"samples_{task}_{date_id}.jsonl", text)
+    return path
+
+
+def _as_text(x: Any) -> Any:
+    """Every leaf of nested lists / tuples as str (a response's (log-likelihood, is_greedy) -> ["-1.2", "False"])."""
+    return type(x)(_as_text(v) for v in x) if isinstance(x, (list, tuple)) else str(x)
+
+
+def _lm_eval_sample(rec: Mapping[str, Any]) -> dict:
+    out = dict(rec)
+    out["arguments"] = {f"gen_args_{i}": {f"arg_{j}": a for j, a in enumerate(args)}
+                        for i, args in enumerate(rec["arguments"])}
+    out["resps"], out["filtered_resps"] = _as_text(rec["resps"]), _as_text(rec["filtered_resps"])
+    out["target"] = str(rec["target"])
+    return out
 
 
 def _jsonable(o: Any) -> Any:

@@ -42,6 +42,7 @@ from .mfu import device_peak_flops
 from .schedule import lr_factor, warmup_steps
 from .result import check_result
 from .stage import Stage, TextStage
+from .trackers import open_trackers
 
 
 class Interrupted(RuntimeError):
@@ -131,6 +132,7 @@ class _Run:
     resumed_from: int | None = None
     wall_before: float = 0.0  # training time of earlier attempts (see _resume)
     L_T: float | None = None
+    trackers: Any = None     # opt-in TensorBoard / W&B / MLflow (train/trackers.py), opened after the resume
 
     @property
     def autocast(self):
@@ -139,6 +141,8 @@ class _Run:
     def log(self, rec: dict) -> None:
         if self.env.is_main:
             append_jsonl(self.metrics_path, rec)
+            if self.trackers is not None:
+                self.trackers.log(rec, rec["step"])
 
 
 def _setup(cfg: CellConfig, out: Path, teacher_path: str | None) -> _Run:
@@ -388,8 +392,18 @@ def train(cfg: CellConfig, out_dir: str | Path, *, progress: bool = True,
     """
     run = _setup(cfg, Path(out_dir), teacher_path)
     _resume(run)
-    last_eval, last_stderr, win = _fit(run, progress, should_stop)
-    return _finish(run, last_eval, last_stderr, win, progress)
+    run.trackers = open_trackers(cfg, run.out, run.env.is_main)  # a resumed cell continues the same tracker runs
+    try:
+        last_eval, last_stderr, win = _fit(run, progress, should_stop)
+        result = _finish(run, last_eval, last_stderr, win, progress)
+    except Interrupted:  # preempted or timed out: the run goes on after the requeue
+        run.trackers.close()
+        raise
+    except BaseException:
+        run.trackers.close(failed=True)
+        raise
+    run.trackers.close()
+    return result
 
 
 def _finish(run: _Run, last_eval: float | None, last_stderr: float | None, win: _Window, progress: bool) -> dict:
@@ -426,6 +440,7 @@ def _finish(run: _Run, last_eval: float | None, last_stderr: float | None, win: 
             model, tok, n_heldout = stage.eval_target()  # in eval mode
             heldout = {"loss": last_eval, "stderr": last_stderr, "n": n_heldout}
             result["benchmarks"] = _evaluate(cfg, model, tok, heldout, run.out, run.device, progress)
+        run.trackers.summary(result)
         atomic_write_json(run.out / "result.json", result)
     barrier(env)
     return result
