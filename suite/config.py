@@ -592,6 +592,16 @@ def apply_overrides(data: dict, overrides: list[str] | None, source: str = "--se
     return data
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping (`key`, 1-based `line` of the second, `first` of the first)."""
+
+    def __init__(self, node, key_node, key, first: int):
+        self.key, self.line, self.first = key, key_node.start_mark.line + 1, first
+        super().__init__("while constructing a mapping", node.start_mark,
+                         f"found duplicate key {key!r} (first at line {first}); one would silently replace the "
+                         f"other", key_node.start_mark)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last one
     silently, so a grid with two `cells.a` or two `train:` blocks would run half of what was written)."""
@@ -605,10 +615,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:
                 continue   # an unhashable key: the base constructor reports it
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r} (first at line {seen[key] + 1}); one would silently replace "
-                    f"the other", key_node.start_mark)
+                raise DuplicateKeyError(node, key_node, key, seen[key] + 1)
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
@@ -628,6 +635,9 @@ def read_yaml_mapping(path: str | Path, missing: str = "no such config file") ->
     try:
         with open(path) as f:  # a stream, so the error's mark names the file and line
             data = load_yaml(f) or {}
+    except DuplicateKeyError as e:  # one line: the file, the key and both lines
+        raise ConfigError(f"{path}: line {e.line}: key {e.key!r} given twice (first at line {e.first}); one "
+                          f"would silently replace the other") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:   # unreadable (permissions) or not text

@@ -255,12 +255,12 @@ CASES = [
     # duplicate keys: PyYAML keeps the last one silently; ours names the key and both lines
     ("grid-duplicate-group", lambda t, m: ["sweep", "submit", str(_yaml(t / "g.yaml", (
         "name: g\ncells:\n  a: {set: {student: tiny-0.007M}}\n  a: {set: {student: tiny-0.1M}}\n"))),
-        "--runs", str(t / "runs")], ["g.yaml", "duplicate key 'a'", "line 3", "line 4"]),
+        "--runs", str(t / "runs")], ["g.yaml", "key 'a' given twice", "line 3", "line 4"]),
     ("cell-duplicate-section", lambda t, m: ["train", str(_yaml(t / "cell.yaml", (
         "student: tiny-0.007M\ntrain: {tokens: 256}\ntrain: {tokens: 512}\n"))), "--out", str(t / "run")],
-     ["cell.yaml", "duplicate key 'train'"]),
+     ["cell.yaml", "key 'train' given twice"]),
     ("spec-duplicate-key", lambda t, m: ["report", str(_yaml(t / "spec.yaml", (
-        "name: x\nsweep: runs/x\nname: y\n"))), "--out", str(t / "report")], ["spec.yaml", "duplicate key 'name'"]),
+        "name: x\nsweep: runs/x\nname: y\n"))), "--out", str(t / "report")], ["spec.yaml", "key 'name' given twice"]),
     ("set-malformed-yaml", lambda t, m: _cell(t, {}, "--set", "train={tokens: 1M"),
      ["--set", "train={tokens: 1M", "not valid YAML"]),
     # values that should never run
