@@ -235,6 +235,21 @@ class Section:
     # hash_view(cfg, section dict) -> the dict the cell id hashes: drops a value that resolves to the behaviour
     # cells had before the key existed (so upgrading never renames a cell whose training did not change)
     hash_view: Callable[[Any, dict], dict] | None = None
+    # ---- grid expansion (sweep/grid.py runs these for every registered section and names no plugin)
+    # expand(raw cell) -> one raw cell per stage, chained in order, or None (not a staged cell of this plugin);
+    # a ValueError becomes a ConfigError naming the grid and the group
+    expand: Callable[[dict], list[dict] | None] | None = None
+    # first_parent(first stage's raw cell) -> the group the first stage starts from ("@g" -> "g"), or None
+    first_parent: Callable[[dict], str | None] | None = None
+    # is_stage(raw cell) -> True: a stage of this plugin, linked to the cell it starts from by `link`
+    is_stage: Callable[[dict], bool] | None = None
+    # link(raw cell, parent Cell): point a stage at the cell it starts from (its init, its Recalibrator, ...)
+    link: Callable[[dict, Any], None] | None = None
+    links_first: bool = False   # the first stage links to `first_parent`'s cell too (else that is its teacher)
+    # name(cfg, teacher size label or None) -> the cell's readable name, or None when the cell is not this plugin's
+    name: Callable[[Any, str | None], str | None] | None = None
+    # own_vocabulary(cfg) -> True: the cell's models bring their own tokenizers (no shared-vocabulary check)
+    own_vocabulary: Callable[[Any], bool] | None = None
 
 
 def stage_section(cfg: "CellConfig", method: Any) -> str | None:

@@ -11,11 +11,13 @@ snapshot.py; metrics: metrics.py; grids: sequence.py. Everything GeRe is in this
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from ..config import SECTIONS, Section
 from . import methods  # noqa: F401  (registers gere, seq-ft, replay, replay-kl, replay-l1, replay-l2)
 from .config import ContinualConfig, check_config, claims
 from .metrics import harmonic_mean, sequence_metrics, task_accuracy
-from .sequence import expand_sequence, stage_name
+from .sequence import expand_sequence, init_ref, link_stage, stage_name
 from .snapshot import Snapshot, build_snapshot, disk_blocks, moments, state_of, stream_moments
 from .tasks import OLORA_TASKS, SEQUENCES, Example, Task, load_task, sequence_tasks
 
@@ -35,7 +37,26 @@ def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=No
     return open_stage(cfg, method, out, device, env, autocast, teacher_path=teacher_path)
 
 
-SECTIONS.register("continual", Section(ContinualConfig, check_config, claims, owns=owns, stage=_stage_hook))
+def _expand(cell) -> list[dict] | None:
+    try:
+        return expand_sequence(cell)
+    except ValueError as e:
+        raise ValueError(f"continual: {e}") from None
+
+
+def _is_stage(cell) -> bool:
+    """A raw grid cell that is one stage of a sequence (it starts from the cell its `continual.init` names)."""
+    cont = cell.get("continual")
+    return isinstance(cont, Mapping) and bool(cont.get("stage"))
+
+
+def _name(cfg, teacher_label) -> str | None:
+    return (cfg.name or stage_name(cfg)) if cfg.continual.stage else None
+
+
+SECTIONS.register("continual", Section(ContinualConfig, check_config, claims, owns=owns, stage=_stage_hook,
+                                       expand=_expand, first_parent=init_ref, is_stage=_is_stage,
+                                       link=link_stage, links_first=True, name=_name))
 
 
 __all__ = ["ContinualConfig", "open_stage", "check_config", "expand_sequence", "stage_name", "Snapshot",

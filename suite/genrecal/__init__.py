@@ -54,8 +54,29 @@ def _stage_hook(cfg, method, out, device, env, *, teacher_path=None, autocast=No
     return open_vlm_stage(cfg, method, out, device, env, teacher_path)
 
 
+def is_vlm_config(cfg) -> bool:
+    """The grid's rule, from the config alone (no model is read): a `vlm:` section, or method genrecal. Such a
+    cell is named as a VLM stage and brings its models' own tokenizers."""
+    return "vlm" in cfg.sections or cfg.method.name == "genrecal"
+
+
+def _first_parent(stage: Mapping[str, Any]) -> str | None:
+    """The first stage starts from its teacher's group (a LLaVA-KD SFT stage has none)."""
+    t = stage.get("teacher")
+    return t[1:] if isinstance(t, str) and t.startswith("@") else None
+
+
+def _name(cfg, teacher_label: str | None) -> str | None:
+    if not is_vlm_config(cfg):
+        return None
+    return cfg.name or stage_name(cfg, teacher_label if cfg.method.name != "supervised" else None)
+
+
 SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, stage=_stage_hook,
-                                 reads_teacher=reads_teacher, hash_view=hash_view))
+                                 reads_teacher=reads_teacher, hash_view=hash_view,
+                                 expand=lambda cell: expand_stages(cell), first_parent=_first_parent,
+                                 link=lambda cell, parent: link_stage(cell, parent), name=_name,
+                                 own_vocabulary=is_vlm_config))
 
 
 # ----------------------------------------------------------------------------- grids: one cell per stage

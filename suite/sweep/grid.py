@@ -243,18 +243,17 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
                 patch = (table or {}).get(_value_label(point[axis]))
                 if patch:
                     cell = _deep_merge(cell, patch)
-            ref = cell.get("teacher")
-            ref = ref[1:] if isinstance(ref, str) and ref.startswith("@") else None
-            stages = _sequence(cell, where)  # a continual-learning sequence: one cell per task, chained
-            for k, stage in enumerate(stages or ()):  # the dependency: stage 1's init group, then the previous stage
-                pending.append((gname, stage, res, len(pending) - 1 if k else _init_ref(stage), where))
-            vlm_stages = None if stages else _vlm_stages(cell, where)  # GenRecal, LLaVA-KD: a cell per stage, chained
-            for k, stage in enumerate(vlm_stages or ()):  # the first depends on its own teacher (a LLaVA-KD SFT
-                first = stage.get("teacher")              # stage has none), later ones on the stage before
-                first = first[1:] if isinstance(first, str) and first.startswith("@") else None
-                pending.append((gname, stage, res, len(pending) - 1 if k else first, where))
-            if not stages and not vlm_stages:
-                pending.append((gname, cell, res, ref, where))
+            ref = _at_ref(cell.get("teacher"))
+            # a plugin's staged cell (a continual-learning sequence: a cell per task; GenRecal, LLaVA-KD: a cell
+            # per stage), chained: the first stage depends on the group its section names, later ones on the
+            # stage before
+            section, stages = _stages(cell, where)
+            for k, stage in enumerate(stages or ()):
+                first = SECTIONS.get(section).first_parent
+                pending.append((gname, stage, res, len(pending) - 1 if k else first and first(stage), where,
+                                section))
+            if not stages:
+                pending.append((gname, cell, res, ref, where, _stage_section(cell)))
     if not pending:
         raise ConfigError(f"{source}: cells: the grid expands to no cells")
 
@@ -272,24 +271,21 @@ def expand(raw: Mapping, source: str = "grid") -> Grid:
             chain = " -> ".join(pending[j][0] for j in (*stack, i))
             raise ConfigError(f"{source}: teacher references form a cycle: {chain}")
         state[i] = "visiting"
-        gname, cell, res, ref, where = pending[i]
+        gname, cell, res, ref, where, section = pending[i]
         cell = copy.deepcopy(cell)
         teacher_id, teacher = None, None
         method = cell.get("method", "supervised")
         mname = method.get("name") if isinstance(method, Mapping) else method
         needs = _needs_teacher(mname, where) or _reads_teacher(cell)
-        stage = isinstance(cell.get("continual"), Mapping) and bool(cell["continual"].get("stage"))
-        if stage and ref is not None:  # a continual stage starts from its parent's model
+        sec = SECTIONS.get(section) if section else None
+        if sec is not None and ref is not None and (isinstance(ref, int) or sec.links_first):
+            # a stage starts from its parent's model: the stage before, or (links_first) the group its section
+            # names for the first one
             parent = build(ref if isinstance(ref, int) else
-                           _resolve_ref(ref, names_by_group, pending, cells, where, "continual.init"), (*stack, i))
+                           _resolve_ref(ref, names_by_group, pending, cells, where, f"{section}.init"), (*stack, i))
             teacher_id = parent.id
-            _link_stage(cell, parent)
-        elif isinstance(ref, int):  # a later GenRecal stage: starts from the previous stage's cell
-            parent = build(ref, (*stack, i))
-            teacher_id = parent.id
-            _link_vlm_stage(cell, parent)
-            t = cell.get("teacher")
-            ref = t[1:] if isinstance(t, str) and t.startswith("@") else None
+            sec.link(cell, parent)
+            ref = _at_ref(cell.get("teacher"))
         if not needs:
             cell.pop("teacher", None)
         elif ref is not None:
@@ -353,8 +349,8 @@ def check_model_sources(grid: Grid) -> list[str]:
 def _check_vocabulary(cfg: CellConfig, teacher: CellConfig, ref: str, where: str) -> None:
     """Token-level KD needs one vocabulary. Where both configs fix it (synthetic worlds, or an explicit
     data.tokenizer on both sides), a teacher trained on another one is an error at expansion, not at run time."""
-    if cfg.method.name == "genrecal" or "vlm" in cfg.sections:
-        return  # GenRecal bridges vocabularies; VLM cells bring their models' own tokenizers
+    if any(sec.own_vocabulary(cfg) for _, sec in SECTIONS.items() if sec.own_vocabulary is not None):
+        return  # e.g. GenRecal bridges vocabularies; VLM cells bring their models' own tokenizers
     s, t = cfg.data, teacher.data
     if s.kind == "synthetic" and (t.kind, t.language) != ("synthetic", s.language):
         raise ConfigError(f"{where}.teacher: '@{ref}' trained on {t.kind} data ({t.language if t.kind == 'synthetic' else t.path}), "
@@ -392,55 +388,39 @@ def _resolve_ref(ref: str, names_by_group, pending, cells, where, what: str = "t
                       f"groups: {', '.join(groups)}")
 
 
-def _sequence(cell: dict, where: str) -> list[dict] | None:
-    from ..continual.sequence import expand_sequence
-
-    try:
-        return expand_sequence(cell)
-    except ValueError as e:
-        raise ConfigError(f"{where}: continual: {e}") from None
+def _at_ref(value: Any) -> str | None:
+    """'@group' -> 'group'; anything else -> None."""
+    return value[1:] if isinstance(value, str) and value.startswith("@") else None
 
 
-def _vlm_stages(cell: dict, where: str) -> list[dict] | None:
-    from ..genrecal import expand_stages
-
-    try:
-        return expand_stages(cell)
-    except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
-def _link_vlm_stage(cell: dict, parent: Cell) -> None:
-    from ..genrecal import link_stage
-
-    link_stage(cell, parent)
-
-
-def _init_ref(cell: dict) -> str | None:
-    from ..continual.sequence import init_ref
-
-    return init_ref(cell)
+def _stages(cell: dict, where: str) -> tuple[str | None, list[dict] | None]:
+    """(section, its stage cells) when a registered section expands this raw cell into stages, else (None, None)."""
+    for name, sec in SECTIONS.items():
+        if sec.expand is None:
+            continue
+        try:
+            stages = sec.expand(cell)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if stages:
+            return name, stages
+    return None, None
 
 
-def _link_stage(cell: dict, parent: Cell) -> None:
-    from ..continual.sequence import link_stage
-
-    link_stage(cell, parent)
+def _stage_section(cell: dict) -> str | None:
+    """The section whose stage this raw cell is (written out by hand, not expanded), or None."""
+    return next((name for name, sec in SECTIONS.items() if sec.is_stage is not None and sec.is_stage(cell)), None)
 
 
 def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
     def base(c: Cell) -> str:
         cfg = c.config
-        if cfg.continual.stage:
-            from ..continual.sequence import stage_name
-
-            return cfg.name or stage_name(cfg)
-        if _is_vlm_config(cfg):
-            from ..genrecal import stage_name as vlm_name
-
-            teacher = by_id[_teacher_of(c, by_id)].config.student if _teacher_of(c, by_id) else cfg.teacher
-            return cfg.name or vlm_name(cfg, size_label(teacher) if teacher and cfg.method.name != "supervised"
-                                        else None)
+        teacher = by_id[_teacher_of(c, by_id)].config.student if _teacher_of(c, by_id) else cfg.teacher
+        label = size_label(teacher) if teacher else None
+        for _, sec in SECTIONS.items():  # a plugin names its own cells (a stage and its task, a VLM stage)
+            named = sec.name(cfg, label) if sec.name is not None else None
+            if named is not None:
+                return named
         parts = [cfg.method.name]
         if c.teacher_id:
             parts.append("T" + size_label(by_id[c.teacher_id].config.student))
@@ -459,10 +439,6 @@ def _assign_names(cells: list[Cell], by_id: dict[str, Cell]) -> list[Cell]:
         out.append(dataclasses.replace(c, name=unique, config=dataclasses.replace(c.config, name=unique)))
     # the config name is not part of the id, so ids are unchanged
     return out
-
-
-def _is_vlm_config(cfg) -> bool:
-    return "vlm" in cfg.sections or cfg.method.name == "genrecal"
 
 
 def _teacher_of(c: Cell, by_id: dict[str, Cell]) -> str | None:
