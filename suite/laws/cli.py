@@ -10,13 +10,12 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 from .._io import atomic_write_json
 from .approaches import APPROACHES, ApproachResult, envelope, isoflop, parametric_exponents
 from .data import is_sweep_results, points_for, read_table
 from .fitting import FitResult, fit
-from .forms import LAWS, effective_break_summary, get_law
+from .forms import LAWS, get_law
 from .published import PUBLISHED, published
 
 
@@ -34,13 +33,13 @@ def _points(law, table, say, **kw):
         pts.attrs["dropped"] = dropped
     return pts
 
-def supervised_params(spec: str) -> dict[str, float]:
+def supervised_params(spec: str, flag: str = "--supervised-params") -> dict[str, float]:
     """A published set's name, or a JSON file: a `suite fit --json` output or a flat {name: value} mapping."""
     if spec in PUBLISHED:
         return dict(published(spec).params)
     p = Path(spec)
     if not p.exists():
-        raise FileNotFoundError(f"--supervised-params {spec!r} is neither a file nor a published set "
+        raise FileNotFoundError(f"{flag} {spec!r} is neither a file nor a published set "
                                 f"({', '.join(PUBLISHED.names())})")
     obj = json.loads(p.read_text())
     params = obj.get("params", obj) if isinstance(obj, dict) else None
@@ -76,30 +75,14 @@ def _run(a) -> int:
         return _run_approach(a)
     if a.law is None:
         raise ValueError(f"--law is required with --approach parametric (one of: {', '.join(LAWS.names())})")
-    LAWS.get(a.law)  # unknown law: list the valid ones before reading any data
+    cls = LAWS.get(a.law)  # unknown law: list the valid ones before reading any data
     table = read_table(a.data)
-    context: dict[str, Any] = {}
-    if a.law == "distillation":
-        if a.supervised_params:
-            context["supervised"] = supervised_params(a.supervised_params)
-        elif is_sweep_results(table):
-            say("distillation: fitting the supervised law to the sweep's supervised runs first "
-                "(pass --supervised-params to use another)")
-            sup_law = get_law("supervised")
-            sup_pts = _points(sup_law, table, say)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sup = fit(sup_law, sup_pts, progress=say, source=f"{a.data} (supervised runs)")
-            context["supervised"] = sup.params
-        else:
-            raise ValueError("the distillation law needs the student's supervised law: pass --supervised-params "
-                             "FILE.json (from `suite fit --law supervised --json`) or a published set "
-                             f"({', '.join(n for n in PUBLISHED.names() if 'supervised' in n)})")
+    context = {dep: _built_on(a, dep, table, say) for dep in cls.needs}
     law = get_law(a.law, **context)
     pts = _points(law, table, say, all_kd=a.all_kd)
     left_out = pts.attrs.get("left_out", {})
     if left_out:
-        say(f"distillation: left out {sum(left_out.values())} distilled run(s) outside eq. 8's setting "
+        say(f"{a.law}: left out {sum(left_out.values())} distilled run(s) outside eq. 8's setting "
             f"({'; '.join(f'{k}: {n}' for k, n in left_out.items())}); --all-kd fits them too")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound warnings are reported in the result
@@ -111,11 +94,10 @@ def _run(a) -> int:
     if pts.attrs.get("dropped"):
         out["dropped"] = pts.attrs["dropped"]
     text = format_fit(res)
-    if a.law == "distillation":  # the switch's location is identified even where c1 alone is not (forms.py)
-        eb = out["effective_break"] = effective_break_summary(res.params, res.samples, law.param_names, a.ci)
-        text += (f"\neffective break b = d1 (c1 f1)^-f1 = {eb['value']:.4f}"
-                 + (f"  [{eb['ci'][0]:.4f}, {eb['ci'][1]:.4f}]" if "ci" in eb else ""))
-    if a.law in ("chinchilla", "supervised"):  # approach 3's compute-optimal exponents, beside approaches 1-2
+    for key, (value, line) in law.derived(res).items():   # e.g. the distillation law's effective break
+        out[key] = value
+        text += "\n" + line
+    if law.compute_optimal:  # approach 3's compute-optimal exponents, beside approaches 1-2
         opt = parametric_exponents(res.params, res.samples, law.param_names, ci=a.ci)
         out["compute_optimal"] = opt.to_dict()
         text += "\n" + format_approach(opt)
@@ -125,8 +107,25 @@ def _run(a) -> int:
     return 0
 
 
+def _built_on(a, dep: str, table, say) -> dict[str, float]:
+    """The fitted parameters of the law `dep` that the law being fitted needs (Law.needs): --DEP-params (a
+    file or a published set), else `dep` fitted to the sweep's runs first."""
+    given = getattr(a, f"{dep.replace('-', '_')}_params", None)
+    if given:
+        return supervised_params(given, flag=f"--{dep}-params")
+    if is_sweep_results(table):
+        say(f"{a.law}: fitting the {dep} law to the sweep's {dep} runs first (pass --{dep}-params to use another)")
+        dep_law = get_law(dep)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fit(dep_law, _points(dep_law, table, say), progress=say, source=f"{a.data} ({dep} runs)").params
+    raise ValueError(f"the {a.law} law needs the student's {dep} law: pass --{dep}-params FILE.json (from "
+                     f"`suite fit --law {dep} --json`) or a published set "
+                     f"({', '.join(n for n, p in PUBLISHED.items() if p.law == dep)})")
+
+
 def _run_approach(a) -> int:
-    if a.law not in (None, "chinchilla", "supervised"):
+    if a.law is not None and not LAWS.get(a.law).compute_optimal:
         raise ValueError(f"--approach {a.approach} uses the supervised runs (N, D, loss); --law {a.law} does not apply")
     table = read_table(a.data)
     pts = points_for(get_law("supervised"), table)

@@ -160,7 +160,7 @@ def points_for(law: Law, df: pd.DataFrame, all_kd: bool = False, n_params: str =
         raise ValueError(f"n_params: {n_params!r}{did_you_mean(n_params, N_PARAMS)}; valid: {', '.join(N_PARAMS)}")
     if not is_sweep_results(df):
         return df
-    if law.inputs == ("N", "D"):
+    if set(law.inputs) <= {"N", "D"}:   # a law of supervised training (chinchilla, supervised, a user's L(N))
         rows = supervised_rows(df).rename(columns={"N_S": "N", "D_S": "D"})
     elif law.inputs == ("N_S", "D_S", "L_T"):
         rows, left = kd_rows(df), {}

@@ -205,7 +205,7 @@ class FitResult:
     n_bootstrap: int = 0
     samples: np.ndarray | None = field(default=None, repr=False, compare=False)  # (n_bootstrap, params)
     holdout: dict[str, Any] | None = None
-    context: dict[str, Any] = field(default_factory=dict)   # e.g. the supervised params a distillation fit used
+    context: dict[str, Any] = field(default_factory=dict)   # law.built_on(), fixed, n_params
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"law": self.law, "params": self.params, "objective": self.objective,
@@ -351,8 +351,7 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
 
 
 def _context(law: Law) -> dict[str, Any]:
-    sup = getattr(law, "supervised", None)
-    return {"supervised": dict(sup)} if sup is not None else {}
+    return law.built_on()   # e.g. {"supervised": params} for a distillation fit
 
 
 def _bootstrap(obj: _Objective, law: Law, theta: np.ndarray, n: int, level: float, seed: int) -> dict[str, Any]:

@@ -9,6 +9,12 @@ so that every coordinate has a similar scale) and prepared inputs to log L, and 
 every start and every point at once: theta is (S, p), the inputs are (n,), log L is (S, n) and its
 Jacobian (p, S, n), parameter-major so the fitter's products run over contiguous (S, n) blocks. A new law registers under a name and needs only `log_predict`; the Jacobian falls back to
 central differences.
+
+A law also says what the report and `suite fit` need to know about it, so that neither asks for it by name:
+`needs` (the laws whose fitted parameters it is built on: the distillation law needs the supervised law),
+`compute_optimal` (approach 3's closed form applies), `compare_with` (the published set a report puts beside
+a fit), `summary` (the report's headline sentences for a fit) and `derived` (what a fit implies beyond its
+parameters, e.g. the distillation law's effective break).
 """
 from __future__ import annotations
 
@@ -62,10 +68,48 @@ class Law:
     grid: Mapping[str, tuple[float, ...]] = {}  # default multi-start grid, per fit name (the paper's)
     delta: float = 1e-3                     # default Huber delta on log L
     citation: str = ""
+    # laws whose fitted parameters this one is built on: each is a keyword of the constructor and an attribute
+    # of the instance, both named after the law (Distillation(supervised=params).supervised)
+    needs: tuple[str, ...] = ()
+    compute_optimal: bool = False           # a law of N and D with approach 3's closed form a = beta/(alpha+beta)
+    compare_with: str | None = None         # the published set a report puts beside a fit (a key of PUBLISHED)
+    headline_params: tuple[tuple[str, str], ...] = ()   # (parameter, label) as `summary` states them; default all
 
     def __init__(self, **context: Any):
         if context:
             raise TypeError(f"law {self.name!r} takes no context, got {sorted(context)}")
+
+    def built_on(self) -> dict[str, dict[str, float]]:
+        """{law: parameters} of each law in `needs` this instance was made with (get_law(name, **built_on())
+        makes it again); a fit records it in its context."""
+        return {dep: dict(getattr(self, dep)) for dep in self.needs}
+
+    # ---- what a fit says ---------------------------------------------------------------------------
+    def summary(self, res: Any, name: str, exact_E: float | None = None) -> tuple[list[str], dict[str, Any]]:
+        """The report's headline sentences for the fit `res` (a FitResult) named `name`, and the numbers behind
+        them beyond its parameters (they join summary.json's headline["fit.NAME"]). `exact_E`: the data's
+        exact irreducible loss, when the runs carry it. By default one sentence of the coefficients."""
+        return [self._coefficients(res, name)], {}
+
+    def derived(self, res: Any) -> dict[str, tuple[Any, str]]:
+        """What a fit implies beyond its parameters: {key: (JSON value, one line of text)}; `suite fit` puts
+        each value in its JSON under key and prints its line. Empty by default."""
+        return {}
+
+    def _coefficients(self, res: Any, name: str) -> str:
+        """'Fitted LAW law 'NAME' (n points; 90% bootstrap intervals): A = 1.2 [1.1, 1.3], ...'."""
+        p, ci, held = res.params, res.ci or {}, res.context.get("fixed") or {}
+
+        def coef(k: str, label: str) -> str:
+            lo_hi = ci.get(k)
+            band = (f" [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]" if lo_hi and lo_hi[0] != lo_hi[1] and k not in held
+                    else " (held)" if k in held else "")
+            return f"{label} = {p[k]:.3g}{band}"
+
+        pairs = self.headline_params or tuple((k, k) for k in self.param_names)
+        return (f"Fitted {self.name} law '{name}' ({res.n_points} points{_n_convention(res)}"
+                + (f"; {res.ci_level:.0%} bootstrap intervals" if ci else "") + "): "
+                + ", ".join(coef(k, lab) for k, lab in pairs if k in p) + ".")
 
     # ---- parameter conversion ---------------------------------------------------------------------
     def to_params(self, theta: np.ndarray) -> dict[str, float]:
@@ -118,17 +162,48 @@ class Law:
         return float(out) if out.ndim == 0 else out
 
     def compute(self, data: Mapping[str, Any]) -> np.ndarray:
-        """Training compute of each point (6·N·D), used to order points for held-out extrapolation."""
-        n, d = (self.inputs[0], self.inputs[1])
-        return 6.0 * np.asarray(data[n], dtype=float) * np.asarray(data[d], dtype=float)
+        """Training compute of each point (6·N·D, from the first two inputs; a one-input law orders by its
+        input), used to order points for held-out extrapolation."""
+        out = 6.0 * np.asarray(data[self.inputs[0]], dtype=float)
+        return out * np.asarray(data[self.inputs[1]], dtype=float) if len(self.inputs) > 1 else out
+
+
+def _n_convention(res: Any) -> str:
+    """', N = total parameters' for a fit that counts embeddings and the head (the default, non-embedding N, is
+    what the papers' laws count and goes unsaid)."""
+    return ", N = total parameters" if res.context.get("n_params") == "total" else ""
+
+
+class _SupervisedForm(Law):
+    """A law of supervised training, L(N, D) with an irreducible E: approach 3 applies, and its headline states
+    E against the exact one and the effective exponents."""
+
+    inputs = ("N", "D")
+    compute_optimal = True
+
+    def summary(self, res, name, exact_E=None):
+        p, held, nums = res.params, res.context.get("fixed") or {}, {}
+        s = (f"Fitted {self.name} law '{name}' ({res.n_points} points{_n_convention(res)}): "
+             + ", ".join(f"{k} = {p[k]:.4g}" + (" (held)" if k in held else "")
+                         for k in ("E", "alpha", "beta", "gamma") if k in p))
+        if res.ci and "E" not in held:
+            lo, hi = res.ci["E"]
+            s += f"; E's {res.ci_level:.0%} bootstrap interval [{lo:.4f}, {hi:.4f}]"
+        if exact_E is not None and "E" not in held:
+            s += f"; the exact E is {exact_E:.4f}, so the fit's E is off by {(p['E'] - exact_E) / exact_E:+.1%}"
+            nums["E_error_vs_exact"] = (p["E"] - exact_E) / exact_E
+        if "alpha" in p and "gamma" in p:
+            s += (f". Effective exponents: loss - E ~ N^-{p['alpha'] * p['gamma']:.3f} at infinite data and "
+                  f"~ D^-{p['beta'] * p['gamma']:.3f} at infinite size")
+        return [s + "."], nums
 
 
 @LAWS.register("chinchilla")
-class Chinchilla(Law):
+class Chinchilla(_SupervisedForm):
     """L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, approach 3)."""
 
     name = "chinchilla"
-    inputs = ("N", "D")
+    compare_with = "epoch2024"
     fit_names = ("log_A", "log_B", "log_E", "alpha", "beta")
     param_names = ("E", "A", "B", "alpha", "beta")
     log_params = frozenset({"E", "A", "B"})
@@ -155,11 +230,11 @@ class Chinchilla(Law):
 
 
 @LAWS.register("supervised")
-class Supervised(Law):
+class Supervised(_SupervisedForm):
     """L(N, D) = E + (A/N^alpha + B/D^beta)^gamma (Busbridge et al. 2025, eq. 1)."""
 
     name = "supervised"
-    inputs = ("N", "D")
+    compare_with = "busbridge2025-supervised"
     fit_names = ("log_A", "log_B", "log_E", "alpha", "beta", "gamma")
     param_names = ("E", "A", "B", "alpha", "beta", "gamma")
     log_params = frozenset({"E", "A", "B"})
@@ -196,6 +271,10 @@ class Distillation(Law):
 
     name = "distillation"
     inputs = ("N_S", "D_S", "L_T")
+    needs = ("supervised",)                 # L~_S: the student's supervised law, fitted first
+    compare_with = "busbridge2025-distillation"
+    headline_params = (("A", "A'"), ("B", "B'"), ("alpha", "alpha'"), ("beta", "beta'"), ("gamma", "gamma'"),
+                       ("c0", "c0"), ("c1", "c1"), ("d1", "d1"), ("f1", "f1"))
     fit_names = ("log_A", "log_B", "alpha", "beta", "gamma", "c0", "c1", "f1", "log_d1")
     param_names = ("A", "B", "alpha", "beta", "gamma", "c0", "c1", "f1", "d1")
     log_params = frozenset({"A", "B", "d1"})
@@ -217,6 +296,25 @@ class Distillation(Law):
         self.supervised_law = LAWS.get(supervised_law)()
         self.supervised = dict(supervised)
         self._sup_theta = self.supervised_law.from_params(self.supervised)
+
+    def derived(self, res):
+        """The effective break (the switch's location is identified even where c1 alone is not)."""
+        eb = effective_break_summary(res.params, res.samples, self.param_names, res.ci_level)
+        return {"effective_break": (eb, f"effective break b = d1 (c1 f1)^-f1 = {eb['value']:.4f}"
+                                        + (f"  [{eb['ci'][0]:.4f}, {eb['ci'][1]:.4f}]" if "ci" in eb else ""))}
+
+    def summary(self, res, name, exact_E=None):
+        p = res.params
+        eb = self.derived(res)["effective_break"][0]
+        s = (f"Its teacher-to-student switch: effective break b = d1 (c1 f1)^-f1 = {eb['value']:.4f} (a student "
+             f"matches its teacher once L_T > b x its supervised loss), width 1/f1 = {1 / p['f1']:.1f}")
+        if "ci" in eb:
+            s += f"; b's {res.ci_level:.0%} bootstrap interval [{eb['ci'][0]:.4f}, {eb['ci'][1]:.4f}]"
+        if "c1" in res.at_bound:
+            s += (". c1 itself is not identified: below the break c1 and d1 act only through b, and past it the "
+                  "bracket is ~0 for any c1 f1 >> 1, so the objective is flat in c1 along b (Busbridge et al.'s "
+                  "own c1 = 522.6 has the degenerate interval (522.6, 522.6))")
+        return [self._coefficients(res, name), s + "."], {"effective_break": eb}
 
     def prepare(self, data):
         z = super().prepare(data)

@@ -7,12 +7,13 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import pandas as pd
 
 from ..config import ConfigError
-from ..laws import PUBLISHED, FitResult, Law, exact_irreducible, fit, get_law, points_for, published, read_table
+from ..laws import (LAWS, PUBLISHED, FitResult, Law, exact_irreducible, fit, get_law, points_for, published,
+                     read_table)
 from ..registry import did_you_mean
 from .spec import LawSpec, ReportSpec
 
@@ -85,23 +86,56 @@ def column_list(df: pd.DataFrame, limit: int = 40) -> str:
 
 
 def fit_laws(spec: ReportSpec, df: pd.DataFrame, say: Callable[[str], None]) -> dict[str, Fitted]:
-    """Fits in dependency order: supervised fits first, then the distillation fits built on them."""
+    """Fits in dependency order: a fit whose law `needs` others (the distillation law: a supervised fit, named
+    by its spec's `supervised:`) comes after the fits it is built on; otherwise in spec order."""
     out: dict[str, Fitted] = {}
-    order = sorted(spec.laws.items(), key=lambda kv: kv[1].law == "distillation")
-    for name, ls in order:
-        sup = None
-        if ls.law == "distillation":
-            sup = out[ls.supervised].result.params if ls.supervised in out else published(ls.supervised).params
-        out[name] = fit_one(name, ls, df, say, where=f"{spec.source}: laws.{name}", supervised=sup)
+    depth = _depths(spec)
+    for name, ls in sorted(spec.laws.items(), key=lambda kv: depth[kv[0]]):
+        where = f"{spec.source}: laws.{name}"
+        built_on = {dep: out[ref].result.params if ref in out else published(ref).params
+                    for dep, ref in _needed(ls, where).items()}
+        out[name] = fit_one(name, ls, df, say, where=where, built_on=built_on)
     return out
 
 
+def _needed(ls: LawSpec, where: str) -> dict[str, str]:
+    """{law it needs: the fit of this spec or the published set that gives it} for one fit: the spec names each
+    under the needed law's own key (`supervised: NAME`)."""
+    out = {}
+    for dep in LAWS.get(ls.law).needs:
+        ref = getattr(ls, dep.replace("-", "_"), None)
+        if not ref:
+            raise ConfigError(f"{where}.{dep}: the {ls.law} law needs the name of a {dep} fit in this spec (or a "
+                              f"published set)")
+        out[dep] = ref
+    return out
+
+
+def _depths(spec: ReportSpec) -> dict[str, int]:
+    """How deep each fit is built: 0 for a law that needs none, else one more than the deepest of the spec's fits
+    it needs (1 when they are all published sets)."""
+    depth: dict[str, int] = {}
+
+    def of(name: str, seen: tuple[str, ...] = ()) -> int:
+        if name in seen:
+            raise ConfigError(f"{spec.source}: laws: {' -> '.join((*seen, name))} build on each other in a circle")
+        if name not in depth:
+            refs = _needed(spec.laws[name], f"{spec.source}: laws.{name}").values()
+            depth[name] = 1 + max((of(r, (*seen, name)) for r in refs if r in spec.laws), default=0) if refs else 0
+        return depth[name]
+
+    for name in spec.laws:
+        of(name)
+    return depth
+
+
 def fit_one(name: str, ls: LawSpec, df: pd.DataFrame, say: Callable[[str], None] | None = None,
-            where: str | None = None, supervised: dict[str, float] | None = None) -> Fitted:
-    """One fit of a spec: `ls` on the results `df` (`supervised`: the params a distillation fit builds on).
-    N counts what `ls.n_params` says; a fit with total N says so in its result's context."""
+            where: str | None = None, built_on: Mapping[str, Mapping[str, float]] | None = None) -> Fitted:
+    """One fit of a spec: `ls` on the results `df` (`built_on`: {law: params} for each law its law `needs`, e.g.
+    the supervised params a distillation fit builds on). N counts what `ls.n_params` says; a fit with total N
+    says so in its result's context."""
     where = where or f"laws.{name}"
-    law = get_law(ls.law, **({"supervised": supervised} if ls.law == "distillation" else {}))
+    law = get_law(ls.law, **(built_on or {}))
     try:
         rows = df.query(ls.rows) if ls.rows else df
     except Exception as e:  # a pandas query is user code: its errors are spec errors
@@ -131,9 +165,8 @@ def refit(f: Fitted, df: pd.DataFrame, say: Callable[[str], None] | None = None,
     """`f` fitted again to `df` with its LawSpec changed, e.g. refit(f, df, n_params="total", bootstrap=100,
     holdout=None): the same law, rows, delta, held parameters, search and seed otherwise."""
     ls = dataclasses.replace(f.spec, **changes)
-    sup = supervised_params_of(f) if f.spec.law == "distillation" else None
     what = ", ".join(f"{k}={v}" for k, v in changes.items())
-    return fit_one(f.name, ls, df, say, where=f"laws.{f.name} (refit: {what})", supervised=sup)
+    return fit_one(f.name, ls, df, say, where=f"laws.{f.name} (refit: {what})", built_on=f.law.built_on())
 
 
 def _fixed_value(v, df: pd.DataFrame, where: str) -> float:
@@ -153,15 +186,19 @@ def fit_of(fits: dict[str, Fitted], *laws: str) -> Fitted | None:
     return next((f for f in fits.values() if f.spec.law in laws), None)
 
 
+def compute_optimal_fits(fits: dict[str, Fitted]) -> list[Fitted]:
+    """The fits whose law has approach 3's closed form (Law.compute_optimal: chinchilla, supervised), in order."""
+    return [f for f in fits.values() if f.law.compute_optimal]
+
+
 def supervised_params_of(dist: Fitted) -> dict[str, float]:
     """The supervised law a distillation fit was fitted against (its L~_S): use it, not another fit."""
-    return dict(dist.law.supervised)
+    return dict(dist.law.built_on()["supervised"])
 
 
 def comparison_set(f: Fitted) -> str | None:
-    """The published coefficient set to put beside a fit."""
+    """The published coefficient set to put beside a fit: the spec's `compare`, else its law's `compare_with`."""
     if f.spec.compare:
         return f.spec.compare
-    default = {"supervised": "busbridge2025-supervised", "distillation": "busbridge2025-distillation",
-               "chinchilla": "epoch2024"}.get(f.spec.law)
-    return default if default in PUBLISHED else None
+    default = f.law.compare_with
+    return default if default is not None and default in PUBLISHED else None

@@ -23,7 +23,6 @@ import pandas as pd
 from .._io import atomic_write_json, atomic_write_text
 from ..config import ConfigError
 from ..laws import exact_irreducible
-from ..laws.forms import effective_break_summary
 from .analysis import Fitted, comparison_set, fit_laws, load_results, reading_columns
 from .compare import comparison_table  # noqa: F401  (registers TABLES["comparison"])
 from .continual import headline_lines as continual_lines
@@ -101,44 +100,13 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
                             "only the baseline arm's own seeds, with fewer degrees of freedom, so it can call "
                             "the same difference not significant)"
                             if any(p.get("test") == "budget_sd" for p in tested) else "") + ".")
-    for f in fits.values():
-        p = f.result.params
+    for f in fits.values():   # each law states its own fit (Law.summary), the rest is the same for every law
         key = f"fit.{f.name}"
-        if f.spec.law in ("supervised", "chinchilla"):
-            nums[key] = {"params": p, "source": f"tables/fits.csv ({f.spec.law} law on {f.result.n_points} points)"}
-            held = f.result.context.get("fixed") or {}
-            s = (f"Fitted {f.spec.law} law '{f.name}' ({f.result.n_points} points{_n_convention(f)}): "
-                 + ", ".join(f"{k} = {p[k]:.4g}" + (" (held)" if k in held else "")
-                             for k in ("E", "alpha", "beta", "gamma") if k in p))
-            if f.result.ci and "E" not in held:
-                lo, hi = f.result.ci["E"]
-                s += f"; E's {f.result.ci_level:.0%} bootstrap interval [{lo:.4f}, {hi:.4f}]"
-            if "irreducible_loss_exact" in nums and "E" not in held:
-                e = nums["irreducible_loss_exact"]["value"]
-                s += f"; the exact E is {e:.4f}, so the fit's E is off by {(p['E'] - e) / e:+.1%}"
-                nums[key]["E_error_vs_exact"] = (p["E"] - e) / e
-            if "alpha" in p and "gamma" in p:
-                s += (f". Effective exponents: loss - E ~ N^-{p['alpha'] * p['gamma']:.3f} at infinite data and "
-                      f"~ D^-{p['beta'] * p['gamma']:.3f} at infinite size")
-            lines.append(s + ".")
-        else:
-            nums[key] = {"params": p, "source": f"tables/fits.csv (distillation law on {f.result.n_points} points)"}
-            ci = f.result.ci or {}
-            held = f.result.context.get("fixed") or {}
-
-            def coef(k: str, label: str) -> str:
-                lo_hi = ci.get(k)
-                band = (f" [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]" if lo_hi and lo_hi[0] != lo_hi[1] and k not in held
-                        else " (held)" if k in held else "")
-                return f"{label} = {p[k]:.3g}{band}"
-
-            lines.append(f"Fitted distillation law '{f.name}' ({f.result.n_points} points{_n_convention(f)}"
-                         + (f"; {f.result.ci_level:.0%} bootstrap intervals" if ci else "") + "): "
-                         + ", ".join(coef(k, lab) for k, lab in (("A", "A'"), ("B", "B'"), ("alpha", "alpha'"),
-                                                                   ("beta", "beta'"), ("gamma", "gamma'"),
-                                                                   ("c0", "c0"), ("c1", "c1"), ("d1", "d1"),
-                                                                   ("f1", "f1")) if k in p) + ".")
-            lines.append(_break_line(f, nums[key]))
+        nums[key] = {"params": f.result.params,
+                     "source": f"tables/fits.csv ({f.spec.law} law on {f.result.n_points} points)"}
+        said, numbers = f.law.summary(f.result, f.name, exact_E=e)
+        lines += said
+        nums[key].update(numbers)
         if f.result.holdout:
             h = f.result.holdout
             nums[key]["holdout"] = h
@@ -153,26 +121,6 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
     lines += continual_lines(df, nums)
     lines += vlm_lines(df, nums)
     return lines, nums
-
-
-def _n_convention(f: Fitted) -> str:
-    """', N = total parameters' for a fit that counts embeddings and the head (the default, non-embedding N, is
-    what the papers' laws count and goes unsaid)."""
-    return ", N = total parameters" if f.result.context.get("n_params") == "total" else ""
-
-
-def _break_line(f: Fitted, num: dict) -> str:
-    p = f.result.params
-    eb = num["effective_break"] = effective_break_summary(p, f.result.samples, f.law.param_names, f.result.ci_level)
-    s = (f"Its teacher-to-student switch: effective break b = d1 (c1 f1)^-f1 = {eb['value']:.4f} (a student "
-         f"matches its teacher once L_T > b x its supervised loss), width 1/f1 = {1 / p['f1']:.1f}")
-    if "ci" in eb:
-        s += f"; b's {f.result.ci_level:.0%} bootstrap interval [{eb['ci'][0]:.4f}, {eb['ci'][1]:.4f}]"
-    if "c1" in f.result.at_bound:
-        s += (". c1 itself is not identified: below the break c1 and d1 act only through b, and past it the "
-              "bracket is ~0 for any c1 f1 >> 1, so the objective is flat in c1 along b (Busbridge et al.'s own "
-              "c1 = 522.6 has the degenerate interval (522.6, 522.6))")
-    return s + "."
 
 
 def _flag_blocks(flags: list[dict[str, Any]]) -> list[Block]:

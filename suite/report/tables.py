@@ -17,7 +17,7 @@ from ..config import ConfigError
 from ..laws import (CONVENTIONS, DEFAULT_CONVENTION, approach_points, envelope, exact_irreducible, exponent_summary,
                     get_convention, isoflop, kd_rows, optimal_teacher_loss, parametric_exponents, parametric_measured,
                     published, supervised_rows)
-from .analysis import comparison_set, fit_of, refit, supervised_params_of
+from .analysis import comparison_set, compute_optimal_fits, fit_of, refit, supervised_params_of
 from .flags import fit_caveats
 from .registries import TABLES
 
@@ -209,7 +209,8 @@ def approaches(df: pd.DataFrame, fits: dict, bootstrap: int = 400, convention: s
                total_fit_bootstrap: int = 100) -> dict[str, Any]:
     """Hoffmann et al.'s approaches 1-3 on the supervised runs, with N and C counted as `convention` says
     (suite.laws.CONVENTIONS: non_embedding, total, measured): {name: ApproachResult or error string}.
-    Approach 3 takes the spec's first supervised (or chinchilla) fit whose N counts the same parameters; with
+    Approach 3 takes the spec's first fit of a law with a closed-form optimum (Law.compute_optimal: supervised,
+    chinchilla) whose N counts the same parameters; with
     total N and no such fit in the spec, the first one is refitted here with total N (its settings, no
     holdout, at most `total_fit_bootstrap` bootstrap resamples)."""
     conv = get_convention(convention)
@@ -221,7 +222,7 @@ def approaches(df: pd.DataFrame, fits: dict, bootstrap: int = 400, convention: s
                 out[name] = fn(pts, bootstrap=bootstrap, seed=0, convention=conv)
             except ValueError as e:
                 out[name] = str(e)
-    laws = [f for f in fits.values() if f.spec.law in ("supervised", "chinchilla")]
+    laws = compute_optimal_fits(fits)
     f = next((f for f in laws if getattr(f.spec, "n_params", "non_embedding") == conv.n_params), None)
     if f is None and laws and conv.n_params == "total":
         try:
@@ -313,9 +314,8 @@ def compute_optimal(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.Data
             shown[f"{q}: {head.get(key, key)}"] = [with_ci(*x) for x in zip(raw[c], raw[f"{c}_ci_low"],
                                                                             raw[f"{c}_ci_high"])]
     shown["compute levels"] = raw["levels"].map(lambda v: "–" if pd.isna(v) else str(int(v)))
-    own_total = any(getattr(f.spec, "n_params", "non_embedding") == "total"
-                    and f.spec.law in ("supervised", "chinchilla") for f in fits.values())
-    base = next((f for f in fits.values() if f.spec.law in ("supervised", "chinchilla")), None)
+    own_total = any(getattr(f.spec, "n_params", "non_embedding") == "total" for f in compute_optimal_fits(fits))
+    base = next(iter(compute_optimal_fits(fits)), None)
     total_fit = ("the spec's fit with n_params: total" if own_total else
                  f"the {base.name} fit refitted here with total N: its settings, no holdout, at most 100 bootstrap "
                  f"resamples" if base is not None else "no fit")
