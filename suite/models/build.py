@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -16,11 +15,8 @@ import torch
 from ..config import InputError
 from ..refs import gguf_file, is_gguf_ref, local_model_ref
 from ..registry import did_you_mean
-from .tiny import TINY
-
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
-
+from .loading import DTYPES, quiet_local_load
+from .tiny import TINY, TINY_VLMS
 
 # the weight files a local checkpoint may hold (safetensors first: what `suite train` writes)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -35,7 +31,6 @@ def check_model_ref(spec: str | None, where: str) -> None:
     (`tiny-0.07M`). Paths, hub ids, `cell:<id>` and `@group` pass: they are resolved when the cell runs."""
     import re
 
-    from .vlm import TINY_VLMS  # tiny VLM names are model references too
 
     if not spec or spec.startswith(("cell:", "@")) or spec in TINY or spec in TINY_VLMS:
         return
@@ -55,7 +50,7 @@ def build_model(spec: str, vocab_size: int | None = None, seed: int | None = Non
     """A `transformers` causal LM. Tiny names are built from scratch (seeded); paths and ids are loaded."""
     from transformers import AutoModelForCausalLM
 
-    torch_dtype = _DTYPES[dtype] if dtype else None
+    torch_dtype = DTYPES[dtype] if dtype else None
     spec = local_model_ref(spec)  # a GGUF file: its converted checkpoint directory
     if is_tiny(spec):
         if vocab_size is None:
@@ -89,21 +84,6 @@ def build_model(spec: str, vocab_size: int | None = None, seed: int | None = Non
     except OSError as e:
         raise OSError(f"could not load model {spec!r} (not a tiny name, local checkpoint, or reachable hub id; "
                       f"tiny names: {', '.join(TINY.names())}): {e}") from e
-
-
-@contextlib.contextmanager
-def quiet_local_load(local: bool = True):
-    """No "Loading weights" bar for a local load (noise in run logs); downloads keep theirs."""
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    if local:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def model_shape(model) -> dict:

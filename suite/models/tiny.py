@@ -79,3 +79,30 @@ def tiny_config(name: str) -> TinyConfig:
 
 def describe(name: str) -> dict:
     return {"name": name, **asdict(TINY.get(name))}
+
+
+# ---- tiny vision-language models (built by models/vlm.py; here so that a name check needs no transformers)
+
+@dataclass(frozen=True)
+class TinyVLMConfig:
+    family: str               # llava | qwen2vl | internvl
+    hidden: int               # language model width
+    layers: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vision_hidden: int
+    vision_layers: int
+    vision_heads: int
+    image_size: int           # llava, internvl: square input side; qwen2vl: resized side (multiple of 28)
+    patch: int
+
+
+TINY_VLMS = Registry[TinyVLMConfig]("tiny VLM")
+# llava: (32/8)² = 16 image tokens; qwen2vl: 56/14 = 4 patches a side, merged 2×2 -> 4 image tokens;
+# internvl: (32/8)² = 16 patches, pixel-shuffled by 0.5 -> 4 image tokens (plus <img> ... </img>)
+TINY_VLMS.register("tiny-llava", TinyVLMConfig("llava", 64, 2, 4, 4, 172, 32, 1, 2, 32, 8))
+TINY_VLMS.register("tiny-llava-m", TinyVLMConfig("llava", 128, 4, 4, 4, 344, 64, 2, 4, 32, 8))
+TINY_VLMS.register("tiny-qwen2vl", TinyVLMConfig("qwen2vl", 64, 2, 4, 2, 172, 32, 1, 2, 56, 14))
+TINY_VLMS.register("tiny-qwen2vl-m", TinyVLMConfig("qwen2vl", 128, 4, 4, 2, 344, 64, 2, 4, 56, 14))
+TINY_VLMS.register("tiny-internvl", TinyVLMConfig("internvl", 64, 2, 4, 2, 172, 32, 1, 2, 32, 8))

@@ -29,36 +29,13 @@ from typing import Any, Sequence
 
 import torch
 
-from ..registry import Registry
-from .build import _DTYPES, quiet_local_load
 from .io import save_pretrained
+from .loading import DTYPES, quiet_local_load
+from .tiny import TINY_VLMS, TinyVLMConfig
 
 Sample = tuple[Sequence[Any], str]  # (PIL images, prompt text)
 
 
-@dataclass(frozen=True)
-class TinyVLMConfig:
-    family: str               # llava | qwen2vl | internvl
-    hidden: int               # language model width
-    layers: int
-    heads: int
-    kv_heads: int
-    ffn: int
-    vision_hidden: int
-    vision_layers: int
-    vision_heads: int
-    image_size: int           # llava, internvl: square input side; qwen2vl: resized side (multiple of 28)
-    patch: int
-
-
-TINY_VLMS = Registry[TinyVLMConfig]("tiny VLM")
-# llava: (32/8)² = 16 image tokens; qwen2vl: 56/14 = 4 patches a side, merged 2×2 -> 4 image tokens;
-# internvl: (32/8)² = 16 patches, pixel-shuffled by 0.5 -> 4 image tokens (plus <img> ... </img>)
-TINY_VLMS.register("tiny-llava", TinyVLMConfig("llava", 64, 2, 4, 4, 172, 32, 1, 2, 32, 8))
-TINY_VLMS.register("tiny-llava-m", TinyVLMConfig("llava", 128, 4, 4, 4, 344, 64, 2, 4, 32, 8))
-TINY_VLMS.register("tiny-qwen2vl", TinyVLMConfig("qwen2vl", 64, 2, 4, 2, 172, 32, 1, 2, 56, 14))
-TINY_VLMS.register("tiny-qwen2vl-m", TinyVLMConfig("qwen2vl", 128, 4, 4, 2, 344, 64, 2, 4, 56, 14))
-TINY_VLMS.register("tiny-internvl", TinyVLMConfig("internvl", 64, 2, 4, 2, 172, 32, 1, 2, 32, 8))
 
 _LLAVA_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'user' %}USER: {% for c in m['content'] %}"
@@ -422,7 +399,7 @@ class VLM:
 def build_vlm(spec: str, tokenizer=None, seed: int | None = None, dtype: str | None = None) -> VLM:
     """A tiny VLM built from scratch around `tokenizer` (a copy gets the family's special tokens), or a
     checkpoint (local path or Hugging Face id) with its processor."""
-    torch_dtype = _DTYPES[dtype] if dtype else None
+    torch_dtype = DTYPES[dtype] if dtype else None
     if spec in TINY_VLMS:
         if tokenizer is None:
             raise ValueError(f"building {spec!r} from scratch needs a tokenizer")
@@ -445,7 +422,7 @@ def load_vlm(spec: str, dtype: str | None = None) -> VLM:
         raise FileNotFoundError(f"VLM {spec!r}: no config.json in {path.resolve()}; tiny names: "
                                 f"{', '.join(TINY_VLMS.names())}")
     where = str(path) if looks_local else spec
-    kwargs = {"dtype": _DTYPES[dtype]} if dtype else {}
+    kwargs = {"dtype": DTYPES[dtype]} if dtype else {}
     with quiet_local_load(looks_local):
         model = AutoModelForImageTextToText.from_pretrained(where, **kwargs)
     if model.config.model_type == "qwen2_vl" and importlib.util.find_spec("torchvision") is None:
