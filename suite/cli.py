@@ -238,7 +238,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print result.json")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--dry-run", action="store_true",
-                   help="validate the config (every key, range and cross-field check) and print the cell; train nothing")
+                   help="validate the config (every key, range and cross-field check) and print the cell; "
+                        "train nothing")
     t.set_defaults(fn=_train)
 
     sw = sub.add_parser("sweep", help="run a grid of cells on slurm, locally or inline; status, resume, collect",
@@ -301,7 +302,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    b = sub.add_parser("bench", help="benchmarks that print measured ratios (kd-loss, train, mmlu, sweep, fit, search, vlm-eval)")
+    b = sub.add_parser("bench", help="benchmarks that print measured ratios "
+                                     "(kd-loss, train, mmlu, sweep, fit, search, vlm-eval)")
     bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
     k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
     k.add_argument("--teacher", default=None, metavar="MODEL",

@@ -4,7 +4,8 @@
     cfg.cell_id       # content hash of everything that changes the result (not the name)
 
 Unknown keys and wrong types fail with the file, the dotted key and the valid choices:
-    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: continual, data, eval, method, name, optim, student, teacher, train, vlm
+    configs/x.yaml: unknown key 'trian' (did you mean 'train'?); valid: continual, data, eval, method, name,
+        optim, student, teacher, train, vlm
 """
 from __future__ import annotations
 
@@ -178,7 +179,8 @@ class EvalConfig:
     """Benchmarks a cell runs on its final model (`suite eval` takes the same keys)."""
     benchmarks: tuple[str, ...] = ()   # mmlu | ai2d | mmvet | mathvista | heldout (heldout is always measured)
     data_root: str | None = None       # MMLU: DIR/mmlu (cais/mmlu layout); VLM TSVs: DIR ($LMUData by default)
-    judge: str = "none"                # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID | rule (no LLM: "The answer is X.")
+    # none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID | rule (no LLM: "The answer is X.")
+    judge: str = "none"
     # MMLU shots from `dev` (first_n, as upstream); 5, the setting of the published MMLU numbers; 0 for zero-shot
     num_fewshot: Annotated[int, NON_NEGATIVE] = 5
     limit: Annotated[int | None, AT_LEAST_1] = None       # at most this many questions per task (smoke runs)
@@ -665,7 +667,8 @@ def read_yaml_mapping(path: str | Path, missing: str = "no such config file") ->
 def load_config(path: str | Path, overrides: list[str] | None = None) -> CellConfig:
     data = read_yaml_mapping(path)
     if not data and not overrides:   # every default: tiny-1M on 20xN tokens, surely not what was meant
-        raise ConfigError(f"{path}: the config is empty; a cell needs at least `student:` (see configs/quickstart.yaml)")
+        raise ConfigError(f"{path}: the config is empty; a cell needs at least `student:` "
+                          f"(see configs/quickstart.yaml)")
     try:
         return config_from_dict(apply_overrides(data, overrides), source=str(path))
     except ConfigError as e:   # a bad key or value that came from the command line: say which --set

@@ -57,7 +57,8 @@ def test_cell_id_ignores_name_but_not_content():
 
 
 def test_overrides_reach_nested_keys_and_method_params():
-    d = apply_overrides({"method": "kd", "teacher": "t"}, ["method.temperature=2", "train.tokens=1M", "student=tiny-2M"])
+    d = apply_overrides({"method": "kd", "teacher": "t"},
+                        ["method.temperature=2", "train.tokens=1M", "student=tiny-2M"])
     cfg = config_from_dict(d)
     assert cfg.method.params == {"temperature": 2} and cfg.train.tokens == "1M" and cfg.student == "tiny-2M"
     with pytest.raises(ConfigError, match="KEY=VALUE"):

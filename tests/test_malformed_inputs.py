@@ -2,8 +2,9 @@
 data, predictions, benchmark files and checkpoints, each through the CLI a user would type.
 
 Every case asserts the exit code (2), that the message (one `suite...: error:` line; a YAML error adds the
-parser's pointer to the line) names the file and the key (or column, or row), and that nothing was written: the tree under the test's directory hashes the same before and after, so
-no run directory, sweep.json, report, score file or queued job appeared. A bad resubmit of a finished sweep
+parser's pointer to the line) names the file and the key (or column, or row), and that nothing was written:
+the tree under the test's directory hashes the same before and after, so no run directory, sweep.json,
+report, score file or queued job appeared. A bad resubmit of a finished sweep
 leaves every file of its runs/ untouched.
 """
 from __future__ import annotations

@@ -43,7 +43,8 @@ def naive_fit(data: dict[str, np.ndarray], delta: float = 1e-3, grid: dict | Non
         return float(huber(pred - y, delta).sum())
 
     best = None
-    for x0 in tqdm(start_grid(law, grid), desc="naive per-start L-BFGS-B", disable=not progress, leave=False, mininterval=1.0):
+    for x0 in tqdm(start_grid(law, grid), desc="naive per-start L-BFGS-B", disable=not progress, leave=False,
+                   mininterval=1.0):
         r = minimize(objective, x0, method="L-BFGS-B", bounds=law.bounds)
         if best is None or r.fun < best.fun:
             best = r

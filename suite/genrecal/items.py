@@ -127,7 +127,8 @@ def instruction_items(n: int, seed: int = 0, kinds: Sequence[str] = KINDS, style
     questions and images either way."""
     for k in kinds:
         if k not in KINDS:
-            raise ValueError(f"unknown visual-instruction kind {k!r}{did_you_mean(k, KINDS)}; valid: {', '.join(KINDS)}")
+            raise ValueError(f"unknown visual-instruction kind {k!r}{did_you_mean(k, KINDS)}; "
+                             f"valid: {', '.join(KINDS)}")
     banned = {q.key() for q in exclude}
     per_kind: dict[str, list[VisualQA]] = {}
     for i, k in enumerate(kinds):

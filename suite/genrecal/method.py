@@ -261,7 +261,8 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
                   train_vision: bool = False) -> list[torch.nn.Parameter]:
     """requires_grad per stage (Tab. 9): 1 → Recalibrator; 2 → + student LM body (head, projector by switch);
     3 → student minus its vision encoder. The teacher never trains; the vision encoder trains in stages 2-3 only
-    with `train_vision` (vlm.train_vision: a from-scratch tiny student has no pretrained encoder). Returns the trained."""
+    with `train_vision` (vlm.train_vision: a from-scratch tiny student has no pretrained encoder). Returns the
+    trained."""
     student.model.requires_grad_(False)
     if recalibrator is not None:
         recalibrator.requires_grad_(params.stage in (1, 2))

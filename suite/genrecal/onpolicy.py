@@ -138,8 +138,8 @@ def sample_answers(student, batch, max_new_tokens: int, temperature: float = 1.0
     end-of-reply token or after max_new_tokens. Uses the torch RNG (restored on resume) unless `generator`."""
     banned = _banned(student)
     if (teacher is None or teacher_mix == 0.0) and generator is None:
-        return student.generate_ids([(im, q) for im, q, *_ in batch], max_new_tokens, do_sample=True, temperature=temperature,
-                                    top_k=0, top_p=1.0, suppress_tokens=banned or None)
+        return student.generate_ids([(im, q) for im, q, *_ in batch], max_new_tokens, do_sample=True,
+                                    temperature=temperature, top_k=0, top_p=1.0, suppress_tokens=banned or None)
     was = student.model.training
     student.model.eval()
     stops = set(student.stop_ids)

@@ -23,9 +23,11 @@ from .fitting import FitResult, bootstrap, fit, holdout, start_grid
 from .forms import LAWS, Law, get_law
 from .published import PUBLISHED, PublishedFit, published
 
-__all__ = ["APPROACHES", "ApproachResult", "compute_levels", "envelope", "fit_parabola", "isoflop", "parametric_exponents",
-           "CONVENTIONS", "DEFAULT_CONVENTION", "Convention", "get_convention", "parametric_measured", "exponent_summary",
-           "conventions_sentence", "MEASURED_FLOPS", "N_PARAMS", "approach_points", "total_params", "LAWS", "Law", "get_law", "PUBLISHED", "PublishedFit", "published", "fit", "bootstrap", "holdout",
+__all__ = ["APPROACHES", "ApproachResult", "compute_levels", "envelope", "fit_parabola", "isoflop",
+           "parametric_exponents", "CONVENTIONS", "DEFAULT_CONVENTION", "Convention", "get_convention",
+           "parametric_measured", "exponent_summary", "conventions_sentence", "MEASURED_FLOPS", "N_PARAMS",
+           "approach_points", "total_params", "LAWS", "Law", "get_law", "PUBLISHED", "PublishedFit", "published",
+           "fit", "bootstrap", "holdout",
            "start_grid", "FitResult", "check_points", "exact_irreducible", "kd_rows", "supervised_rows",
            "load_points", "points_for", "read_table", "SCENARIOS",
            "chinchilla_optimal", "supervised_optimal", "compute_optimal_distillation", "distillation_flops",

@@ -96,7 +96,8 @@ class ApproachResult:
     ci_level: float | None = None
     n_bootstrap: int = 0
     levels: pd.DataFrame | None = field(default=None, repr=False, compare=False)
-    points: pd.DataFrame | None = field(default=None, repr=False, compare=False)   # N, D, loss, C, level (seeds averaged)
+    # N, D, loss, C, level (seeds averaged)
+    points: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     warnings: tuple[str, ...] = ()
     convention: str = DEFAULT_CONVENTION   # a key of CONVENTIONS: what N and C count
 

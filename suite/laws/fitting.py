@@ -269,8 +269,8 @@ def fit(law: Law, data: Mapping[str, Any], loss: Any = None, *, delta: float | N
         progress: Callable[[str], None] | None = None, source: str = "data") -> FitResult:
     """Fit `law` to points. `data` maps the law's inputs (and "loss", unless `loss` is given) to arrays,
     e.g. a DataFrame with columns N, D, loss. `fixed` holds parameters at given values (paper names, e.g.
-    {"gamma": 1.0}). `source` names the data in error messages. See the module docstring for `method`, `scout`, `keep`, `polish`
-    and `prune`."""
+    {"gamma": 1.0}). `source` names the data in error messages. See the module docstring for `method`, `scout`,
+    `keep`, `polish` and `prune`."""
 
     t0 = time.perf_counter()
     cols = check_points(law, data, loss, source=source)

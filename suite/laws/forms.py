@@ -7,8 +7,8 @@
 A law is fitted in log space: it maps a parameter vector theta (its `fit_names`, e.g. log A rather than A,
 so that every coordinate has a similar scale) and prepared inputs to log L, and gives d log L / d theta for
 every start and every point at once: theta is (S, p), the inputs are (n,), log L is (S, n) and its
-Jacobian (p, S, n), parameter-major so the fitter's products run over contiguous (S, n) blocks. A new law registers under a name and needs only `log_predict`; the Jacobian falls back to
-central differences.
+Jacobian (p, S, n), parameter-major so the fitter's products run over contiguous (S, n) blocks. A new law
+registers under a name and needs only `log_predict`; the Jacobian falls back to central differences.
 
 A law also says what the report and `suite fit` need to know about it, so that neither asks for it by name:
 `needs` (the laws whose fitted parameters it is built on: the distillation law needs the supervised law),

@@ -60,5 +60,6 @@ _add(PublishedFit(
 
 
 def published(name: str) -> PublishedFit:
-    """A published coefficient set by name: chinchilla, chinchilla-tex, epoch2024, busbridge2025-{supervised,distillation}."""
+    """A published coefficient set by name: chinchilla, chinchilla-tex, epoch2024,
+    busbridge2025-{supervised,distillation}."""
     return PUBLISHED.get(name)

@@ -15,7 +15,8 @@ reverse KL optimised by policy gradient on the student's own samples) nor the Di
 an adaptive mix of student-generated and fixed outputs): a row labelled "MiniLLM" or "DistiLLM" in a published
 table is those methods, and a run of `reverse_kl` / `skew_kl` here is their teacher-forced loss only.
     jsd(β)            β·KL(p‖M) + (1−β)·KL(q‖M), M = β·p + (1−β)·q   GKD; β=0 → KL(p‖q), β=1 → KL(q‖p) as TRL
-    soft_ce           −Σ p log q = KL(p‖q) + H(p)                Hinton's soft-target cross-entropy (same gradient as forward_kl)
+    soft_ce           −Σ p log q = KL(p‖q) + H(p)                Hinton's soft-target cross-entropy
+                                                                 (same gradient as forward_kl)
 """
 from __future__ import annotations
 

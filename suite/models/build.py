@@ -19,7 +19,8 @@ from .loading import DTYPES, quiet_local_load
 from .tiny import TINY, TINY_VLMS
 
 # the weight files a local checkpoint may hold (safetensors first: what `suite train` writes)
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 
 
 def is_tiny(spec: str) -> bool:

@@ -1,6 +1,6 @@
 """Open a generated HTML report in a real headless Chromium and report what went wrong.
 
-    python -c "from suite.report.browser import check_page; print(check_page('reports/quickstart/index.html', 'shot.png'))"
+    python -c "import suite.report.browser as b; print(b.check_page('reports/quickstart/index.html', 'shot.png'))"
 
 `check_page` starts the system Chromium (see `find_chromium`; Debian: `apt-get install chromium`)
 headless with a throw-away profile, loads the page from its file:// URL, waits for the load event

@@ -308,7 +308,8 @@ def build_report(spec_path: str | Path, out: str | Path | None = None, results: 
                Block("list", items=(f"results: results.parquet beside this page ({len(df)} runs; sha256 of its "
                                     f"CSV form {digest})",
                                     f"analysis spec: {spec_rel}",
-                                    f"regenerate: suite report {spec_rel} --results {_rel(own)} --out {_rel(out_dir)}"))]
+                                    f"regenerate: suite report {spec_rel} --results {_rel(own)} "
+                                    f"--out {_rel(out_dir)}"))]
     atomic_write_text(out_dir / "index.md", render_markdown(title, blocks))
     atomic_write_text(out_dir / "index.html", render_html(title, blocks))
     atomic_write_json(out_dir / "summary.json", _round(summary))

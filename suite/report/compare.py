@@ -234,7 +234,7 @@ def shown_table(raw: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     rows = []
     for _, r in raw.iterrows():
         k = _digits(r["metric"], raw.loc[raw["metric"] == r["metric"], "mean"])
-        f = lambda v: "–" if not np.isfinite(v) else f"{v:.{k}f}"  # noqa: E731
+        f = lambda v, k=k: "–" if not np.isfinite(v) else f"{v:.{k}f}"  # noqa: E731
         mean = f(r["mean"]) + (f" [{f(r['ci_low'])}, {f(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else "")
         if r["best"]:
             mean = f"**{mean}**"

@@ -151,7 +151,8 @@ def crossover(df: pd.DataFrame, fits: dict) -> tuple[Any, str] | None:
     fd = fit_of(fits, "distillation")
     # the supervised curve is the one the distillation law was fitted against (its L~_S), when there is one
     sup_params, sup_law = ((supervised_params_of(fd), get_law("supervised")) if fd is not None else
-                           ((fs.result.params, fs.law) if (fs := fit_of(fits, "supervised", "chinchilla")) else (None, None)))
+                           ((fs.result.params, fs.law) if (fs := fit_of(fits, "supervised", "chinchilla"))
+                            else (None, None)))
     best_lt = float(kd["L_T"].min())
     sizes = sorted(kd["N_S"].unique())
     d = np.geomspace(min(sup["D_S"].min(), kd["D_S"].min()) / 2, max(sup["D_S"].max(), kd["D_S"].max()) * 30, 150)

@@ -236,7 +236,7 @@ def fitted_crossovers(df: pd.DataFrame, dist: Fitted, teacher: str = "chosen") -
             cross = np.flatnonzero((gap[:-1] > 0) & (gap[1:] <= 0))
             if cross.size:
                 lo, hi = np.log(d[cross[0]]), np.log(d[cross[0] + 1])
-                f = lambda x: exact(float(n), float(np.exp(x)))["gain"]   # noqa: E731
+                f = lambda x, n=n: exact(float(n), float(np.exp(x)))["gain"]   # noqa: E731
                 x = brentq(f, lo, hi, xtol=1e-10) if f(lo) > 0 >= f(hi) else hi
                 at = exact(float(n), float(np.exp(x)))
                 rec.update(verdict="supervised catches up", tokens=float(np.exp(x)), L_T_at_crossover=at["L_T"],
@@ -531,7 +531,8 @@ def size_order(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, Any]) 
         best_smaller = g["loss"].cummin().shift(1)
         for r, b in zip(g.itertuples(), best_smaller):
             if pd.notna(b) and r.loss > b + tol:
-                worse.append(f"{fmt_count(r.N_S)} at {fmt_count(d)} tokens ({r.loss:.4f} vs {b:.4f} for a smaller model)")
+                worse.append(f"{fmt_count(r.N_S)} at {fmt_count(d)} tokens "
+                             f"({r.loss:.4f} vs {b:.4f} for a smaller model)")
     if not budgets:
         return None
     nums["check.size_order"] = {"budgets": budgets, "violations": worse, "tolerance_by_budget": tols,

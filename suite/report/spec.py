@@ -131,7 +131,8 @@ def load_spec(path: str | Path) -> ReportSpec:
                               f"; valid: fast (batched descent, the default), full (L-BFGS-B from every start)")
         if lw.n_params not in N_PARAMS:
             raise ConfigError(f"{where}: laws.{fname}.n_params: {lw.n_params!r}"
-                              f"{did_you_mean(str(lw.n_params), N_PARAMS)}; valid: non_embedding (N without the embeddings and LM head, the default), "
+                              f"{did_you_mean(str(lw.n_params), N_PARAMS)}; valid: non_embedding "
+                              f"(N without the embeddings and LM head, the default), "
                               f"total (every parameter)")
         if lw.law == "distillation":
             if lw.supervised is None:

@@ -109,8 +109,9 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
             lo, hi = (res.ci or {}).get(k, (np.nan, np.nan))
             plo, phi = (pub.ci.get(k, (np.nan, np.nan)) if pub else (np.nan, np.nan))
             held = k in (res.context.get("fixed") or {})
-            rows.append({"fit": f.name, "law": f.spec.law, "search": res.method, "parameter": k, "ours": v, "ours_ci_low": lo,
-                         "ours_ci_high": hi, "ours_ci_level": res.ci_level if res.ci else np.nan, "held": held,
+            rows.append({"fit": f.name, "law": f.spec.law, "search": res.method, "parameter": k, "ours": v,
+                         "ours_ci_low": lo, "ours_ci_high": hi,
+                         "ours_ci_level": res.ci_level if res.ci else np.nan, "held": held,
                          "published": pub.params.get(k, np.nan) if pub else np.nan, "published_ci_low": plo,
                          "published_ci_high": phi, "published_ci_level": pub.ci_level if pub else np.nan,
                          "published_source": pub_name or "", "caveat": caveats.get(k, "")})
@@ -132,7 +133,8 @@ def fits_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
         "published source": raw["published_source"]})
     return shown, raw, ("Fitted law coefficients (ours, on this sweep's tiny models and synthetic data) beside the "
                         "published coefficients of the same law (other models, other data: compare shapes, "
-                        "not values). ⚑: a coefficient these runs do not identify (on its bound, or an interval wider than a "
+                        "not values). ⚑: a coefficient these runs do not identify (on its bound, or an interval "
+                        "wider than a "
                         "decade; the reason is in the CSV's caveat column and under Flags). N and D are raw counts, "
                         "losses in nats/token. search: the multi-start "
                         "search that produced the fit (fast: batched descent of every start, the best polished "
@@ -155,7 +157,7 @@ def fit_quality(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFram
     raw = pd.DataFrame(rows)
     shown = raw.copy()
     for c in ("objective", "huber_delta", "holdout_mean_rel_error"):
-        shown[c] = raw[c].map(lambda v: fmt(v) if c != "holdout_mean_rel_error" or v is None or pd.isna(v)
+        shown[c] = raw[c].map(lambda v, c=c: fmt(v) if c != "holdout_mean_rel_error" or v is None or pd.isna(v)
                               else f"{v:.2%}")
     return shown, raw, ("How each fit went: summed Huber objective, starts of the multi-start grid (searched: those "
                         "that descended after the cheap screening of large grids; converged: of those), bootstrap "

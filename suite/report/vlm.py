@@ -6,8 +6,8 @@ They read the VLM cells of a results table (columns `vlm.*`, one row per cell). 
 its method: "tiny-qwen2vl baseline" (epochs 0: the student before training), "SFT", "KD (forward_kl)" (with
 ", λ 0.5: SFT + KD" when the hard-label CE is mixed in), "MiniLLM (on-policy)", "DistiLLM (on-policy, skew_kl)",
 "GenRecal (L_reg ce+kl)" and "LLaVA-KD (DPT → SFT → DFT)" (their stage-3 cells; the stage table shows every
-stage); " · App. F teacher answers" when the cell trained on the teacher's detailed answers. Seeds are averaged; ± is the
-sample standard deviation over seeds. Benchmarks are percentages (VLMEvalKit's scale); the held-out loss is
+stage); " · App. F teacher answers" when the cell trained on the teacher's detailed answers. Seeds are averaged;
+± is the sample standard deviation over seeds. Benchmarks are percentages (VLMEvalKit's scale); the held-out loss is
 the student's cross-entropy on the answer tokens of held-out items (nats per student token).
 """
 from __future__ import annotations
@@ -162,7 +162,8 @@ def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame
             shown.append({"variant": v, "after stage": str(int(k)), **show})
     return (pd.DataFrame(shown), pd.DataFrame(raw),
             "GenRecal and LLaVA-KD after each stage (the paper's Tab. 9 check: GenRecal's stage 1 trains only the "
-            "Recalibrator, so the student still scores as the baseline; LLaVA-KD's stage 1 trains only the projector). The Recalibrator columns are its main path on held-out items, "
+            "Recalibrator, so the student still scores as the baseline; LLaVA-KD's stage 1 trains only the "
+            "projector). The Recalibrator columns are its main path on held-out items, "
             "read through the teacher's frozen head: CE against the teacher's answer tokens and KL to the teacher's "
             "own answer distribution (stages 1 and 2; stage 3 has no Recalibrator).")
 

@@ -116,7 +116,8 @@ def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     unknown = set(data) - _GRID_KEYS
     if unknown:
         k = sorted(unknown)[0]
-        raise ConfigError(f"{path}: unknown key {k!r}{did_you_mean(k, _GRID_KEYS)}; valid: {', '.join(sorted(_GRID_KEYS))}")
+        raise ConfigError(f"{path}: unknown key {k!r}{did_you_mean(k, _GRID_KEYS)}; "
+                          f"valid: {', '.join(sorted(_GRID_KEYS))}")
     includes = data.pop("include", None) or []
     if isinstance(includes, str):
         includes = [includes]
@@ -353,7 +354,8 @@ def _check_vocabulary(cfg: CellConfig, teacher: CellConfig, ref: str, where: str
         return  # e.g. GenRecal bridges vocabularies; VLM cells bring their models' own tokenizers
     s, t = cfg.data, teacher.data
     if s.kind == "synthetic" and (t.kind, t.language) != ("synthetic", s.language):
-        raise ConfigError(f"{where}.teacher: '@{ref}' trained on {t.kind} data ({t.language if t.kind == 'synthetic' else t.path}), "
+        raise ConfigError(f"{where}.teacher: '@{ref}' trained on {t.kind} data "
+                          f"({t.language if t.kind == 'synthetic' else t.path}), "
                           f"this student on the synthetic world {s.language!r}: their vocabularies differ and "
                           f"token-level KD needs one; give both the same data.language")
     if s.tokenizer and t.tokenizer and s.tokenizer != t.tokenizer:

@@ -114,7 +114,8 @@ def cell_state(cell_dir: Path, live_jobs: Mapping[str, str] | Callable[[], Mappi
             # and the restart removes the file: failed only once the job has left the queue
             sched = ((live_jobs() if callable(live_jobs) else live_jobs) or {}).get(str(job.get("job_id")))
             if sched in SLURM_RUNNING or sched in SLURM_WAITING:
-                return ("running" if sched in SLURM_RUNNING else "pending"), f"job {job.get('job_id')} {sched.lower()} after a lost rank"
+                return (("running" if sched in SLURM_RUNNING else "pending"),
+                        f"job {job.get('job_id')} {sched.lower()} after a lost rank")
         if err.get("killed"):
             return "failed", f"killed: {one_line(err.get('message', ''))} (a resubmit resumes it)"[:200]
         return "failed", f"{err.get('type', 'error')}: {one_line(err.get('message', ''))}"[:200]
@@ -132,7 +133,8 @@ def cell_state(cell_dir: Path, live_jobs: Mapping[str, str] | Callable[[], Mappi
         return "pending", "inline run did not finish"
     sched = ((live_jobs() if callable(live_jobs) else live_jobs) or {}).get(str(job.get("job_id")))
     if sched is None:
-        return "failed", f"job {job.get('job_id')} left the queue without result.json (cancelled, or its teacher failed)"
+        return "failed", (f"job {job.get('job_id')} left the queue without result.json "
+                          f"(cancelled, or its teacher failed)")
     if sched in SLURM_RUNNING:
         return "running", f"job {job.get('job_id')}"
     if sched in SLURM_WAITING:

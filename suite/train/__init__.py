@@ -7,6 +7,7 @@ from .loop import Interrupted, train
 from .schedule import lr_factor, warmup_steps
 from .trackers import Trackers, open_trackers
 
-__all__ = ["train", "launch_local", "Interrupted", "DistEnv", "init_distributed", "latest_checkpoint", "list_checkpoints",
-           "load_checkpoint", "save_checkpoint", "resume_checkpoint", "verify_checkpoint", "CheckpointError",
+__all__ = ["train", "launch_local", "Interrupted", "DistEnv", "init_distributed", "latest_checkpoint",
+           "list_checkpoints", "load_checkpoint", "save_checkpoint", "resume_checkpoint", "verify_checkpoint",
+           "CheckpointError",
            "lr_factor", "warmup_steps", "open_trackers", "Trackers"]

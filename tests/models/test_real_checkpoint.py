@@ -74,7 +74,8 @@ def test_kd_with_the_real_teacher(smollm2, tmp_path):
     from suite.config import config_from_dict
     from suite.train import train
 
-    (tmp_path / "c.txt").write_text("\n".join(f"Line {i}: the quick brown fox jumps over the lazy dog." for i in range(60)))
+    (tmp_path / "c.txt").write_text("\n".join(f"Line {i}: the quick brown fox jumps over the lazy dog."
+                                              for i in range(60)))
     cfg = config_from_dict({
         "name": "real-kd", "student": "tiny-0.01M", "teacher": smollm2["ref"],
         "method": {"name": "kd", "divergence": "reverse_kl", "temperature": 1.0, "kd_weight": 1.0},
@@ -85,7 +86,8 @@ def test_kd_with_the_real_teacher(smollm2, tmp_path):
     }, "test")
     r = train(cfg, tmp_path / "run", progress=False)
     assert r["N_T"] == 106_203_456 and r["flops"]["teacher_logits"] > 0
-    assert math.isfinite(r["loss"]) and r["L_T"] < r["loss"]  # the real teacher is far better than 2 steps of a 10k student
+    # the real teacher is far better than 2 steps of a 10k student
+    assert math.isfinite(r["loss"]) and r["L_T"] < r["loss"]
     assert r["model_shape"]["vocab_size"] == 49152
 
 

@@ -66,7 +66,8 @@ def test_holm_across_the_table_and_bold_only_when_significant():
 def test_arm_labels_strip_the_seed_and_errors_name_the_choices():
     df = _results()
     arms = with_arms(df)
-    assert set(arms["arm"]) == {"supervised", "kd", "other"} and arms["seed"].tolist() == df["config.train.seed"].tolist()
+    assert set(arms["arm"]) == {"supervised", "kd", "other"}
+    assert arms["seed"].tolist() == df["config.train.seed"].tolist()
     with pytest.raises(ConfigError, match="no row has method = 'supervsed'.*did you mean 'supervised'"):
         compare(df, Comparison(("loss",), "method=supervsed", ("student",), arm="method"))
     with pytest.raises(ConfigError, match="metric 'los' is not a results column.*did you mean 'loss'"):

@@ -195,7 +195,8 @@ def test_committed_quickstart_report_regenerates_from_its_results(tmp_path):
                 assert mine["params"][k] == pytest.approx(v, rel=1e-3), (name, k)
     for rel in ("tables/results.md", "tables/results.tex", "tables/results.csv"):
         assert (out / rel).read_text() == (committed / rel).read_text(), rel
-    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(p.name for p in (committed / "figures").iterdir())
+    assert (sorted(p.name for p in (out / "figures").iterdir())
+            == sorted(p.name for p in (committed / "figures").iterdir()))
 
 
 def test_benchmark_bars_and_forgetting_curves_draw_from_benchmark_columns():
@@ -230,7 +231,8 @@ def test_committed_genrecal_toy_report_regenerates_and_keeps_the_stage_1_check(t
     base = table.loc["tiny-qwen2vl baseline (untrained)"]
     # GenRecal on the benchmark's short answers, as its baseline (App. F cells train another tokenizer on other
     # answers; LLaVA-KD's stage 1 trains the projector, so it is meant to move)
-    check = stages[(stages["stage"] == 1) & stages["variant"].str.contains("GenRecal") & ~stages["variant"].str.contains("·")]
+    check = stages[(stages["stage"] == 1) & stages["variant"].str.contains("GenRecal")
+                   & ~stages["variant"].str.contains("·")]
     assert len(check) == 2
     for _, row in check.iterrows():
         assert row["loss.mean"] == pytest.approx(base["loss.mean"], abs=1e-9)

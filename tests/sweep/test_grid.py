@@ -49,7 +49,8 @@ def test_include_merges_underneath(tmp_path):
 @pytest.mark.parametrize("raw,msgs", [
     ({"cells": {}}, ["g.yaml", "no cells"]),
     ({"cells": {"a": {"axes": {"studnet": ["tiny-0.1M"]}}}}, ["cells.a.axes", "'studnet'", "did you mean 'student'"]),
-    ({"cells": {"a": {"axes": {"method": ["supervised", "distil"]}}}}, ["unknown method 'distil'", "valid: ", "kd, ", "supervised"]),
+    ({"cells": {"a": {"axes": {"method": ["supervised", "distil"]}}}},
+     ["unknown method 'distil'", "valid: ", "kd, ", "supervised"]),
     ({"cells": {"a": {"set": {"method": "kd", "teacher": "@techer"}}, "teacher": {}}},
      ["'@techer'", "did you mean 'teacher'"]),
     ({"cells": {"a": {"set": {"method": "kd", "teacher": "@b"}}, "b": {"set": {"method": "kd", "teacher": "@a"}}}},

@@ -146,7 +146,8 @@ def _job_nodes(job_id):
 
 
 def _checkpoint_steps(cell_dir):
-    return {int(p.parent.name.split("_")[1]): p.stat().st_mtime for p in (cell_dir / "checkpoints").glob("step_*/state.json")}
+    return {int(p.parent.name.split("_")[1]): p.stat().st_mtime
+            for p in (cell_dir / "checkpoints").glob("step_*/state.json")}
 
 
 def test_lost_node_requeues_and_resumes_on_the_nodes_left(long_ref, tmp_path):
