@@ -4,6 +4,12 @@
     @METHODS.register("kd")
     class KD: ...
     METHODS.get("kd")          # a typo raises with the valid names and a "did you mean"
+    BENCHMARKS.register("ai2d", lazy="suite.eval.vlm.ai2d:AI2D")   # imported on the first get("ai2d")
+
+Lazy entries. `register(name, lazy="module:object")` records where an entry lives without importing it (as
+lm-eval registers its tasks), so that listing names and validating a config import nothing heavy. The first
+`get(name)` (or `items()`) imports the module, looks the object up (dots walk attributes: "mod:Cls.attr") and
+keeps it; a module that registers the object itself while being imported fills its own placeholder.
 
 Plugins. A registry made with `plugins=True` (methods, config sections, benchmarks) also holds what packages
 above the schema register: GenRecal, the continual-learning methods, the benchmarks. Those packages are
@@ -49,6 +55,20 @@ class UnknownNameError(KeyError, ValueError):
         return str(self.args[0])
 
 
+class Lazy(str):
+    """A placeholder entry: "module:object", imported on first use (`Registry.register(name, lazy=...)`)."""
+
+    def resolve(self, where: str) -> Any:
+        module, _, attr = self.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            raise ImportError(f"{where}: cannot load {str(self)!r} ({type(e).__name__}: {e})") from e
+        return obj
+
+
 class Registry(Generic[T]):
     """A named table of objects (classes, factories, configs) that configs refer to by string key."""
 
@@ -56,39 +76,67 @@ class Registry(Generic[T]):
         """`plugins`: entries may come from `suite.plugins` packages, loaded before a miss or a full listing."""
         self.kind = kind
         self.plugins = plugins
-        self._items: dict[str, T] = {}
+        self._items: dict[str, T | Lazy] = {}
+        self._loading: set[str] = set()  # placeholders being imported: their module may register the object
 
-    def _all(self) -> dict[str, T]:
+    def _all(self) -> dict[str, T | Lazy]:
         if self.plugins:
             load_plugins()
         return self._items
 
-    def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
-        """Register `obj` under `name`; without `obj`, return a decorator."""
+    def register(self, name: str, obj: T | None = None, *, lazy: str | None = None) -> Callable[[T], T] | T | None:
+        """Register `obj` under `name`; without `obj`, return a decorator; with `lazy="module:object"`, a
+        placeholder that the first `get(name)` imports."""
+        if lazy is not None:
+            module, sep, attr = lazy.partition(":")
+            if obj is not None or not (module and sep and attr):
+                raise ValueError(f"{self.kind} {name!r}: lazy takes 'module:object' and no object (got {lazy!r})")
+            old = self._items.get(name)
+            if old is not None and old != lazy:  # the same placeholder twice (a re-imported table) is fine
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items.setdefault(name, Lazy(lazy))
+            return None
 
         def add(o: T) -> T:
-            if name in self._items and self._items[name] is not o:
+            old = self._items.get(name)
+            # a module may register the object its own placeholder names, while the placeholder imports it
+            if old is not None and old is not o and not (isinstance(old, Lazy) and name in self._loading):
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._items[name] = o
             return o
 
         return add(obj) if obj is not None else add
 
+    def _resolved(self, name: str) -> T:
+        obj = self._items[name]
+        if isinstance(obj, Lazy):
+            self._loading.add(name)
+            try:
+                found = obj.resolve(f"{self.kind} {name!r}")
+            finally:
+                self._loading.discard(name)
+            current = self._items.get(name)  # the import may have registered the object itself
+            if isinstance(current, Lazy):
+                self._items[name] = found
+            elif current is not found:
+                raise ValueError(f"{self.kind} {name!r}: {str(obj)!r} is not the object registered under that name")
+            obj = found
+        return obj  # type: ignore[return-value]
+
     def get(self, name: str) -> T:
         if name in self._items:  # the common case: no plugin lookup
-            return self._items[name]
+            return self._resolved(name)
         items = self._all()
-        try:
-            return items[name]
-        except KeyError:
-            hint = ""
-            if self.plugins and not _plugins_loaded:
-                hint = (f" (no {PLUGIN_GROUP} entry points are installed: run `pip install -e .` in the "
-                        f"repository so that the packages above the schema register theirs)")
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, items)}; "
-                f"valid: {', '.join(sorted(items))}{hint}"
-            ) from None
+        if name in items:
+            return self._resolved(name)
+        hint = ""
+        if self.plugins and not _plugins_loaded:
+            hint = (f" (no {PLUGIN_GROUP} entry points are installed: run `pip install -e .` in the "
+                    f"repository so that the packages above the schema register theirs)")
+        raise UnknownNameError(
+            f"unknown {self.kind} {name!r}{did_you_mean(name, items)}; "
+            f"valid: {', '.join(sorted(items))}{hint}"
+        )
 
     def __contains__(self, name: object) -> bool:
         return name in self._items or name in self._all()
@@ -96,8 +144,12 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._all()))
 
-    def names(self) -> list[str]:
-        return sorted(self._all())
+    def names(self, sort: bool = True, plugins: bool = True) -> list[str]:
+        """Every name, sorted (or in registration order); lazy entries stay unimported. `plugins=False`: only
+        what is registered so far, without importing the `suite.plugins` packages."""
+        names = list(self._all() if plugins else self._items)
+        return sorted(names) if sort else names
 
-    def items(self) -> list[tuple[str, T]]:
-        return sorted(self._all().items())
+    def items(self, sort: bool = True, plugins: bool = True) -> list[tuple[str, T]]:
+        """(name, object) for every entry (as `names`); imports the modules of lazy entries."""
+        return [(n, self._resolved(n)) for n in self.names(sort, plugins)]

@@ -1,9 +1,20 @@
-"""The benchmarks `suite eval` and a cell's `eval.benchmarks` can name: each registers its runner in
-config.BENCHMARKS, and run.evaluate calls them in turn.
+"""The benchmarks `suite eval` and a cell's `eval.benchmarks` can name: one registry, config.BENCHMARKS.
+
+    BENCHMARKS.get("ai2d")           # imports suite.eval.vlm.ai2d on first use: its VLMBenchmark entry
+    BENCHMARKS.get("ai2d").run(name, model, ctx)     # what run.evaluate calls for each benchmark
 
 A `suite.plugins` module (pyproject.toml): the schema validates benchmark names through the registry
-without importing the evaluation package. A new benchmark is a runner here (or in its own module, listed in
-BUILTIN) and its tests; `suite eval --benchmarks NAME` and `eval.benchmarks: [NAME]` then find it.
+without importing the evaluation package. `BUILTIN` below is the one table of names; an entry is an object or a
+lazy "module:object" string, imported the first time the benchmark is used, so that `suite --help`, config
+checks and name listings import no benchmark module (pandas, lm-eval, torch).
+
+An entry is a config.Benchmark (name, modality, summary, run); `EvalBenchmark` adds what scoring and the report
+read (scale, chance, answer letters, judge), and `suite.eval.vlm.benchmark.VLMBenchmark` what a VLMEvalKit
+benchmark is made of (dataset, prompt, scorers, fixture). A new benchmark is one module holding its entry (for a
+VLMEvalKit format: `NAME = VLMBenchmark(...)`, see suite/eval/vlm/ai2d.py) and one line in BUILTIN, or, from a
+test or another package, `BENCHMARKS.register(name, entry)` (a package: in a module of its `suite.plugins`
+entry point); `suite eval --benchmarks NAME`, `suite score --benchmark NAME` and `eval.benchmarks: [NAME]` then
+find it.
 """
 from __future__ import annotations
 
@@ -20,6 +31,16 @@ SUMMARY_KEYS = ("overall", "judge", "n", "status", "scorer", "prefetch_rate", "n
                 "groups", "breakdown", "loss", "reason",
                 "stderr", "ci_low", "ci_high", "ci_method", "stderr_by_group", "n_blocks", "chance", "tied_fraction",
                 "answer_entropy", "top_answer", "top_answer_share", "answer_counts", "n_missing", "n_multiple_choice")
+
+
+@dataclass(frozen=True)
+class EvalBenchmark(Benchmark):
+    """A benchmark entry with what its scores mean: read by scoring, `suite eval`'s printout and the report."""
+    scale: float = 1.0                 # `overall` is out of: 1 (fractions, as lm-eval) | 100 (percent, as VLMEvalKit)
+    chance: float | None = None        # fraction 0-1 a uniform guess scores, when fixed (MMLU's 4 options: 0.25);
+                                       # None: per item (the result's `chance`) or undefined (open answers)
+    multiple_choice: bool = False      # answers are option letters (A, B, ...): one letter everywhere is a flag
+    judge: str = "none"                # none | optional (scored without one, by rules) | required (else not scored)
 
 
 @dataclass(frozen=True)
@@ -55,7 +76,8 @@ def mmlu_dir(data_root: str | os.PathLike | None) -> Path:
     return root / "mmlu" if (root / "mmlu").is_dir() else root
 
 
-def _is_vlm(model) -> bool:
+def is_vlm_model(model) -> bool:
+    """A `suite.models.vlm.VLM` (image + text), as opposed to a causal LM."""
     from ..models.vlm import VLM  # transformers' VLM classes: only when a benchmark runs
 
     return isinstance(model, VLM)
@@ -72,7 +94,7 @@ def run_heldout(name: str, model, ctx: EvalContext) -> dict:
     if source is None:
         raise ValueError("heldout needs the model's data: pass a run's model directory (runs/<sweep>/<cell>/model, "
                          "whose cell.json names the data) or evaluate inside a cell")
-    if _is_vlm(model):
+    if is_vlm_model(model):
         raise ValueError("heldout is a text benchmark of the language-model cells; VLMs are scored on "
                          "ai2d / mmvet / mathvista")
     lm = model if isinstance(model, HiddenStatesLM) else HiddenStatesLM(model)
@@ -86,40 +108,30 @@ def run_mmlu(name: str, model, ctx: EvalContext) -> dict:
     """MMLU through lm-eval: our task configs over local cais/mmlu files, or lm-eval's own `mmlu` (the hub)."""
     from .mmlu import evaluate_mmlu
 
-    lm, tok = (model.model, model.tokenizer) if _is_vlm(model) else (model, ctx.tokenizer)
+    lm, tok = (model.model, model.tokenizer) if is_vlm_model(model) else (model, ctx.tokenizer)
     if tok is None:
         raise ValueError("mmlu needs the model's tokenizer")
     local = ctx.mmlu_task == "local"  # upstream: lm-eval's own `mmlu`, from the hub
     res = evaluate_mmlu(lm, tok, mmlu_dir(ctx.data_root) if local else None, num_fewshot=ctx.num_fewshot,
                         batch_size=ctx.batch_size, limit=ctx.limit, device=ctx.device, out_dir=ctx.out / "mmlu",
-                        task=ctx.mmlu_task, progress=ctx.progress)
+                        task=ctx.mmlu_task, progress=ctx.progress, model_name=ctx.model_name)
     return {**summary(res), "judge": "loglikelihood"}
 
 
-def run_vlm(name: str, model, ctx: EvalContext) -> dict:
-    """A VLMEvalKit benchmark: generate the predictions file, then score it as VLMEvalKit would."""
-    from .vlm.generate import predict
-    from .vlm.score import score
+# name -> entry, or "module:object" imported on first use (registration order: `suite eval --help` lists it)
+BUILTIN: dict[str, EvalBenchmark | str] = {
+    "mmlu": EvalBenchmark("mmlu", "text", "MMLU through lm-eval (local cais/mmlu files or lm-eval's own task)",
+                          run_mmlu, chance=0.25, multiple_choice=True),
+    "ai2d": "suite.eval.vlm.ai2d:AI2D",
+    "mmvet": "suite.eval.vlm.mmvet:MMVET",
+    "mathvista": "suite.eval.vlm.mathvista:MATHVISTA",
+    "heldout": EvalBenchmark("heldout", "text", "nats/token on the held-out split of the model's training data",
+                             run_heldout),
+}
+for _name, _entry in BUILTIN.items():
+    if isinstance(_entry, str):
+        BENCHMARKS.register(_name, lazy=_entry)
+    else:
+        BENCHMARKS.register(_name, _entry)
 
-    if not _is_vlm(model):
-        raise ValueError(f"{name} is a vision-language benchmark; model "
-                         f"{ctx.model_name or type(model).__name__} is a text-only language model")
-    info = predict(model, name, out_dir=ctx.out / name, data_root=ctx.data_root, model_name=ctx.model_name,
-                   prompt_style=ctx.prompt_style, batch_size=ctx.batch_size, limit=ctx.limit,
-                   max_new_tokens=ctx.max_new_tokens, progress=ctx.progress)
-    res = score(name, info["predictions"], data_root=ctx.data_root, judge=ctx.judge, out_dir=ctx.out / name,
-                model_name=info["model"])
-    return {**summary(res), "prompt_style": ctx.prompt_style, "predictions": info["predictions"]}
-
-
-BUILTIN = (
-    Benchmark("mmlu", "text", "MMLU through lm-eval (local cais/mmlu files or lm-eval's own task)", run_mmlu),
-    Benchmark("ai2d", "vlm", "AI2D_TEST, VLMEvalKit's TSV and scoring", run_vlm),
-    Benchmark("mmvet", "vlm", "MM-Vet, VLMEvalKit's TSV; GPT-4-style judge", run_vlm),
-    Benchmark("mathvista", "vlm", "MathVista_MINI, VLMEvalKit's TSV; answer extraction by a judge", run_vlm),
-    Benchmark("heldout", "text", "nats/token on the held-out split of the model's training data", run_heldout),
-)
-for _b in BUILTIN:
-    BENCHMARKS.register(_b.name, _b)
-
-NAMES = tuple(b.name for b in BUILTIN)
+NAMES = tuple(BUILTIN)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from .._io import atomic_write_json
 from ..config import BENCHMARKS, config_from_dict, parse_benchmarks
-from .benchmarks import NAMES, EvalContext
+from .benchmarks import EvalContext
 from .judges import JudgeError, make_judge
 
 
@@ -39,7 +39,7 @@ def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, to
     names = parse_benchmarks(benchmarks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    wants_judge = any(BENCHMARKS.get(b).modality == "vlm" for b in names)
+    wants_judge = any(_judge_of(BENCHMARKS.get(b)) != "none" for b in names)
     ctx = EvalContext(out=out, tokenizer=tokenizer, data_root=data_root,
                       judge=make_judge(judge) if wants_judge else None, num_fewshot=num_fewshot, limit=limit,
                       batch_size=batch_size, prompt_style=prompt_style, heldout_source=heldout_source,
@@ -48,6 +48,11 @@ def evaluate(model, benchmarks: Sequence[str], *, out_dir: str | os.PathLike, to
     results = {name: BENCHMARKS.get(name).run(name, model, ctx) for name in names}
     atomic_write_json(out / "eval.json", {"model": model_name, "benchmarks": results})
     return results
+
+
+def _judge_of(entry) -> str:
+    """none | optional | required: an EvalBenchmark says; a plain config.Benchmark of a VLM may use one."""
+    return getattr(entry, "judge", "optional" if entry.modality == "vlm" else "none")
 
 
 def source_for_run(model_dir: str | os.PathLike):
@@ -107,10 +112,11 @@ def _main(a) -> int:
         print(json.dumps(res, indent=2, default=str))
     else:
         for b, r in res.items():
-            value = r.get("loss") if b == "heldout" else r.get("overall")
-            # units as each field reports them: nats/token, lm-eval's acc fraction, VLMEvalKit-style percent
-            shown = ("not scored" if value is None else f"{value:.4f} nats/token" if b == "heldout" else
-                     f"acc {value:.4f}" if b == "mmlu" else f"{value:.2f} %")
+            loss = "overall" not in r  # heldout: a loss, no score
+            value = r.get("loss") if loss else r.get("overall")
+            # units as each field reports them: nats/token, a fraction (scale 1: lm-eval's acc), percent (100)
+            shown = ("not scored" if value is None else f"{value:.4f} nats/token" if loss else
+                     f"acc {value:.4f}" if getattr(BENCHMARKS.get(b), "scale", 1.0) == 1.0 else f"{value:.2f} %")
             status = r.get("status")
             if status == "not_scored":
                 shown += " (needs an LLM judge: --judge openai:MODEL[@BASE_URL] or hf:PATH_OR_ID)"
@@ -130,7 +136,9 @@ def add_parser(sub, helptext: str = "evaluate a model: mmlu (lm-eval), ai2d, mmv
                        "\n\njudges: none (exact matching; MathVista prefetch-only; MM-Vet not scored), "
                        "openai:MODEL[@BASE_URL] (key from $OPENAI_API_KEY), hf:PATH_OR_ID (local chat model)")
     p.add_argument("--model", required=True, help="checkpoint directory (runs/<sweep>/<cell>/model) or HF id")
-    p.add_argument("--benchmarks", required=True, help=f"comma-separated: {','.join(NAMES)}")
+    # the registered names (built-in and registered so far; a plugin's own load when asked for)
+    p.add_argument("--benchmarks", required=True,
+                   help=f"comma-separated: {','.join(BENCHMARKS.names(sort=False, plugins=False))}")
     p.add_argument("--data-root", help="benchmark files: DIR/mmlu/<subject>/..., DIR/AI2D_TEST.tsv ... "
                                        "(VLM default: $LMUData, else ~/LMUData)")
     p.add_argument("--judge", default="none", help="none | openai:MODEL[@BASE_URL] | hf:PATH_OR_ID")

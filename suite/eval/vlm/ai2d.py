@@ -2,6 +2,7 @@
 
     res = score_ai2d(data, make_judge("none"), prefix=Path("outputs/m_AI2D_TEST"))
     # -> outputs/m_AI2D_TEST_exact_matching_result.xlsx (hit, log) and outputs/m_AI2D_TEST_acc.csv
+    AI2D                  # the benchmark's registry entry (config.BENCHMARKS "ai2d"): dataset, prompt, scorer
 
 Vanilla (not circular) evaluation, one row one hit. The reply's option is found by `can_infer` (letter, then
 option text). Rows it cannot place go to the judge with the verbatim MCQ matching prompt, parsed again with
@@ -26,7 +27,10 @@ import pandas as pd
 
 from ..uncertainty import accuracy_uncertainty, answer_distribution, chance_accuracy
 from ._judging import ask_rounds, available
+from .benchmark import VLMEVALKIT_URL, VLMBenchmark
+from .fixtures import world_fixture
 from .matching import FAIL_MSG, build_choices, build_option_str, can_infer, cn_string
+from .prompts import mcq_prompt
 from .tsv import write_table
 
 log = logging.getLogger(__name__)
@@ -190,3 +194,11 @@ def score_ai2d(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, ju
     if len(acc) > 1:
         out["splits"] = {str(r["split"]): 100.0 * float(r["Overall"]) for r in acc.to_dict(orient="records")}
     return out
+
+
+AI2D = VLMBenchmark(
+    "ai2d", summary="AI2D_TEST, VLMEvalKit's TSV and scoring", dataset="AI2D_TEST",
+    max_new_tokens=16,  # a letter or a short option text
+    required=("question", "answer"), prompt=mcq_prompt, scorers={"vlmevalkit": score_ai2d},
+    fixture=world_fixture("ai2d"), multiple_choice=True,
+    url=VLMEVALKIT_URL.format("AI2D_TEST"), md5="0f593e0d1c7df9a3d69bf1f947e71975")

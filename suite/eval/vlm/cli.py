@@ -73,7 +73,8 @@ def add_parser(sub, helptext: str = "score VLM predictions (ai2d, mmvet, mathvis
     p.add_argument("--data-root", metavar="DIR", default=None,
                    help="folder with the benchmark TSVs (default: $LMUData if it is a directory, else ~/LMUData)")
     p.add_argument("--judge", default="none", metavar="SPEC", help="none (default), openai:MODEL[@URL], hf:PATH")
-    p.add_argument("--scorer", default=None, metavar="NAME", help="default vlmevalkit; mathvista: mathvista_official")
+    p.add_argument("--scorer", default=None, metavar="NAME",
+                   help="default: the benchmark's (vlmevalkit); the others are listed below")
     p.add_argument("--out", metavar="DIR", default=None, help="where result files go (default: beside predictions)")
     p.add_argument("--model-name", metavar="NAME", default=None,
                    help="model name in output file names (default: from {model}_{dataset}.xlsx)")

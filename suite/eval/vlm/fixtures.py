@@ -6,6 +6,10 @@
     img, scene = render_scene("bars", seed=3)        # the world, for training-data generators
     items = fixture_items("ai2d", n=100, seed=1)     # rows with PIL images (no base64), same generator as the files
 
+`write_vlm_fixture` calls the benchmark entry's own `fixture` writer (VLMBenchmark.fixture), so a new benchmark
+brings its own; the three built-in ones use this synthetic world (`world_fixture(key)`, question templates and
+columns below).
+
 Every question is answerable from its image: shapes (circle, square, triangle, diamond) in the cells of a 2x2
 grid, words and digits drawn with PIL's bitmap font, bar charts with each bar's value printed above it. Some
 rows reuse the previous row's image by reference (an `image` cell holding that row's index), as the real
@@ -20,7 +24,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .tsv import DATASETS, benchmark_key, encode_image
+from .tsv import benchmark_key, dataset_name, encode_image, get_benchmark
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40), "green": (40, 160, 70), "blue": (40, 80, 220),
@@ -313,6 +317,8 @@ def fixture_items(benchmark: str, n: int | None = None, seed: int = 0, image_siz
     `image_ref` (the TSV writes the reference instead of the bytes).
     """
     key = benchmark_key(benchmark)
+    if key not in TEMPLATES:
+        raise ValueError(f"no synthetic-world questions for {key!r}; valid: {', '.join(TEMPLATES)}")
     n = DEFAULT_N[key] if n is None else int(n)
     rng = random.Random(f"{key}:{seed}")
     templates = TEMPLATES[key]
@@ -354,7 +360,14 @@ _COLUMNS = {
 
 def write_vlm_fixture(root: str | os.PathLike, benchmark: str, n: int | None = None, seed: int = 0,
                       image_size: int = 64) -> Path:
-    """<root>/<DATASET>.tsv for "ai2d" | "mmvet" | "mathvista" (VLMEvalKit columns, base64 PNG images)."""
+    """<root>/<DATASET>.tsv for "ai2d" | "mmvet" | "mathvista" | any registered VLMEvalKit benchmark with a
+    fixture writer (VLMEvalKit columns, base64 PNG images)."""
+    return get_benchmark(benchmark).write_fixture(root, n=n, seed=seed, image_size=image_size)
+
+
+def write_world_fixture(root: str | os.PathLike, benchmark: str, n: int | None = None, seed: int = 0,
+                        image_size: int = 64) -> Path:
+    """<root>/<DATASET>.tsv of a built-in benchmark's questions about this module's synthetic world."""
     key = benchmark_key(benchmark)
     items = fixture_items(key, n, seed, image_size)
     rows = []
@@ -362,12 +375,24 @@ def write_vlm_fixture(root: str | os.PathLike, benchmark: str, n: int | None = N
         row = {c: it.get(c) for c in _COLUMNS[key]}
         row["image"] = str(it["image_ref"]) if it["image_ref"] is not None else encode_image(it["image"])
         rows.append(row)
-    path = Path(os.path.expanduser(str(root))) / f"{DATASETS[key]}.tsv"
+    path = Path(os.path.expanduser(str(root))) / f"{dataset_name(key)}.tsv"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pd.DataFrame(rows, columns=_COLUMNS[key]).to_csv(tmp, sep="\t", index=False)
     os.replace(tmp, path)
     return path
+
+
+def world_fixture(benchmark: str) -> Callable[..., Path]:
+    """The fixture writer of a built-in benchmark (its `VLMBenchmark.fixture`): root, n, seed, image_size -> path."""
+    if benchmark not in TEMPLATES:
+        raise ValueError(f"no synthetic-world questions for {benchmark!r}; valid: {', '.join(TEMPLATES)}")
+
+    def write(root: str | os.PathLike, n: int | None = None, seed: int = 0, image_size: int = 64) -> Path:
+        return write_world_fixture(root, benchmark, n, seed, image_size)
+
+    write.__name__ = f"write_{benchmark}_fixture"
+    return write
 
 
 def write_ai2d_fixture(root: str | os.PathLike, n: int = DEFAULT_N["ai2d"], seed: int = 0,

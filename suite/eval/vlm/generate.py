@@ -22,10 +22,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .prompts import build_prompt
-from .score import get_benchmark
-from .tsv import (benchmark_key, dataset_file, dataset_name, decode_image, load_dataset, require_columns,
-                  write_predictions)
+from .tsv import dataset_file, decode_image, get_benchmark, load_dataset, require_columns, write_predictions
 
 
 def _key(model_name: str, prompt: str, images: list[str], gen: Mapping[str, Any]) -> str:
@@ -75,7 +72,7 @@ def _torn(path: Path) -> bool:
         return f.read(1) != b"\n"
 
 
-def predict(vlm, benchmark: str, *, out_dir: str | os.PathLike, data_root: str | os.PathLike | None = None,
+def predict(vlm, benchmark: Any, *, out_dir: str | os.PathLike, data_root: str | os.PathLike | None = None,
             model_name: str | None = None, prompt_style: str = "default", batch_size: int = 16,
             limit: int | None = None, max_new_tokens: int | None = None, cache: bool = True,
             progress: bool = False, fmt: str = "xlsx") -> dict[str, Any]:
@@ -85,8 +82,8 @@ def predict(vlm, benchmark: str, *, out_dir: str | os.PathLike, data_root: str |
     """
     from tqdm.auto import tqdm
 
-    key = benchmark_key(benchmark)
-    dataset = dataset_name(key)
+    bench = get_benchmark(benchmark)
+    key, dataset = bench.name, bench.dataset
     model_name = model_name or Path(str(vlm.name)).name or "model"
     df = load_dataset(dataset, data_root)
     source = dataset_file(dataset, data_root)
@@ -95,9 +92,9 @@ def predict(vlm, benchmark: str, *, out_dir: str | os.PathLike, data_root: str |
     if limit is not None:
         df = df.iloc[:limit].reset_index(drop=True)
     # default budget: the benchmark's (lmms-eval's task defaults; VLMEvalKit leaves it to each model)
-    gen = {"max_new_tokens": int(max_new_tokens or get_benchmark(key).max_new_tokens), "prompt_style": prompt_style}
+    gen = {"max_new_tokens": int(max_new_tokens or bench.max_new_tokens), "prompt_style": prompt_style}
     rows = df.to_dict("records")
-    prompts = [build_prompt(key, r, prompt_style) for r in rows]
+    prompts = [bench.build_prompt(r, prompt_style) for r in rows]
     images = [_images_of(r) for r in rows]
     weights = vlm.fingerprint()  # answers of other weights under the same name are never reused
     keys = [_key(f"{model_name}@{weights}", p, ims, gen) for p, ims in zip(prompts, images)]

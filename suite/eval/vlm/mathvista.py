@@ -41,7 +41,10 @@ import pandas as pd
 
 from ..uncertainty import accuracy_uncertainty, answer_distribution, chance_accuracy
 from ._judging import RISING_TEMPERATURES, ask_rounds, available
+from .benchmark import VLMEVALKIT_URL, VLMBenchmark
+from .fixtures import world_fixture
 from .matching import FAIL_MSG, _isna, can_infer
+from .prompts import vqa_prompt
 from .tsv import write_table
 
 JUDGE_MAX_TOKENS = 128
@@ -372,5 +375,14 @@ def _option_letter(normalized: str | None, choices: list) -> str:
     return chr(65 + texts.index(normalized)) if normalized in texts else "Z"
 
 
-__all__ = ["score_mathvista", "score_mathvista_official", "post_check", "normalize_extracted_answer",
+MATHVISTA = VLMBenchmark(
+    "mathvista", summary="MathVista_MINI, VLMEvalKit's TSV; answer extraction by a judge",
+    dataset="MathVista_MINI", max_new_tokens=1024,
+    required=("question", "answer", "question_type", "answer_type", "choices", "answer_option", "task", "skills"),
+    prompt=vqa_prompt, scorers={"vlmevalkit": score_mathvista, "mathvista_official": score_mathvista_official},
+    fixture=world_fixture("mathvista"),
+    url=VLMEVALKIT_URL.format("MathVista_MINI"), md5="f199b98e178e5a2a20e7048f5dcb0464")
+
+
+__all__ = ["MATHVISTA", "score_mathvista", "score_mathvista_official", "post_check", "normalize_extracted_answer",
            "extraction_prompt", "levenshtein"]

@@ -28,7 +28,10 @@ import pandas as pd
 
 from ..uncertainty import graded_uncertainty
 from ._judging import RISING_TEMPERATURES, ask_rounds, available
+from .benchmark import VLMEVALKIT_URL, VLMBenchmark
+from .fixtures import world_fixture
 from .matching import FAIL_MSG
+from .prompts import question_prompt
 from .tsv import write_table
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
@@ -167,3 +170,10 @@ def score_mmvet(data: pd.DataFrame, judge: Any, *, prefix: Path | None = None, j
             "breakdown_fine": dict(zip(fine["Category"], fine["acc"])),
             "failed": sum(1 for m in logs if m.endswith("All 5 retries failed.\n")),
             "score_table": cap.to_dict(orient="records"), **graded_uncertainty(scores, scale=100.0)}
+
+
+MMVET = VLMBenchmark(
+    "mmvet", summary="MM-Vet, VLMEvalKit's TSV; GPT-4-style judge", dataset="MMVet", max_new_tokens=1024,
+    required=("question", "answer", "category"), prompt=question_prompt, scorers={"vlmevalkit": score_mmvet},
+    fixture=world_fixture("mmvet"), judge="required",
+    url=VLMEVALKIT_URL.format("MMVet"), md5="748aa6d4aa9d4de798306a63718455e3")

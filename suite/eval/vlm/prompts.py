@@ -5,15 +5,19 @@
     build_prompt("mathvista", row, style="qwen2vl")  # Qwen2-VL mixin: question + short-answer instruction
     build_message("mmvet", row, images=[path])     # VLMEvalKit message: [{"type": "image", ...}, {"type": "text", ...}]
 
-Styles (VLMEvalKit `inference.py`: a model's `use_custom_prompt` / `build_prompt` win over the dataset's):
+Each benchmark's entry names its prompt builder (`VLMBenchmark.prompt`, a function of (row, style)); this
+module holds the builders of VLMEvalKit's prompt families, which a new benchmark picks from:
 
-| style    | AI2D_TEST (MCQ)                                   | MMVet    | MathVista_MINI        |
-|----------|---------------------------------------------------|----------|-----------------------|
-| default  | `ImageMCQDataset.build_prompt`                    | question | question              |
-| internvl | `internvl/utils.py build_multi_choice_prompt`     | question | question              |
-| qwen2vl  | `qwen2_vl/prompt.py _build_mcq_prompt` (stripped) | question | question + VQA_PROMPT |
+| builder         | default                        | internvl                    | qwen2vl                       |
+|-----------------|--------------------------------|-----------------------------|-------------------------------|
+| mcq_prompt      | `ImageMCQDataset.build_prompt` | `build_multi_choice_prompt` | `_build_mcq_prompt`, stripped |
+| question_prompt | question                       | question                    | question                      |
+| vqa_prompt      | question                       | question                    | question + VQA_PROMPT         |
 
-(The Qwen2-VL mixin leaves MMVet to the dataset prompt.)
+AI2D_TEST uses mcq_prompt, MMVet question_prompt, MathVista_MINI vqa_prompt. InternVL's builder is in its
+`internvl/utils.py`, Qwen2-VL's in `qwen2_vl/prompt.py`. Styles follow VLMEvalKit `inference.py`: a model's
+`use_custom_prompt` / `build_prompt` win over the dataset's (the Qwen2-VL mixin leaves MMVet to the dataset
+prompt).
 
 Questions with CJK characters get the upstream Chinese instructions (InternVL, Qwen2-VL).
 """
@@ -24,7 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from ...registry import UnknownNameError, did_you_mean
 from .matching import _isna, cn_string
-from .tsv import benchmark_key
+from .tsv import get_benchmark
 
 PROMPT_STYLES = ("default", "internvl", "qwen2vl")
 
@@ -38,7 +42,7 @@ QWEN2VL_MCQ_CN = "请直接回答选项字母。"
 QWEN2VL_VQA = "\nPlease try to answer the question with short words or phrases if possible."
 
 
-def _check_style(style: str) -> str:
+def check_style(style: str) -> str:
     if style not in PROMPT_STYLES:
         raise UnknownNameError(f"unknown prompt style {style!r}{did_you_mean(style, PROMPT_STYLES)}; "
                                f"valid: {', '.join(PROMPT_STYLES)}")
@@ -85,24 +89,44 @@ def mcq_prompt_qwen2vl(row: Mapping[str, Any]) -> str:
     return prompt.rstrip()
 
 
-def build_prompt(benchmark: str, row: Mapping[str, Any], style: str = "default") -> str:
-    """The text a model sees for `row` of `benchmark` ("ai2d" | "mmvet" | "mathvista") in `style`."""
-    key, style = benchmark_key(benchmark), _check_style(style)
-    if key == "ai2d":
-        return {"default": mcq_prompt_default, "internvl": mcq_prompt_internvl,
-                "qwen2vl": mcq_prompt_qwen2vl}[style](row)
+MCQ_STYLES = {"default": mcq_prompt_default, "internvl": mcq_prompt_internvl, "qwen2vl": mcq_prompt_qwen2vl}
+
+
+def mcq_prompt(row: Mapping[str, Any], style: str = "default") -> str:
+    """A multiple-choice question with options in columns A, B, ... (VLMEvalKit's ImageMCQDataset)."""
+    return MCQ_STYLES[check_style(style)](row)
+
+
+def question_prompt(row: Mapping[str, Any], style: str = "default") -> str:
+    """The question as it is, in every style (VLMEvalKit's MMVet)."""
+    check_style(style)
+    return str(row["question"])
+
+
+def vqa_prompt(row: Mapping[str, Any], style: str = "default") -> str:
+    """The question; Qwen2-VL asks for a short answer (its VQA mixin, as VLMEvalKit's MathVista under qwen2vl)."""
     question = str(row["question"])
-    if key == "mathvista" and style == "qwen2vl":
-        return question + QWEN2VL_VQA
-    return question
+    return question + QWEN2VL_VQA if check_style(style) == "qwen2vl" else question
 
 
-def build_message(benchmark: str, row: Mapping[str, Any], style: str = "default",
-                  images: Iterable[Any] = ()) -> list[dict[str, Any]]:
+def build_prompt(benchmark: Any, row: Mapping[str, Any], style: str = "default") -> str:
+    """The text a model sees for `row` of `benchmark` ("ai2d" | "mmvet" | "mathvista" | an entry) in `style`."""
+    bench = get_benchmark(benchmark)
+    return bench.prompt(row, check_style(style))
+
+
+def message(text: str, style: str = "default", images: Iterable[Any] = ()) -> list[dict[str, Any]]:
     """VLMEvalKit's message list: images then the text (InternVL puts its text first, as upstream)."""
-    text = {"type": "text", "value": build_prompt(benchmark, row, style)}
+    t = {"type": "text", "value": text}
     imgs = [{"type": "image", "value": str(p)} for p in images]
-    return [text, *imgs] if style == "internvl" else [*imgs, text]
+    return [t, *imgs] if style == "internvl" else [*imgs, t]
 
 
-__all__ = ["PROMPT_STYLES", "build_prompt", "build_message"]
+def build_message(benchmark: Any, row: Mapping[str, Any], style: str = "default",
+                  images: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """VLMEvalKit's message list for `row`: images then the text (InternVL puts its text first, as upstream)."""
+    return message(build_prompt(benchmark, row, style), style, images)
+
+
+__all__ = ["PROMPT_STYLES", "build_prompt", "build_message", "message", "mcq_prompt", "question_prompt",
+           "vqa_prompt"]

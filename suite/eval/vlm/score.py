@@ -1,11 +1,14 @@
 """Score a predictions file on AI2D_TEST, MMVet or MathVista_MINI, as VLMEvalKit would, from any tool's output.
 
-    from suite.eval.vlm import score, VLM_BENCHMARKS
+    from suite.eval.vlm import score
     res = score("ai2d", "outputs/m_AI2D_TEST.xlsx")                        # exact matching, no judge
     res = score("mathvista", "outputs/m_MathVista_MINI.xlsx", judge="openai:gpt-4o-mini")
     res = score("mathvista", preds_df, judge="hf:Qwen/Qwen2.5-7B-Instruct", scorer="mathvista_official",
                 out_dir="outputs", model_name="m")
-    VLM_BENCHMARKS.get("mmvet").build_prompt(row, style="qwen2vl")        # the prompt a model should see
+    get_benchmark("mmvet").build_prompt(row, style="qwen2vl")             # the prompt a model should see
+
+A benchmark is its entry in config.BENCHMARKS (suite/eval/vlm/benchmark.py: VLMBenchmark): its dataset, the
+columns its scorers read and the scorers; this module merges predictions with the dataset and calls them.
 
 The returned dict is `{"benchmark", "judge", "overall", "breakdown", "n", ...}`. **Scale: percent 0-100 for all
 three benchmarks** (leaderboard convention; VLMEvalKit's AI2D table itself holds fractions 0-1, kept in its
@@ -43,80 +46,49 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
-from ...registry import Registry, UnknownNameError, did_you_mean
 from ..uncertainty import is_missing
 from ._judging import available, check_working, file_tag, resolve_judge
-from .ai2d import score_ai2d
-from .mathvista import score_mathvista, score_mathvista_official
-from .mmvet import score_mmvet
-from .prompts import build_message, build_prompt
-from .tsv import (DATASETS, benchmark_key, data_root, dataset_file, load_dataset, read_predictions,
-                  require_columns)
-
-Scorer = Callable[..., dict]
+from .tsv import (data_root, dataset_file, get_benchmark, load_dataset, read_predictions, require_columns,
+                  vlm_benchmarks)
 
 
-@dataclass(frozen=True)
-class VLMBenchmark:
-    """One benchmark: its VLMEvalKit dataset, generation budget, prompt builder and scorers."""
+class _VLMBenchmarks:
+    """The VLMEvalKit entries of config.BENCHMARKS, read-only, by key or dataset name (a view, not a registry:
+    this name was a second registry until issue 29; register a benchmark in config.BENCHMARKS)."""
 
-    name: str
-    dataset: str
-    max_new_tokens: int
-    required: tuple[str, ...]                       # columns the scorers read (besides index, prediction)
-    scorers: Mapping[str, Scorer] = field(default_factory=dict)
-    default_scorer: str = "vlmevalkit"
+    def get(self, name: str) -> Any:
+        return get_benchmark(name)
 
-    def build_prompt(self, row: Mapping[str, Any], style: str = "default") -> str:
-        return build_prompt(self.name, row, style)
+    def names(self) -> list[str]:
+        return sorted(vlm_benchmarks(complete=False))
 
-    def build_message(self, row: Mapping[str, Any], style: str = "default", images=()) -> list[dict]:
-        return build_message(self.name, row, style, images)
+    def items(self) -> list[tuple[str, Any]]:
+        return sorted(vlm_benchmarks(complete=False).items())
 
-    def load(self, data_root: str | os.PathLike | None = None) -> pd.DataFrame:
-        return load_dataset(self.dataset, data_root)
+    def __contains__(self, name: object) -> bool:
+        try:
+            get_benchmark(name)
+        except KeyError:
+            return False
+        return True
 
-    def scorer(self, name: str | None = None) -> Scorer:
-        key = name or self.default_scorer
-        if key not in self.scorers:
-            raise UnknownNameError(f"unknown scorer {key!r} for {self.name}{did_you_mean(key, self.scorers)}; "
-                                   f"valid: {', '.join(sorted(self.scorers))}")
-        return self.scorers[key]
-
-    def score(self, predictions: Any, **kw: Any) -> dict[str, Any]:
-        return score(self.name, predictions, **kw)
+    def __iter__(self):
+        return iter(self.names())
 
 
-VLM_BENCHMARKS: Registry[VLMBenchmark] = Registry("vlm benchmark")
-VLM_BENCHMARKS.register("ai2d", VLMBenchmark(
-    "ai2d", DATASETS["ai2d"], 16, ("question", "answer"), {"vlmevalkit": score_ai2d}))
-VLM_BENCHMARKS.register("mmvet", VLMBenchmark(
-    "mmvet", DATASETS["mmvet"], 1024, ("question", "answer", "category"), {"vlmevalkit": score_mmvet}))
-VLM_BENCHMARKS.register("mathvista", VLMBenchmark(
-    "mathvista", DATASETS["mathvista"], 1024,
-    ("question", "answer", "question_type", "answer_type", "choices", "answer_option", "task", "skills"),
-    {"vlmevalkit": score_mathvista, "mathvista_official": score_mathvista_official}))
+VLM_BENCHMARKS = _VLMBenchmarks()
 
 
-def get_benchmark(name: str) -> VLMBenchmark:
-    """"ai2d" | "mmvet" | "mathvista", or a dataset name ("AI2D_TEST", "MMVet", "MathVista_MINI")."""
-    try:
-        key = benchmark_key(name)
-    except UnknownNameError:
-        return VLM_BENCHMARKS.get(name)  # the registry's message lists the valid names
-    return VLM_BENCHMARKS.get(key)
-
-
-def score(benchmark: str, predictions: str | os.PathLike | pd.DataFrame, *, data_root: str | os.PathLike | None = None,
+def score(benchmark: Any, predictions: str | os.PathLike | pd.DataFrame, *, data_root: str | os.PathLike | None = None,
           judge: Any = "none", out_dir: str | os.PathLike | None = None, model_name: str | None = None,
           scorer: str | None = None, seed: int = 0, allow_empty: bool = True) -> dict[str, Any]:
-    """Score `predictions` (a file in any supported format, or a DataFrame) on `benchmark`; see the module doc.
+    """Score `predictions` (a file in any supported format, or a DataFrame) on `benchmark` (a name or an
+    entry); see the module doc.
     `allow_empty=False` refuses a file whose predictions are all empty (a model that never ran scores 0, not
     an error, otherwise); `suite score` passes it unless --allow-empty."""
     bench = get_benchmark(benchmark)
@@ -143,7 +115,7 @@ def score(benchmark: str, predictions: str | os.PathLike | pd.DataFrame, *, data
     return _clean(out)
 
 
-def _merge_with_dataset(bench: VLMBenchmark, preds: pd.DataFrame, root: Any, source: Path | None) -> pd.DataFrame:
+def _merge_with_dataset(bench: Any, preds: pd.DataFrame, root: Any, source: Path | None) -> pd.DataFrame:
     label = str(source) if source is not None else "predictions DataFrame"
     preds = preds.drop(columns=["image"], errors="ignore")  # a dataset table with predictions added: no bytes
     missing = [c for c in bench.required if c not in preds.columns]
@@ -206,4 +178,4 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["VLM_BENCHMARKS", "VLMBenchmark", "get_benchmark", "score", "data_root"]
+__all__ = ["VLM_BENCHMARKS", "get_benchmark", "score", "data_root"]

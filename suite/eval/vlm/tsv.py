@@ -26,13 +26,10 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from ..._io import mkstemp
+from ...config import BENCHMARKS
 from ...registry import UnknownNameError, did_you_mean
+from .. import benchmarks as _builtin  # noqa: F401  (registers the built-in entries: lookups need no plugins)
 
-# benchmark key -> VLMEvalKit dataset name (the TSV is <root>/<dataset>.tsv)
-DATASETS: dict[str, str] = {"ai2d": "AI2D_TEST", "mmvet": "MMVet", "mathvista": "MathVista_MINI"}
-DATASET_URLS = {d: f"https://opencompass.openxlab.space/utils/VLMEval/{d}.tsv" for d in DATASETS.values()}
-DATASET_MD5 = {"AI2D_TEST": "0f593e0d1c7df9a3d69bf1f947e71975", "MMVet": "748aa6d4aa9d4de798306a63718455e3",
-               "MathVista_MINI": "f199b98e178e5a2a20e7048f5dcb0464"}
 PREDICTION_FORMATS = ("xlsx", "tsv", "csv", "json", "jsonl")
 REQUIRED_PREDICTION_COLUMNS = ("index", "prediction")
 _REF_MAX = 64  # an `image` cell this short is another row's index, not image bytes
@@ -41,20 +38,63 @@ _XLSX_ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")  # what openp
 _XLSX_CELL_MAX = 32767
 
 
+# ------------------------------------------------------------------------------ benchmarks by name
+# The VLMEvalKit benchmarks are the entries of config.BENCHMARKS that name a dataset (VLMBenchmark,
+# suite/eval/vlm/benchmark.py); these look them up by key or dataset name without a table of their own.
+
+
+def vlm_benchmarks(complete: bool = True) -> dict[str, Any]:
+    """{key: entry} of the registered VLMEvalKit benchmarks, in registration order (imports their modules).
+    `complete=False`: the built-in ones and those registered so far, without importing the plugin packages."""
+    return {n: b for n, b in BENCHMARKS.items(sort=False, plugins=complete) if getattr(b, "dataset", None)}
+
+
+def _find(name: Any) -> Any | None:
+    """The entry `name` refers to: its key ("ai2d"), its dataset ("AI2D_TEST", any case, "_" optional), or None."""
+    if not isinstance(name, str):  # an entry already
+        return name if getattr(name, "dataset", None) else None
+    low = name.strip().lower()
+    for complete in (False, True):  # what is registered (no plugin imports: they load torch), then the plugins
+        if low in BENCHMARKS.names(sort=False, plugins=complete):  # a key: only its own module is imported
+            b = BENCHMARKS.get(low)
+            return b if getattr(b, "dataset", None) else None
+        for b in vlm_benchmarks(complete).values():
+            if low in (b.dataset.lower(), b.dataset.lower().replace("_", "")):
+                return b
+    return None
+
+
+def get_benchmark(name: Any) -> Any:
+    """The VLMBenchmark entry of "ai2d" | "mmvet" | "mathvista" | ..., or of a dataset name ("AI2D_TEST")."""
+    found = _find(name)
+    if found is None:
+        known = vlm_benchmarks()
+        choices = list(known) + [b.dataset for b in known.values()]
+        raise UnknownNameError(f"unknown VLM benchmark {name!r}{did_you_mean(name, choices)}; "
+                               f"valid: {', '.join(known)} (or {', '.join(b.dataset for b in known.values())})")
+    return found
+
+
 def benchmark_key(name: str) -> str:
     """"ai2d" / "AI2D_TEST" / "MathVista_MINI" ... -> the benchmark key ("ai2d", "mmvet", "mathvista")."""
-    low = str(name).strip().lower()
-    for key, dataset in DATASETS.items():
-        if low in (key, dataset.lower(), dataset.lower().replace("_", "")):
-            return key
-
-    choices = list(DATASETS) + list(DATASETS.values())
-    raise UnknownNameError(f"unknown VLM benchmark {name!r}{did_you_mean(name, choices)}; "
-                           f"valid: {', '.join(DATASETS)} (or {', '.join(DATASETS.values())})")
+    return get_benchmark(name).name
 
 
 def dataset_name(name: str) -> str:
-    return DATASETS[benchmark_key(name)]
+    """"ai2d" -> "AI2D_TEST": the VLMEvalKit dataset (its TSV is <root>/<dataset>.tsv)."""
+    return get_benchmark(name).dataset
+
+
+def __getattr__(name: str):
+    # the tables this module held before benchmarks declared their datasets (issue 29): copies made from the
+    # registered entries now (the built-in ones and those registered so far)
+    if name == "DATASETS":
+        return {k: b.dataset for k, b in vlm_benchmarks(complete=False).items()}
+    if name == "DATASET_URLS":
+        return {b.dataset: b.url for b in vlm_benchmarks(complete=False).values() if b.url}
+    if name == "DATASET_MD5":
+        return {b.dataset: b.md5 for b in vlm_benchmarks(complete=False).values() if b.md5}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -73,19 +113,16 @@ def dataset_file(dataset: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def _canonical(name: str) -> str:
-    low = str(name).strip().lower()
-    for key, dataset in DATASETS.items():
-        if low in (key, dataset.lower()):
-            return dataset
-    return str(name)
+    b = _find(str(name))
+    return b.dataset if b is not None else str(name)
 
 
 def load_dataset(dataset: str, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The benchmark table: NaN images dropped, image references resolved, `index` int when all are ints."""
     path = dataset_file(dataset, root)
     if not path.is_file():
-        name = path.stem
-        url = DATASET_URLS.get(name)
+        b = _find(path.stem)
+        url = b.url if b is not None else None
         hint = f" (download {url} there, or write a fixture with suite.eval.vlm.write_vlm_fixture)" if url else ""
         raise FileNotFoundError(f"benchmark file {path} does not exist{hint}; the data root is --data-root, "
                                 f"else $LMUData when it names a directory, else ~/LMUData")

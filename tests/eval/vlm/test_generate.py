@@ -53,7 +53,8 @@ def test_killed_run_resumes_without_regenerating(world, tmp_path, monkeypatch):
     calls.clear()
     monkeypatch.setattr(type(vlm), "generate", real)
     spy = []
-    monkeypatch.setattr(type(vlm), "generate", lambda self, batch, **kw: spy.append(len(batch)) or real(self, batch, **kw))
+    monkeypatch.setattr(type(vlm), "generate",
+                        lambda self, batch, **kw: spy.append(len(batch)) or real(self, batch, **kw))
     again = predict(vlm, "ai2d", out_dir=out, data_root=root, model_name="m", batch_size=4, max_new_tokens=5)
     assert sum(spy) == N - 8 and again["generated"] == N - 8 and again["cached"] == 8
     a = read_predictions(full["predictions"])

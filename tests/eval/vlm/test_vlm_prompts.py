@@ -73,7 +73,8 @@ def test_mcq_judge_prompt_is_verbatim():
         "Example 3: \nQuestion: What shape is red??\nOptions: There are several options: \n" + OPTS +
         "\nAnswer: it is round\nYour output: ")
     assert judge_prompt(ROW["question"], {k: ROW[k] for k in "ABCD"}, "it is round") == expected
-    assert judge_prompt("红色的是什么?", {"A": "x"}, "y").startswith("你是一个帮助我匹配答案与单选题中多个选项的 AI 助手。")
+    assert judge_prompt("红色的是什么?", {"A": "x"}, "y").startswith(
+        "你是一个帮助我匹配答案与单选题中多个选项的 AI 助手。")
 
 
 MMVET_HEADER = """
