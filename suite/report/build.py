@@ -25,17 +25,15 @@ from ..config import ConfigError
 from ..laws import exact_irreducible
 from .analysis import Fitted, comparison_set, fit_laws, load_results, reading_columns
 from .compare import comparison_table  # noqa: F401  (registers TABLES["comparison"])
-from .continual import headline_lines as continual_lines
+from . import continual, vlm  # noqa: F401  (register their tables, figures and headline parts)
 from .figures import save as save_figure
 from .flags import caveat_text, fit_caveats
 from .flags import collect as collect_flags
-from .questions import headline_lines as question_lines
 from .questions import kd_vs_supervised
-from .registries import FIGURES, TABLES
+from .registries import FIGURES, HEADLINES, TABLES
 from .spec import ReportSpec, load_spec
 from .tables import fmt, to_html, to_markdown
 from .tables import write as write_table
-from .vlm import headline_lines as vlm_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,9 +115,8 @@ def headline(df: pd.DataFrame, fits: dict[str, Fitted], results: tuple | None = 
             nums[key]["caveats"] = caveats
             lines.append(f"⚑ Fit caveat, {f.name}: {caveat_text(caveats)}. Those coefficients are not identified "
                          f"by these runs; a verdict drawn from this fit says '(fit caveat)'.")
-    lines += question_lines(df, fits, nums)
-    lines += continual_lines(df, nums)
-    lines += vlm_lines(df, nums)
+    for _, part in sorted(HEADLINES.items(), key=lambda kv: kv[1].order):  # questions, continual, vlm, ...
+        lines += part.lines(df, fits, nums)
     return lines, nums
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import STYLE, _plt
-from .registries import FIGURES, TABLES
+from .registries import FIGURES, HEADLINES, TABLES, Headline
 from .tables import fmt
 
 STAGE = "continual.stage"
@@ -261,3 +261,6 @@ def headline_lines(df: pd.DataFrame, nums: dict) -> list[str]:
             + f"; criterion 'no worse than the best of them minus the largest seed spread ({spread:.3f})': "
             + f"{'met' if no_worse else 'NOT met'}.")
     return lines
+
+
+HEADLINES.register("continual", Headline(20, lambda df, fits, nums: headline_lines(df, nums)))

@@ -59,11 +59,23 @@ def _benchmarks(df: pd.DataFrame) -> list[str]:
                    if c.startswith("benchmarks.") and c.endswith(".overall") and c.count(".") == 2})
 
 
+def _entry(bench: str, field: str, default: Any) -> Any:
+    """A field of the benchmark's registry entry (scale, chance, multiple_choice, dataset), or `default` for
+    results of a benchmark not registered here."""
+    from ..config import BENCHMARKS
+    from ..registry import UnknownNameError
+
+    try:
+        return getattr(BENCHMARKS.get(bench), field, default)
+    except (UnknownNameError, ImportError):
+        return default
+
+
 def _test_letters(df: pd.DataFrame, bench: str) -> tuple[dict[str, float], float] | None:
     """({letter: share of the test set}, mean 1/options) of a multiple-choice benchmark's TSV, read from the
     cells' eval data root; None when the file is not here (results from elsewhere) or the benchmark is not one."""
     roots = df["config.eval.data_root"].dropna().unique() if "config.eval.data_root" in df else []
-    if bench not in ("ai2d",) or len(roots) != 1:
+    if not _entry(bench, "multiple_choice", False) or _entry(bench, "dataset", None) is None or len(roots) != 1:
         return None
     return _letters_of(bench, str(roots[0]))
 
@@ -99,7 +111,7 @@ def benchmark_flags(df: pd.DataFrame) -> list[dict[str, Any]]:
     ids = df["cell_id"] if "cell_id" in df else pd.Series(df.index.astype(str), index=df.index)
     for b in _benchmarks(df):
         col = f"benchmarks.{b}.overall"
-        scale = 1.0 if b == "mmlu" else 100.0   # lm-eval reports fractions, VLMEvalKit percent
+        scale = _entry(b, "scale", 100.0)   # lm-eval reports fractions, VLMEvalKit percent
         letters = None
         for i, r in df[df[col].notna()].iterrows():
             score, cell = float(r[col]), str(ids[i])
@@ -122,7 +134,7 @@ def benchmark_flags(df: pd.DataFrame) -> list[dict[str, Any]]:
             if chance is not None and pd.notna(chance):
                 chance = float(chance) / scale
             else:
-                chance = 0.25 if b == "mmlu" else (letters or _test_letters(df, b) or ({}, math.nan))[1]
+                chance = _entry(b, "chance", None) or (letters or _test_letters(df, b) or ({}, math.nan))[1]
             if n and np.isfinite(chance) and chance > 0 and score > 0:
                 lo, hi = wilson_interval(score / scale * n, n)
                 if lo <= chance <= hi:
@@ -182,7 +194,7 @@ def item_stderr(df: pd.DataFrame, bench: str) -> pd.Series:
     """Each cell's standard error of `benchmarks.<bench>.overall` over items: the stored `stderr` where the
     evaluation wrote it, else the binomial one from the score and its n items (exact for 0/1-scored items:
     AI2D, MathVista, MMLU accuracy; MM-Vet's graded scores need the stored one)."""
-    col, scale = f"benchmarks.{bench}.overall", (1.0 if bench == "mmlu" else 100.0)
+    col, scale = f"benchmarks.{bench}.overall", _entry(bench, "scale", 100.0)
     se = pd.Series(np.nan, index=df.index)
     if col not in df:
         return se

@@ -39,6 +39,7 @@ from ..laws import (compute_optimal_distillation, exact_irreducible, get_law, kd
                     supervised_rows)
 from ..stats import ALPHA, difference, holm
 from .analysis import Fitted, fit_of, supervised_params_of
+from .registries import HEADLINES, Headline
 from .flags import fit_caveats
 from .tables import capacity_gap as capacity_gap_table
 from .tables import fmt_count
@@ -557,3 +558,6 @@ def headline_lines(df: pd.DataFrame, fits: dict[str, Fitted], nums: dict[str, An
     if not kd_rows(df).empty:
         out += [q(df, fits, nums) for q in (distillation_budget, capacity_gap, allocation)]
     return [s for s in out if s]
+
+
+HEADLINES.register("questions", Headline(10, lambda df, fits, nums: headline_lines(df, fits, nums)))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .figures import _plt
 from .flags import benchmark_flags, flag_mark, item_stderr, marks
-from .registries import FIGURES, TABLES
+from .registries import FIGURES, HEADLINES, TABLES, Headline
 
 KIND = "vlm.method"
 _METRICS = {  # column -> (label, digits)
@@ -244,3 +244,6 @@ def headline_lines(df: pd.DataFrame, nums: dict) -> list[str]:
                      "(seeds, 95% intervals, Holm-adjusted p, detectable effect), and a flagged score (⚑) from "
                      "none.")
     return lines
+
+
+HEADLINES.register("vlm", Headline(30, lambda df, fits, nums: headline_lines(df, nums)))
