@@ -54,8 +54,13 @@ def _answers(r) -> str:
 
 
 def _param(r, key: str, default=None):
-    v = r.get(f"method_params.{key}", default)
-    return default if v is None or (isinstance(v, float) and np.isnan(v)) else v
+    """A method parameter as the loss used it: the resolved value (results since method_params_resolved), else
+    the configured one, else `default` (the method's default, for results written before)."""
+    for col in (f"method_params_resolved.{key}", f"method_params.{key}"):
+        v = r.get(col)
+        if not (v is None or (isinstance(v, float) and np.isnan(v))):
+            return v
+    return default
 
 
 def _variant(r) -> str:

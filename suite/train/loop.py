@@ -126,6 +126,7 @@ class _Run:
     accum: int               # micro-batches per process per step
     t_start: float
     metrics_path: Path
+    method: Any = None       # the method object (its typed params are written resolved to result.json)
     start: int = 0           # the step resumed from
     tokens_seen: int = 0
     state: dict = dataclasses.field(default_factory=dict)
@@ -193,7 +194,7 @@ def _setup(cfg: CellConfig, out: Path, teacher_path: str | None) -> _Run:
                                                      else None) if env.enabled else model)
     fwd = torch.compile(ddp) if tc.compile and stage.compilable else ddp
     return _Run(cfg, out, env, device, device_type, precision, stage, opt, sched, scaler, fwd, ddp, peak_lr, warm,
-                micro, per_rank // micro, t_start, out / "metrics.jsonl")
+                micro, per_rank // micro, t_start, out / "metrics.jsonl", method)
 
 
 def _resume(run: _Run) -> None:
@@ -418,7 +419,8 @@ def _finish(run: _Run, last_eval: float | None, last_stderr: float | None, win: 
     tok_s, mfu = win.throughput(), _mfu_per_token(run)
     result = {
         "cell_id": cfg.cell_id, "name": cfg.name or cfg.cell_id, "method": cfg.method.name,
-        "method_params": dict(cfg.method.params), "student": cfg.student, "teacher": cfg.teacher,
+        "method_params": dict(cfg.method.params), "method_params_resolved": _resolved(run.method),
+        "student": cfg.student, "teacher": cfg.teacher,
         "N_S": stage.n_params, "D_S": D, **stage.result_fields(),
         "loss": last_eval, "loss_stderr": last_stderr, "L_T": run.L_T, "benchmarks": {},
         "flops": stage.flops(D), "steps": stage.steps, "lr": run.peak_lr, "warmup_steps": run.warm,
@@ -444,6 +446,14 @@ def _finish(run: _Run, last_eval: float | None, last_stderr: float | None, win: 
         atomic_write_json(run.out / "result.json", result)
     barrier(env)
     return result
+
+
+def _resolved(method) -> dict:
+    """Every parameter of the method with its defaults filled in (what the loss used), JSON-ready."""
+    p = getattr(method, "params", None)
+    if not dataclasses.is_dataclass(p):
+        return {}
+    return json.loads(json.dumps(dataclasses.asdict(p), default=str))
 
 
 def _evaluate(cfg: CellConfig, model, tok, heldout: dict, out: Path, device, progress: bool) -> dict:
