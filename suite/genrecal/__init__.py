@@ -12,10 +12,12 @@ genrecal or llavakd cell with `vlm.stages: [1, 2, 3]` becomes one cell per stage
 before (`cell:<id>` references, the dependency the sweep engine orders by), so stages are resumable cells; a
 llavakd stage that distils from no teacher (2, SFT) drops the cell's teacher, so it neither waits for nor hashes it.
 
-Everything GenRecal is in this package: the Recalibrator and the losses (method.py), the `vlm:` section and its
+Everything GenRecal is in this package: what a VLM method is to the stage (base.py: VLMMethod, its loss and what
+the stage would otherwise ask by name), the Recalibrator and the losses (method.py), the `vlm:` section and its
 checks (config.py), the synthetic visual-instruction items (items.py), the VLM stage the loop runs, shared with
 the SFT and KD baselines (stage.py), and the grid expansion into stages (below). It is a `suite.plugins`
-package: importing it registers the methods `genrecal`, `llavakd`, `minillm`, `distillm` and the section `vlm`.
+package: importing it registers the methods `genrecal`, `llavakd`, `minillm`, `distillm`, the VLM forms of
+`supervised` and `kd`, and the section `vlm`. A new VLM loss is one module with a VLMMethod class, imported here.
 """
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ from typing import Any, Mapping
 
 from ..config import SECTIONS, Section
 from ..refs import CELL_REF, size_label
-from .method import GenRecal, Recalibrator  # registering the method genrecal
+from .base import VLMMethod, vlm_class
+from .method import GenRecal, Recalibrator  # registering the method genrecal (and the VLM forms of supervised, kd)
 from .onpolicy import DistiLLM, MiniLLM  # registering minillm and distillm
 from .llavakd import LLaVAKD  # registering llavakd
-from .config import STAGED_METHODS, STAGES, VLMConfig, answer_source, check_config, claims, hash_view, reads_teacher
+from .config import STAGES, VLMConfig, answer_source, check_config, claims, hash_view, reads_teacher
 
 
 
@@ -69,7 +72,8 @@ def _first_parent(stage: Mapping[str, Any]) -> str | None:
 def _name(cfg, teacher_label: str | None) -> str | None:
     if not is_vlm_config(cfg):
         return None
-    return cfg.name or stage_name(cfg, teacher_label if cfg.method.name != "supervised" else None)
+    form = vlm_class(cfg.method.name)
+    return cfg.name or stage_name(cfg, teacher_label if form is None or form.names_teacher else None)
 
 
 SECTIONS.register("vlm", Section(VLMConfig, check_config, claims, owns=_owns, stage=_stage_hook,
@@ -88,9 +92,10 @@ def expand_stages(cell: Mapping[str, Any]) -> list[dict] | None:
     cell reads it for its answers (vlm.answers: teacher)."""
     method = cell.get("method")
     vlm = cell.get("vlm")
-    name = method.get("name") if isinstance(method, Mapping) else None
-    if name not in STAGED_METHODS or not isinstance(vlm, Mapping):
+    form = vlm_class(method.get("name") if isinstance(method, Mapping) else None)
+    if form is None or not form.staged or not isinstance(vlm, Mapping):
         return None
+    name = method["name"]
     stages = vlm.get("stages")
     if not stages or "stage" in method or "stage" in (method.get("params") or {}):
         return None
@@ -126,18 +131,8 @@ def link_stage(cell: dict, parent) -> None:
 def stage_name(cfg, teacher_label: str | None) -> str:
     """'genrecal-k2-regce+kl-Ttiny-llava-m-Stiny-qwen2vl-e2-s0', 'llavakd-k1-Ttiny-llava-m-Stiny-llava-e2-s0':
     method and stage (GenRecal: its regularization), models, epochs, seed."""
-    p = cfg.method.params
-    parts = [cfg.method.name]
-    if cfg.method.name in STAGED_METHODS:
-        parts.append(f"k{p.get('stage', 1)}")
-    if cfg.method.name == "genrecal":
-        parts.append(f"reg{p.get('regularization', 'ce+kl')}")
-    elif cfg.method.name == "kd":
-        parts.append(str(p.get("divergence", "forward_kl")))
-        if float(p.get("kd_weight", 1.0)) < 1.0:  # the hard-label mix (λ < 1): "SFT + KD"
-            parts.append(f"lam{float(p['kd_weight']):g}")
-    elif cfg.method.name == "distillm":
-        parts.append(str(p.get("divergence", "skew_kl")))
+    form = vlm_class(cfg.method.name)
+    parts = [cfg.method.name, *(form.name_parts(cfg.method.params) if form is not None else [])]
     if teacher_label:
         parts.append("T" + teacher_label)
     source = answer_source(cfg)
@@ -147,5 +142,5 @@ def stage_name(cfg, teacher_label: str | None) -> str:
     return "-".join(parts)
 
 
-__all__ = ["GenRecal", "Recalibrator", "MiniLLM", "DistiLLM", "LLaVAKD", "VLMConfig", "open_vlm_stage", "is_vlm_cell",
-           "check_config", "expand_stages", "link_stage", "stage_name", "STAGES", "STAGED_METHODS"]
+__all__ = ["GenRecal", "Recalibrator", "MiniLLM", "DistiLLM", "LLaVAKD", "VLMConfig", "VLMMethod", "vlm_class",
+           "open_vlm_stage", "is_vlm_cell", "check_config", "expand_stages", "link_stage", "stage_name", "STAGES"]

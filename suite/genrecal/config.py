@@ -10,18 +10,14 @@ from typing import Annotated
 from ..config import ConfigError, Domain
 from ..methods import METHODS
 from ..registry import did_you_mean
+from .base import not_a_vlm_method, vlm_class
 from .items import KINDS
 
 ANSWERS = ("auto", "short", "detailed", "teacher")
 
 STAGES = (1, 2, 3)
-# the methods a VLM cell trains with: GenRecal, SFT, teacher-forced KD, the on-policy baselines (onpolicy.py)
-# and LLaVA-KD's recipe (llavakd.py)
-VLM_METHODS = {"genrecal": "GenRecal", "supervised": "SFT", "kd": "same-tokenizer KD",
-               "minillm": "on-policy MiniLLM", "distillm": "on-policy DistiLLM",
-               "llavakd": "LLaVA-KD (DPT, SFT, DFT)"}
-# methods whose cells come in stages 1, 2, 3 (method.stage; in a grid, vlm.stages: one chained cell per stage)
-STAGED_METHODS = ("genrecal", "llavakd")
+# the methods a VLM cell trains with (GenRecal, SFT, teacher-forced KD, the on-policy baselines, LLaVA-KD's
+# recipe) and which of them come in stages 1, 2, 3: their classes say (base.VLMMethod: label, staged)
 
 
 @dataclass(frozen=True)
@@ -84,9 +80,9 @@ def claims(cfg) -> bool:
 def check_config(cfg, source: str = "config") -> None:
     """Errors (ConfigError naming the key) for a VLM cell that cannot run."""
     v, name = cfg.vlm, cfg.method.name
-    if name not in VLM_METHODS:
-        raise ConfigError(f"{source}: vlm: method {name!r} does not train vision-language students; "
-                          f"valid: {', '.join(f'{k} ({v})' for k, v in VLM_METHODS.items())}")
+    form = vlm_class(name)
+    if form is None:
+        raise ConfigError(f"{source}: vlm: {not_a_vlm_method(name)}")
     if cfg.continual.tasks:
         raise ConfigError(f"{source}: a cell is either a continual-learning stage or a VLM cell, not both")
     for k in v.kinds:
@@ -101,7 +97,7 @@ def check_config(cfg, source: str = "config") -> None:
         (v.style not in ("default", "internvl", "qwen2vl"), "style", "must be default, internvl or qwen2vl"),
         (bool(bad_stage) or list(v.stages) != sorted(set(v.stages)), "stages",
          "must be increasing stages from 1, 2, 3 (e.g. [1, 2, 3], or [2, 3] to skip stage 1)"),
-        (bool(v.stages) and name not in STAGED_METHODS, "stages",
+        (bool(v.stages) and not form.staged, "stages",
          "only a genrecal cell has stages (and a llavakd one: DPT, SFT, DFT)"),
         (bool(v.recalibrator) and name != "genrecal", "recalibrator", "only a genrecal cell has a Recalibrator"),
         (v.answers not in ANSWERS, "answers", f"must be one of {', '.join(ANSWERS)}{did_you_mean(v.answers, ANSWERS)}"),
@@ -113,6 +109,6 @@ def check_config(cfg, source: str = "config") -> None:
     for bad, key, msg in checks:
         if bad:
             raise ConfigError(f"{source}: vlm.{key}: {msg} (got {getattr(v, key)!r})")
-    if name in STAGED_METHODS and v.stages and cfg.method.params.get("stage", 1) not in v.stages:
+    if form.staged and v.stages and cfg.method.params.get("stage", 1) not in v.stages:
         raise ConfigError(f"{source}: method.stage {cfg.method.params.get('stage', 1)} is not in vlm.stages "
                           f"{list(v.stages)}")

@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from ..methods.base import METHODS, Method, cross_entropy_sum
 from ..methods.chunked import head_loss
 from ..methods.divergences import forward_kl, teacher_log_probs
-from .method import GenRecalParams, answer_predictors, check_shared_tokenizer, set_trainable, vision_projector
+from .base import VLMMethod, check_shared_tokenizer, train_student, vision_projector
+from .method import GenRecalParams, answer_predictors, set_trainable
 
 STAGES = {1: "DPT (projector only; CE + MDist + RDist)", 2: "SFT (projector + LLM; CE)",
           3: "DFT (projector + LLM; CE + MDist + RDist)"}
@@ -88,13 +89,16 @@ class LLaVAKDParams:
 
 
 @METHODS.register("llavakd")
-class LLaVAKD(Method):
+class LLaVAKD(Method, VLMMethod):
     """LLaVA-KD as a training-loop method: a vision-language cell (stage.py) computes `llavakd_loss` for the
     stage in its params; the text-LM `objective` does not apply."""
 
     Params = LLaVAKDParams
     needs_teacher = True   # the grid keeps a teacher reference; stage cells without one drop it (expand_stages)
     vlm_only = True
+    label = "LLaVA-KD (DPT, SFT, DFT)"
+    staged = True
+    token_level = True
 
     @classmethod
     def requires_teacher(cls, params) -> bool:
@@ -104,13 +108,45 @@ class LLaVAKD(Method):
     def objective(self, zs, zt, labels):
         raise TypeError("llavakd trains vision-language students: the cell's student must be a VLM")
 
+    # ---- as the VLM stage runs it (base.VLMMethod)
+    @property
+    def stage_no(self) -> int:
+        return self.params.stage
+
+    @property
+    def answer_limit(self) -> int | None:
+        return self.params.max_answer_tokens
+
+    @property
+    def student_trains(self) -> str:
+        return "projector" if self.params.stage == 1 else "lm"
+
+    @property
+    def head_at_visual_tokens(self) -> bool:
+        return self.params.uses_teacher and self.params.visual_weight > 0
+
+    def check_teacher(self, student, teacher, items) -> None:
+        """One tokenizer and as many image tokens per image, before any training (on the first item)."""
+        q = items[0]
+        check_pair(student, teacher, (q.images, q.question, q.answer))
+
+    def trainable(self, student, recalibrator, train_vision: bool) -> list[torch.nn.Parameter]:
+        return set_trainable_llavakd(student, self.params.stage, train_vision=train_vision)
+
+    def divisors(self, stage, rows) -> dict:
+        """+ the visual KL per visual token, RDist per sample."""
+        return {**stage.answer_tokens(rows), "visual": stage.visual_tokens(rows), "items": len(rows)}
+
+    def vlm_loss(self, stage, batch):
+        return llavakd_loss(self.params, stage.student, stage.teacher, batch, norm=stage.norm, check_tokenizer=False)
+
 
 def set_trainable_llavakd(student, stage: int, train_vision: bool = False) -> list[torch.nn.Parameter]:
     """requires_grad per stage: DPT (1) the projector alone; SFT and DFT (2, 3) what GenRecal's stage 3 and the
     baselines train (the student minus its vision tower: projector, LLM, head; the tower too with
     `train_vision`). Returns the trained parameters."""
     if stage != 1:
-        return set_trainable(student, None, GenRecalParams(stage=3), train_vision=train_vision)
+        return train_student(student, train_vision)
     set_trainable(student, None, GenRecalParams(stage=1))  # no Recalibrator: every student weight frozen
     projector = vision_projector(student)
     if projector is None:

@@ -10,14 +10,20 @@ sequence unless `new_positions` is off), maps back with Proj-post and a LayerNor
 teacher's LM head. Shift: the answer token a[j] is predicted from joined position Lq-1+j (the last question
 position, then every answer position but the last), and the teacher's own target distribution comes from
 its position Lq_t-1+j: the same causal shift on both sides, so CE and KL line up token by token.
+
+`GenRecal` is the registered method and its VLM stage behaviour (base.VLMMethod: items, Recalibrator, loss,
+held-out terms, FLOPs); `SFT` and `KDBaseline` are the VLM forms of the text methods `supervised` and `kd`
+(base.BASELINES), on `baseline_loss`.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,6 +33,7 @@ from ..methods.chunked import IGNORE_INDEX, head_loss
 from ..methods.divergences import forward_kl, teacher_log_probs
 from ..methods.kd import KD, KDParams
 from ..registry import did_you_mean
+from .base import BASELINES, MethodAdapter, VLMMethod, check_shared_tokenizer, train_student, vision_projector
 from .items import KINDS
 
 
@@ -250,13 +257,6 @@ def _student_ce(student, s, hidden: torch.Tensor, chunk_size: int | None, per: s
     return ce / (denom if denom is not None else s.a_len.sum() if per == "token" else s.a_len.shape[0])
 
 
-def vision_projector(student) -> torch.nn.Module | None:
-    """The student's vision-to-language projector: LLaVA's and InternVL's multi_modal_projector, Qwen2-VL's
-    merger (which sits inside its vision tower `visual`); None for a family without either."""
-    inner = student.model.model
-    return getattr(inner, "multi_modal_projector", None) or getattr(getattr(inner, "visual", None), "merger", None)
-
-
 def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalParams,
                   train_vision: bool = False) -> list[torch.nn.Parameter]:
     """requires_grad per stage (Tab. 9): 1 → Recalibrator; 2 → + student LM body (head, projector by switch);
@@ -266,12 +266,14 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
     student.model.requires_grad_(False)
     if recalibrator is not None:
         recalibrator.requires_grad_(params.stage in (1, 2))
-    if params.stage >= 2:
+    if params.stage == 3:  # what the baselines train
+        return train_student(student, train_vision)
+    if params.stage == 2:
         student.language_model.requires_grad_(True)
         projector = vision_projector(student)
-        if projector is not None and (params.stage == 3 or params.train_projector):
+        if projector is not None and params.train_projector:
             projector.requires_grad_(True)
-        if params.stage == 3 or params.train_head:
+        if params.train_head:
             student.model.get_output_embeddings().requires_grad_(True)
             student.model.get_input_embeddings().requires_grad_(True)
         else:  # after the body: a tied student's head is its input embedding, and train_head: false freezes it
@@ -280,7 +282,7 @@ def set_trainable(student, recalibrator: Recalibrator | None, params: GenRecalPa
         if train_vision and tower is not None:
             tower.requires_grad_(True)
     trained = [p for p in student.model.parameters() if p.requires_grad]
-    if recalibrator is not None and params.stage in (1, 2):
+    if recalibrator is not None:
         trained += list(recalibrator.parameters())
     return trained
 
@@ -346,33 +348,92 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
 
 
 @METHODS.register("genrecal")
-class GenRecal(Method):
+class GenRecal(Method, VLMMethod):
     """GenRecal as a training-loop method: a vision-language cell (suite/genrecal/stage.py) computes
     `stage_loss` for the stage in its params; the text-LM `objective` does not apply."""
 
     Params = GenRecalParams
     needs_teacher = True
     vlm_only = True
+    label = "GenRecal"
+    staged = True
 
     @classmethod
     def requires_teacher(cls, params) -> bool:
         """Stages 1-2 read the teacher's features and head; stage 3 trains the student alone."""
         return int(params.get("stage", 1)) in (1, 2)
 
+    @classmethod
+    def name_parts(cls, params) -> list[str]:
+        return [*super().name_parts(params), f"reg{params.get('regularization', 'ce+kl')}"]
+
     def objective(self, zs, zt, labels):
         raise TypeError("genrecal trains vision-language students: the cell's student must be a VLM")
 
+    # ---- as the VLM stage runs it (base.VLMMethod)
+    @property
+    def stage_no(self) -> int:
+        return self.params.stage
+
+    @property
+    def answer_limit(self) -> int | None:
+        return self.params.max_answer_tokens
+
+    @property
+    def recalibrator_config(self) -> RecalibratorConfig | None:
+        return self.params.recalibrator if self.params.stage in (1, 2) else None
+
+    @property
+    def student_trains(self) -> str:
+        return "none" if self.params.stage == 1 else "lm"  # stage 1: its features feed the Recalibrator
+
+    def select_items(self, items: list, seed: int) -> list:
+        """Stage 3 trains on the items of `stage3_kinds`, then a fixed seeded `stage3_fraction` of them."""
+        p = self.params
+        if p.stage == 3 and p.stage3_kinds is not None:
+            kept = [it for it in items if it.kind in p.stage3_kinds]
+            if not kept:
+                raise ValueError(f"genrecal.stage3_kinds {list(p.stage3_kinds)}: no training item of those kinds "
+                                 f"(the cell's items are {sorted({it.kind for it in items})})")
+            items = kept
+        if p.stage == 3 and p.stage3_fraction < 1:
+            keep = max(1, round(p.stage3_fraction * len(items)))
+            order = np.random.default_rng([seed, 3]).permutation(len(items))[:keep]
+            items = [items[i] for i in sorted(order)]
+        return items
+
+    def trainable(self, student, recalibrator, train_vision: bool) -> list[nn.Parameter]:
+        return set_trainable(student, recalibrator, self.params, train_vision=train_vision)
+
+    def divisors(self, stage, rows) -> dict:
+        """Per-sample reduction: the step's item count for every term; else each model's answer tokens."""
+        if self.params.reduction == "sample":
+            return {"teacher": len(rows), "student": len(rows)}
+        return super().divisors(stage, rows)
+
+    def vlm_loss(self, stage, batch):
+        return stage_loss(self.params, stage.student, batch, stage.teacher, stage.recalibrator, norm=stage.norm)
+
+    def heldout_terms(self, stage, batch) -> dict[str, float]:
+        """Stages 1-2: the Recalibrator's main-path CE and KL in teacher tokens (a mean over the batch's)."""
+        if stage.recalibrator is None:
+            return {}
+        main_only = dataclasses.replace(self.params, stage=1, regularization="none")
+        _, parts = stage_loss(main_only, stage.student, batch, stage.teacher, stage.recalibrator)
+        return {k: parts[k] for k in ("main_ce", "main_kl")}
+
+    def recalibrator_work(self, s, t) -> tuple[list[int], int]:
+        """The main path; the regularization path again over [teacher question ; teacher answer] when it runs
+        (stage 1, or stage 2 with reg_in_stage2), reading the head once per term (mse: none)."""
+        seqs, reads = super().recalibrator_work(s, t)
+        p = self.params
+        if p.regularization != "none" and (p.stage == 1 or p.reg_in_stage2):
+            seqs += [qt + at for qt, at, _ in t]
+            reads *= 1 if p.regularization == "mse" else 2
+        return seqs, reads
+
 
 # ----------------------------------------------------------------------------- baselines in the same terms
-
-def check_shared_tokenizer(student, teacher, what: str = "the kd baseline") -> None:
-    """Token-level KD needs one vocabulary: an error naming genrecal otherwise (`what`: the method, in it)."""
-    from ..data.tokenizers import same_tokenizer
-
-    if not same_tokenizer(student.tokenizer, teacher.tokenizer):
-        raise ValueError(f"{what} compares token distributions, so teacher and student must share a "
-                         f"tokenizer; for a cross-tokenizer pair use genrecal")
-
 
 def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "forward_kl",
                   temperature: float = 1.0, skew_alpha: float = 0.1, max_answer_tokens: int | None = None,
@@ -411,3 +472,36 @@ def baseline_loss(kind: str, student, batch, teacher=None, divergence: str = "fo
                                chunk_size=chunk_size))
     loss, parts = kd.loss(z_s, student.head_weight, s.labels, z_t, teacher.head_weight.detach())
     return loss / n, {k: float(v) / float(n) for k, v in parts.items()}
+
+
+class _Baseline(MethodAdapter):
+    """A text method in a VLM cell: `baseline_loss` of its kind, with the configured method (KD: its divergence,
+    T, hard-label mix) on the answer tokens."""
+
+    kind: ClassVar[str]  # baseline_loss's "sft" | "kd"
+
+    def vlm_loss(self, stage, batch):
+        return baseline_loss(self.kind, stage.student, batch, stage.teacher, method=self.method,
+                             chunk_size=getattr(self.params, "chunk_size", None), norm=stage.norm,
+                             check_tokenizer=False)
+
+
+@BASELINES.register("supervised")
+class SFT(_Baseline):
+    """The student's CE on the answers (the text method's z_loss does not apply)."""
+
+    kind, label = "sft", "SFT"
+    names_teacher = False  # a teacher it has only writes its answers
+
+
+@BASELINES.register("kd")
+class KDBaseline(_Baseline):
+    kind, label = "kd", "same-tokenizer KD"
+    token_level = True
+
+    @classmethod
+    def name_parts(cls, params) -> list[str]:
+        parts = [str(params.get("divergence", "forward_kl"))]
+        if float(params.get("kd_weight", 1.0)) < 1.0:  # the hard-label mix (λ < 1): "SFT + KD"
+            parts.append(f"lam{float(params['kd_weight']):g}")
+        return parts

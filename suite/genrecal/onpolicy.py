@@ -31,7 +31,9 @@ the step's items (answer lengths are only known after sampling).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -40,6 +42,7 @@ from ..methods.base import METHODS, Method
 from ..methods.chunked import IGNORE_INDEX
 from ..methods.divergences import DIVERGENCES
 from ..methods.kd import KD, KDParams
+from .base import VLMMethod
 from .method import answer_predictors, baseline_loss
 
 
@@ -65,20 +68,33 @@ class DistiLLMParams:
     max_answer_tokens: int | None = None
 
 
-class _VLMOnly(Method):
+class _OnPolicy(Method, VLMMethod):
     needs_teacher = True
     vlm_only = True
+    token_level = True
+    # the stage's answer_limit stays None: its held-out CE, counts and FLOPs read whole answers; max_answer_tokens
+    # cuts the answers inside the loss only
 
     def objective(self, zs, zt, labels):
         raise TypeError(f"{type(self).__name__.lower()} trains vision-language students on their own samples: "
                         f"the cell's student must be a VLM")
 
+    @staticmethod
+    def share(stage, batch) -> float:
+        """The micro-batch's share of the step's items: answers are sampled here, so each loss is a mean per
+        token times it (not the step's token counts, unknown before sampling)."""
+        return len(batch) / len(stage.rows)
+
 
 @METHODS.register("minillm")
-class MiniLLM(_VLMOnly):
+class MiniLLM(_OnPolicy):
     """On-policy sequence-level reverse KL by policy gradient (see the module docstring)."""
 
     Params = MiniLLMParams
+    label = "on-policy MiniLLM"
+
+    def vlm_loss(self, stage, batch):
+        return minillm_loss(self.params, stage.student, stage.teacher, batch, self.share(stage, batch))
 
     def validate(self) -> None:
         p = self.params
@@ -89,10 +105,21 @@ class MiniLLM(_VLMOnly):
 
 
 @METHODS.register("distillm")
-class DistiLLM(_VLMOnly):
-    """Skew KL on an adaptive mix of student-generated and fixed answers (see the module docstring)."""
+class DistiLLM(_OnPolicy):
+    """Skew KL on an adaptive mix of student-generated and fixed answers (see the module docstring). The object
+    keeps its cell's schedule: φ, and the held-out loss of the evaluation before."""
 
     Params = DistiLLMParams
+    label = "on-policy DistiLLM"
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.phi: float | None = None       # probability of training an item on its own sample; None: not started
+        self.phi_prev: float | None = None  # the held-out loss of the evaluation before
+
+    @classmethod
+    def name_parts(cls, params) -> list[str]:
+        return [str(params.get("divergence", "skew_kl"))]
 
     def validate(self) -> None:
         p = self.params
@@ -111,6 +138,30 @@ class DistiLLM(_VLMOnly):
         if previous is None or current < previous * (1.0 - p.loss_eps):
             return phi
         return min(p.sgo_max, phi + p.sgo_step)
+
+    def replay_phi(self, metrics: Path) -> float:
+        """φ when a cell starts: replayed from the evaluations in metrics.jsonl (which the loop cut back to the
+        checkpoint it resumes from), so a resumed cell continues the schedule; 0 on a fresh start."""
+        phi, prev = 0.0, None
+        for rec in map(json.loads, filter(None, metrics.read_text().splitlines() if metrics.exists() else [])):
+            if rec.get("kind") == "eval":
+                phi, prev = self.next_phi(phi, prev, rec["heldout_loss"]), rec["heldout_loss"]
+        self.phi_prev = prev
+        return phi
+
+    # ---- as the VLM stage runs it (base.VLMMethod)
+    def begin_step(self, stage) -> None:
+        if self.phi is None:
+            self.phi = self.replay_phi(stage.out / "metrics.jsonl")
+
+    def after_evaluate(self, stage, out: dict) -> dict:
+        """The adaptive schedule: φ for the steps after this evaluation."""
+        self.phi = self.next_phi(self.phi or 0.0, self.phi_prev, out["heldout_loss"])
+        self.phi_prev = out["heldout_loss"]
+        return {"sgo_prob": self.phi}
+
+    def vlm_loss(self, stage, batch):
+        return distillm_loss(self.params, stage.student, stage.teacher, batch, self.phi, self.share(stage, batch))
 
 
 # ----------------------------------------------------------------------------- sampling

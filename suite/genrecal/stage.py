@@ -14,7 +14,8 @@ LM and its CE), stage 3 (student SFT, teacher and Recalibrator dropped); `superv
 `kd` = same-tokenizer KD on the answers with the method's divergence (forward KL; the teacher-forced reverse KL
 and skew KL losses) and its hard-label mix; `minillm` and `distillm` = the on-policy methods, on answers the
 student samples during training (onpolicy.py); `llavakd` = LLaVA-KD's stage 1 (DPT: the projector alone, CE +
-MDist + RDist), 2 (SFT) or 3 (DFT: CE + MDist + RDist) (llavakd.py). Items come in a seeded order per epoch
+MDist + RDist), 2 (SFT) or 3 (DFT: CE + MDist + RDist) (llavakd.py). Each is the method's `vlm_loss`, and what
+else differs by method the stage asks the method too (base.VLMMethod). Items come in a seeded order per epoch
 (the continual Plan), so a resumed cell reads the batches it would have.
 """
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -33,15 +33,11 @@ from ..continual.stage import Plan
 from ..models import count_non_embedding, forward_flops_per_token, model_shape
 from ..models.vlm import TINY_VLMS, build_vlm, is_vlm, load_vlm
 from ..refs import resolve_model_ref
+from .base import vlm_method
 from .items import VisualQA, instruction_items
-from .method import (GenRecalParams, Recalibrator, RecalibratorConfig, _student_ce, answer_counts, baseline_loss,
-                     check_shared_tokenizer, set_trainable, stage_loss)
-from .config import VLM_METHODS, answer_source
-from .llavakd import LLaVAKDParams, check_pair, llavakd_loss, set_trainable_llavakd, visual_positions
-from .onpolicy import distillm_loss, minillm_loss
-
-TOKEN_LEVEL = ("kd", "minillm", "distillm", "llavakd")  # methods that compare the teacher's and student's tokens:
-                                                        # one tokenizer
+from .method import Recalibrator, RecalibratorConfig, _student_ce, answer_counts
+from .config import answer_source
+from .llavakd import visual_positions
 
 RECALIBRATOR_DIR = "recalibrator"
 
@@ -172,7 +168,8 @@ def load_recalibrator_weights(rec: Recalibrator, path: Path) -> None:
 
 class VLMStage:
     """The loop's stage (train/stage.py `Stage`) for a vision-language cell: it trains `module` (student +
-    Recalibrator + objective); its loss is per example, its tokens are counted as it trains."""
+    Recalibrator + objective); its loss is per example, its tokens are counted as it trains. What differs by
+    method, it asks the method (`self.vlm`, a base.VLMMethod), never its name."""
 
     tokens_per_step = None   # answers differ in length: warmup in tokens has no fixed step
     flops_per_token = None   # FLOPs are counted per sequence (flops), not per token: no MFU line
@@ -183,23 +180,12 @@ class VLMStage:
     def __init__(self, cfg, method, out: Path, device, env, teacher_path: str | None):
         v, tc = cfg.vlm, cfg.train
         self.cfg, self.method, self.out, self.device, self.env = cfg, method, out, device, env
-        self.kind = cfg.method.name
-        self.params: GenRecalParams | None = method.params if self.kind == "genrecal" else None
-        self.kd: LLaVAKDParams | None = method.params if self.kind == "llavakd" else None
+        self.vlm = vlm_method(cfg.method.name, method)
         self.train_items, self.heldout_items = load_items(cfg)
         self.answers_info: dict = {"answers": answer_source(cfg)}
         if self.answers_info["answers"] == "teacher":  # App. F, before the tokenizer and every filter below
             (self.train_items, self.heldout_items), self.answers_info = self._teacher_answers(teacher_path)
-        if self.params is not None and self.params.stage == 3 and self.params.stage3_kinds is not None:
-            kept = [it for it in self.train_items if it.kind in self.params.stage3_kinds]
-            if not kept:
-                raise ValueError(f"genrecal.stage3_kinds {list(self.params.stage3_kinds)}: no training item of "
-                                 f"those kinds (the cell's items are {sorted({it.kind for it in self.train_items})})")
-            self.train_items = kept
-        if self.params is not None and self.params.stage == 3 and self.params.stage3_fraction < 1:
-            keep = max(1, round(self.params.stage3_fraction * len(self.train_items)))
-            order = np.random.default_rng([cfg.data.seed, 3]).permutation(len(self.train_items))[:keep]
-            self.train_items = [self.train_items[i] for i in sorted(order)]
+        self.train_items = self.vlm.select_items(self.train_items, cfg.data.seed)
 
         start = resolve_model_ref(v.init, out) if v.init else cfg.student
         if not is_vlm(start):
@@ -213,30 +199,18 @@ class VLMStage:
         self.teacher = None
         # the method says (GenRecal: stages 1-2; LLaVA-KD: DPT and DFT; KD and the on-policy methods: always)
         if type(method).requires_teacher(cfg.method.params):
-            spec = self._teacher_spec(teacher_path, f"method {self.kind!r}")
+            spec = self._teacher_spec(teacher_path, f"method {cfg.method.name!r}")
             if not is_vlm(spec):
                 raise ValueError(f"teacher {spec!r} must be a vision-language checkpoint (a path or HF id whose "
                                  f"config has a vision_config)")
             self.teacher = load_vlm(spec)
             self.teacher.model.requires_grad_(False).to(device).eval()
-            if self.kd is not None:  # one tokenizer and as many image tokens per image, before any training
-                check_pair(self.student, self.teacher, _triple(self.train_items[0]))
-            elif self.kind in TOKEN_LEVEL:  # once here, not every micro-batch (a 150k vocabulary is a large dict)
-                check_shared_tokenizer(self.student, self.teacher)
-        self.recalibrator = None
-        if self.params is not None and self.params.stage in (1, 2):
-            self.recalibrator = self._recalibrator(v.recalibrator)
-        # baselines train what stage 3 trains: the student minus its vision encoder, projector included (methods.md
-        # A.4; LLaVA's fine-tuning). One rule for both, so Qwen2-VL's merger, which sits inside `visual`, trains in each
-        # LLaVA-KD: its stage 1 the projector alone, stages 2-3 what the baselines train (set_trainable_llavakd)
-        params = self.params if self.params is not None else GenRecalParams(stage=3)
-        if self.kd is not None:
-            trained = set_trainable_llavakd(self.student, self.kd.stage, train_vision=v.train_vision)
-        else:
-            trained = set_trainable(self.student, self.recalibrator, params, train_vision=v.train_vision)
-        self.trainable = sum(p.numel() for p in trained)
-        # set_trainable's rule for the tower (LLaVA-KD's stage 1 keeps it frozen too)
-        self._vision_trains = v.train_vision and (self.kd.stage if self.kd is not None else params.stage) >= 2
+            self.vlm.check_teacher(self.student, self.teacher, self.train_items)
+        rc = self.vlm.recalibrator_config
+        self.recalibrator = self._recalibrator(rc, v.recalibrator) if rc is not None else None
+        self.trainable = sum(p.numel() for p in self.vlm.trainable(self.student, self.recalibrator, v.train_vision))
+        # the vision tower trains (with vlm.train_vision) where the language model does
+        self._vision_trains = v.train_vision and self.vlm.student_trains == "lm"
         self.module = VLMObjective(self.student, self.recalibrator, self._loss)
         self.n_vision = _vision_params(self.student)
         self.n_params = count_non_embedding(self.student.model) - self.n_vision  # the language model's N
@@ -249,12 +223,12 @@ class VLMStage:
         self.plan = Plan(len(self.train_items), 0, 0, tc.batch_size, v.epochs or 1, seed=(tc.seed, self.stage_no))
         # epochs 0: no step (the starting student is evaluated: a baseline); tokens are counted as the loop trains
         self.steps, self.tokens = (self.plan.steps if v.epochs else 0), None
-        self._rows_step, self._rows, self._norm = -1, None, None
+        self._rows_step = -1
+        self.rows: list[int] | None = None   # the step's item indices
+        self.norm: dict | None = None        # the step's loss divisors (the method's `divisors`)
         self._lengths: dict[tuple[str, int], tuple[int, int, tuple[int, ...]]] = {}  # ("student", item) -> _seq
-        self._visual: dict[tuple[str, int], int] = {}  # LLaVA-KD: ("student", item) -> its visual tokens
+        self._visual: dict[tuple[str, int], int] = {}  # ("student", item) -> its image tokens (visual_tokens)
         self._last_eval: dict = {}
-        self._phi: float | None = None       # DistiLLM: probability of training an item on its own sample
-        self._phi_prev: float | None = None  # the held-out loss of the evaluation before
         self.shape = model_shape(self.student.model)
         self.module.to(device)
 
@@ -292,15 +266,13 @@ class VLMStage:
 
     @property
     def stage_no(self) -> int:
-        if self.kd is not None:
-            return self.kd.stage
-        return self.params.stage if self.params is not None else 0
+        return self.vlm.stage_no
 
-    def _recalibrator(self, ref: str | None) -> Recalibrator:
-        p = self.params
-        body = self.student.language_model if p.recalibrator.init == "student" else None
+    def _recalibrator(self, rc: RecalibratorConfig, ref: str | None) -> Recalibrator:
+        """A fresh Recalibrator for this student and teacher, with the weights of `ref` (vlm.recalibrator) if any."""
+        body = self.student.language_model if rc.init == "student" else None
         d_t = int(self.teacher.head_weight.shape[1])
-        rec = Recalibrator(self.student.model.config, d_t, p.recalibrator, student_body=body)
+        rec = Recalibrator(self.student.model.config, d_t, rc, student_body=body)
         if ref:
             path = Path(resolve_model_ref(ref, self.out))
             if path.name == "model":  # cell:<id> resolves to <cell>/model; its Recalibrator sits beside it
@@ -316,27 +288,8 @@ class VLMStage:
     # ---- the loss
     def _loss(self, items):
         """The micro-batch's summed loss terms, each divided by its count over the whole step (so the loop's
-        sum over micro-batches and processes is the step's mean, however the batch is split)."""
-        batch = [(q.images, q.question, q.answer) for q in items]
-        if self.params is not None:
-            loss, parts = stage_loss(self.params, self.student, batch, self.teacher, self.recalibrator,
-                                     norm=self._norm)
-        elif self.kd is not None:
-            loss, parts = llavakd_loss(self.kd, self.student, self.teacher, batch, norm=self._norm,
-                                       check_tokenizer=False)
-        elif self.kind in ("minillm", "distillm"):  # answers sampled here: a mean per token × the items' share
-            share = len(items) / len(self._rows)
-            if self.kind == "minillm":
-                loss, parts = minillm_loss(self.method.params, self.student, self.teacher, batch, share)
-            else:
-                loss, parts = distillm_loss(self.method.params, self.student, self.teacher, batch, self._phi, share)
-        else:
-            kind = "sft" if self.kind == "supervised" else "kd"
-            p = self.method.params
-            loss, parts = baseline_loss(kind, self.student, batch, self.teacher, method=self.method,
-                                        chunk_size=getattr(p, "chunk_size", None), norm=self._norm,
-                                        check_tokenizer=False)
-        return loss, parts
+        sum over micro-batches and processes is the step's mean, however the batch is split): the method's."""
+        return self.vlm.vlm_loss(self, [_triple(q) for q in items])
 
     # ---- the loop's Stage protocol
     def loss(self, fwd, step: int, offset: int, n: int):
@@ -363,35 +316,24 @@ class VLMStage:
     def micro_batch(self, step: int, offset: int, n: int):
         """Items offset..offset+n of the step's global batch (and the step's loss divisors, set once per step)."""
         if step != self._rows_step:
-            self._rows_step, self._rows = step, self.plan.rows(step)
-            self._norm = self._step_norm(self._rows)
-            if self.kind == "distillm" and self._phi is None:
-                self._phi = self._replay_phi()
-        return [self.train_items[i] for i in self._rows[offset:offset + n]]
+            self._rows_step, self.rows = step, self.plan.rows(step)
+            self.norm = self.vlm.divisors(self, self.rows)
+            self.vlm.begin_step(self)
+        return [self.train_items[i] for i in self.rows[offset:offset + n]]
 
-    def _replay_phi(self) -> float:
-        """DistiLLM's φ when a cell starts: replayed from the evaluations in metrics.jsonl (which the loop cut
-        back to the checkpoint it resumes from), so a resumed cell continues the schedule; 0 on a fresh start."""
-        phi, prev = 0.0, None
-        path = self.out / "metrics.jsonl"
-        for rec in map(json.loads, filter(None, path.read_text().splitlines() if path.exists() else [])):
-            if rec.get("kind") == "eval":
-                phi, prev = self.method.next_phi(phi, prev, rec["heldout_loss"]), rec["heldout_loss"]
-        self._phi_prev = prev
-        return phi
-
-    def _step_norm(self, rows) -> dict:
-        """Teacher and student answer tokens of the step's items (per-sample reduction: the item count)."""
-        if self.params is not None and self.params.reduction == "sample":
-            return {"teacher": len(rows), "student": len(rows)}
+    def answer_tokens(self, rows) -> dict:
+        """Answer tokens (as encode_qa cuts them, + EOS) of training items `rows`: {"student": n, "teacher": n}
+        (the teacher's in its own tokenizer; no key without a teacher)."""
         answers = [self.train_items[i].answer for i in rows]
-        m = self._max_answer()
+        m = self.vlm.answer_limit
         out = {"student": answer_counts(self.student, answers, m)}
-        if self.kd is not None:  # LLaVA-KD: the visual KL per visual token, RDist per sample
-            out.update(visual=sum(self._visual_tokens(i) for i in rows), items=len(rows))
         if self.teacher is not None:
             out["teacher"] = answer_counts(self.teacher, answers, m)
         return out
+
+    def visual_tokens(self, rows, who: str = "student") -> int:
+        """Image tokens in the sequences of training items `rows` (LLaVA-KD: the positions its visual losses read)."""
+        return sum(self._visual_tokens(i, who) for i in rows)
 
     def step_tokens(self, step: int) -> int:
         """Student tokens (question with image tokens, answer) of the step's items: what D_S counts."""
@@ -404,22 +346,24 @@ class VLMStage:
         if (who, i) not in self._lengths:
             vlm = self.student if who == "student" else self.teacher
             q = self.train_items[i]
-            s = vlm.encode_qa([(q.images, q.question, q.answer)], self._max_answer())
+            s = vlm.encode_qa([_triple(q)], self.vlm.answer_limit)
             self._lengths[who, i] = (int(s.q_len[0]), int(s.a_len[0]), _vision_tokens(vlm, s.inputs))
-            if self.kd is not None:
-                self._visual[who, i] = len(visual_positions(vlm, s.inputs["input_ids"])[0])
         return self._lengths[who, i]
 
     def _visual_tokens(self, i: int, who: str = "student") -> int:
-        """Image tokens in item i's sequence (LLaVA-KD: the visual-token positions its losses read)."""
-        self._seq(who, i)
+        """Image tokens in item i's sequence, as `who` encodes it."""
+        if (who, i) not in self._visual:
+            vlm = self.student if who == "student" else self.teacher
+            s = vlm.encode_qa([_triple(self.train_items[i])], self.vlm.answer_limit)
+            self._visual[who, i] = len(visual_positions(vlm, s.inputs["input_ids"])[0])
         return self._visual[who, i]
 
     # ---- evaluation and the end of the cell
     @torch.no_grad()
     def evaluate(self, autocast, env=None) -> dict:
-        """The student's answer CE on the held-out items (nats per student answer token), and for GenRecal
-        stages 1–2 the Recalibrator's main-path CE and KL in teacher tokens."""
+        """The student's answer CE on the held-out items (nats per student answer token), the method's held-out
+        terms (GenRecal stages 1–2: the Recalibrator's main-path CE and KL in teacher tokens) and what it adds
+        after them (DistiLLM: φ)."""
         was = self.module.training
         self.module.eval()
         bs = self.cfg.train.eval_batch_size
@@ -428,29 +372,18 @@ class VLMStage:
             for i in range(0, len(self.heldout_items), bs):
                 batch = [(q.images, q.question, q.answer) for q in self.heldout_items[i:i + bs]]
                 with autocast:
-                    s = self.student.encode_qa(batch, self._max_answer())
+                    s = self.student.encode_qa(batch, self.vlm.answer_limit)
                     ce_sum += float(_student_ce(self.student, s, self.student.hidden(s.inputs), None, denom=1))
                     n_tok += int(s.a_len.sum())
-                    if self.recalibrator is not None:
-                        p = self.params
-                        main_only = dataclasses.replace(p, stage=1, regularization="none")
-                        _, parts = stage_loss(main_only, self.student, batch, self.teacher, self.recalibrator)
-                        for k in ("main_ce", "main_kl"):
-                            rec[k] = rec.get(k, 0.0) + parts[k] * len(batch)
+                    for k, v in self.vlm.heldout_terms(self, batch).items():
+                        rec[k] = rec.get(k, 0.0) + v * len(batch)
         finally:
             self.module.train(was)
         out = {"heldout_loss": ce_sum / max(n_tok, 1)}
         out.update({f"heldout_{k}": v / len(self.heldout_items) for k, v in rec.items()})
-        if self.kind == "distillm":  # the adaptive schedule: φ for the steps after this evaluation
-            self._phi = self.method.next_phi(self._phi or 0.0, self._phi_prev, out["heldout_loss"])
-            self._phi_prev = out["heldout_loss"]
-            out["sgo_prob"] = self._phi
+        out.update(self.vlm.after_evaluate(self, out))
         self._last_eval = out
         return out
-
-    def _max_answer(self):
-        p = self.params if self.params is not None else self.kd
-        return p.max_answer_tokens if p is not None else None
 
     def save(self, model_dir: Path) -> None:
         """Only the student goes to model/ (its inference cost is the plain student's); a Recalibrator that a
@@ -491,15 +424,15 @@ class VLMStage:
             n += self.step_tokens(step)
             step += 1
         s = [self._seq("student", i) for i in rows]
-        p, kd, shape = self.params, self.kd, model_shape(self.student.model)
-        trains = p is None or p.stage >= 2
+        shape = model_shape(self.student.model)
+        trains = self.vlm.student_trains != "none"
         # LLaVA-KD's visual KL reads both heads at the visual tokens as well (RDist's logit Gram matrix,
         # H·(WᵀW)·Hᵀ, costs O(d²) a token beside the head's O(d·V): not counted)
-        visual = kd is not None and kd.uses_teacher and kd.visual_weight > 0
-        n_vis = sum(self._visual_tokens(i) for i in rows) if visual else 0
+        visual = self.vlm.head_at_visual_tokens
+        n_vis = self.visual_tokens(rows) if visual else 0
         head_s = 2.0 * shape["d_model"] * shape["vocab_size"] * (sum(a for _, a, _ in s) + n_vis) if trains else 0.0
         lengths = [q + a for q, a, _ in s]
-        if kd is not None and kd.stage == 1:
+        if self.vlm.student_trains == "projector":
             # LLaVA-KD's DPT trains the projector alone, but its gradient comes back through the frozen LLM and
             # head. Their backward computes activation gradients (1× the forward of each weight matmul) and no
             # weight gradients, so the weight terms (2N, the head) count 2×, not Kaplan's 3× (which would add the
@@ -518,18 +451,14 @@ class VLMStage:
             t = [self._seq("teacher", i) for i in rows]
             ts = model_shape(self.teacher.model)
             head_t = 2.0 * ts["d_model"] * ts["vocab_size"]  # per teacher answer token
-            n_vis_t = sum(self._visual_tokens(i, "teacher") for i in rows) if visual else 0
+            n_vis_t = self.visual_tokens(rows, "teacher") if visual else 0
             f["teacher_logits"] = (_forward(self.n_teacher, ts, [q + a for q, a, _ in t])
                                    + head_t * (sum(a for _, a, _ in t) + n_vis_t)
                                    + _vision_flops(self.teacher, self.n_teacher_vision, t))
             counts["teacher_tokens"] = sum(q + a for q, a, _ in t)
         if self.recalibrator is not None:
             rec = self.recalibrator
-            seqs = [qs + at for (qs, _, _), (_, at, _) in zip(s, t)]
-            reads = sum(a for _, a, _ in t)
-            if p.regularization != "none" and (p.stage == 1 or p.reg_in_stage2):
-                seqs += [qt + at for qt, at, _ in t]
-                reads *= 1 if p.regularization == "mse" else 2
+            seqs, reads = self.vlm.recalibrator_work(s, t)
             r_shape = {"n_layers": rec.cfg.depth, "d_model": rec.d_student}
             f["recalibrator_train"] = 3.0 * (_forward(self.n_recalibrator, r_shape, seqs) + head_t * reads)
             counts["recalibrator_tokens"] = sum(seqs)
@@ -538,7 +467,7 @@ class VLMStage:
 
     def finish(self, loss: float) -> dict:
         """The result.json fields of the cell (the last evaluation's Recalibrator terms among them)."""
-        info = {"method": self.kind, "stage": self.stage_no, "train_items": len(self.train_items),
+        info = {"method": self.cfg.method.name, "stage": self.stage_no, "train_items": len(self.train_items),
                 "heldout_items": len(self.heldout_items), "trainable_params": self.trainable,
                 "vision_params": self.n_vision, "epochs": self.cfg.vlm.epochs,
                 "student_family": self.student.family, **{k: v for k, v in self.answers_info.items()},
@@ -606,9 +535,7 @@ def _tiny_names():
 
 
 def open_vlm_stage(cfg, method, out, device, env, teacher_path=None) -> VLMStage:
-    if cfg.method.name not in VLM_METHODS:
-        raise ValueError(f"method {cfg.method.name!r} does not train vision-language students; "
-                         f"valid: {', '.join(f'{k} ({v})' for k, v in VLM_METHODS.items())}")
+    """The stage of a VLM cell; a ValueError for a method that no VLM cell trains (base.vlm_method)."""
     return VLMStage(cfg, method, Path(out), device, env, teacher_path)
 
 
