@@ -32,7 +32,6 @@ def check_model_ref(spec: str | None, where: str) -> None:
     (`tiny-0.07M`). Paths, hub ids, `cell:<id>` and `@group` pass: they are resolved when the cell runs."""
     import re
 
-
     if not spec or spec.startswith(("cell:", "@")) or spec in TINY or spec in TINY_VLMS:
         return
     if is_gguf_ref(spec):
