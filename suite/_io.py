@@ -5,6 +5,7 @@ a group-shared 002), as `open()` and `mkdir()` would: `tempfile` creates 0600 / 
 teammate out of a shared project directory."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -108,3 +109,19 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike):
+    """An exclusive flock on `path` (created if missing) for the `with` block: one writer of a shared cache among
+    concurrent cells, ranks and submitters; released when the file closes, also when the process dies."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

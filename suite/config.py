@@ -202,7 +202,7 @@ class Benchmark:
 
 
 # Filled by the `suite.plugins` packages (registry.py, pyproject.toml): config validates names here and never
-# imports them. Methods: suite/methods (supervised, kd), suite/continual (gere, ...), suite/genrecal.
+# imports them. Methods: suite/methods (supervised, kd), suite/continual (gere, ...), suite/vlm.
 METHODS: Registry[type] = Registry("method", plugins=True)
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark", plugins=True)
 
@@ -329,10 +329,47 @@ _OPTIONAL_FIELDS = {"optim": {"lr_scaling": _DEFAULT, "base_width": _DEFAULT, "w
 _NOT_IDENTITY = {"train": ("trackers",)}
 
 
-def cell_id(cfg: CellConfig) -> str:
-    """12 hex chars of sha256 over the canonical JSON of everything but the name."""
+def canonical_params(name: str, params: Mapping[str, Any]) -> dict:
+    """A method's parameters as the cell id sees them: typed through the method's `Params` (1 → 1.0 for a float,
+    a list → a tuple) and without those at their defaults, so `kd` and `{name: kd, kd_weight: 1.0}` are one cell."""
+    P = getattr(METHODS.get(name), "Params", None)
+    if P is None or not dataclasses.is_dataclass(P):
+        return dict(params)
+    typed = build_dataclass(P, params, f"method {name}")
+    out = {}
+    for f in dataclasses.fields(P):
+        if f.name not in params:
+            continue
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING else _DEFAULT)
+        value = getattr(typed, f.name)
+        if value != default:
+            out[f.name] = value
+    return out
+
+
+# Cells committed before ids hashed the canonical method parameters (their grids spelled some defaults out):
+# canonical id -> the id they were run under, so every cell of sweeps/ keeps its directory and its reports' rows.
+# Written by scripts/legacy_ids.py from sweeps/*.yaml; new cells never need an entry.
+_LEGACY_IDS_FILE = Path(__file__).with_name("legacy_ids.json")
+_legacy_ids: dict[str, str] | None = None
+
+
+def _legacy_id(canonical: str) -> str:
+    global _legacy_ids
+    if _legacy_ids is None:
+        _legacy_ids = json.loads(_LEGACY_IDS_FILE.read_text()) if _LEGACY_IDS_FILE.exists() else {}
+    return _legacy_ids.get(canonical, canonical)
+
+
+def cell_id(cfg: CellConfig, written: bool = False, legacy: bool = True) -> str:
+    """12 hex chars of sha256 over the canonical JSON of everything but the name. The method parameters hash in
+    their canonical form (`canonical_params`); `written=True` hashes them as written, the rule before it (what
+    scripts/legacy_ids.py compares); `legacy=False` skips the table of committed cells."""
     d = cfg.to_dict()
     d.pop("name", None)
+    if not written:
+        d["method"]["params"] = canonical_params(cfg.method.name, cfg.method.params)
     for key, cls in _OPTIONAL_SECTIONS.items():
         if getattr(cfg, key) == cls():
             d.pop(key, None)
@@ -353,7 +390,8 @@ def cell_id(cfg: CellConfig) -> str:
         if section.hash_view is not None and key in d:
             d[key] = section.hash_view(cfg, d[key])
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return _legacy_id(digest) if legacy and not written else digest
 
 
 # ----------------------------------------------------------------------------- token budgets

@@ -10,6 +10,8 @@ Hugging Face directory.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -252,3 +254,23 @@ def _convert(src: Path, out: Path) -> None:
     model.generation_config = loaded.generation_config
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
+
+
+def model_identity(spec: str) -> str:
+    """What names a model's weights, by content: a local directory by each file's name, size and a hash of its
+    first and last MiB (a retrained teacher is a new key, a copied one the same; no 100 GB read); a hub id or a
+    tiny name by its name. The key of every cache of a teacher's outputs (answers, top-k logits)."""
+    path = Path(spec)
+    if not path.is_dir():
+        return str(spec)
+    out = []
+    for p in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")):
+        size = p.stat().st_size
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            h.update(f.read(1 << 20))
+            if size > 2 << 20:
+                f.seek(-(1 << 20), os.SEEK_END)
+                h.update(f.read())
+        out.append((p.name, size, h.hexdigest()[:16]))
+    return json.dumps(out)

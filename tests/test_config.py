@@ -56,6 +56,30 @@ def test_cell_id_ignores_name_but_not_content():
     assert len(a.cell_id) == 12
 
 
+def test_cell_id_hashes_method_parameters_in_canonical_form():
+    """Defaults spelled out, ints for floats: the same cell. A parameter away from its default: another cell."""
+    base = {"teacher": "runs/t/model"}
+    ids = {config_from_dict({**base, "method": m}).cell_id for m in (
+        "kd", {"name": "kd"}, {"name": "kd", "kd_weight": 1.0}, {"name": "kd", "kd_weight": 1, "temperature": 1},
+        {"name": "kd", "divergence": "forward_kl", "params": {"t2_scale": True}})}
+    assert len(ids) == 1
+    other = config_from_dict({**base, "method": {"name": "kd", "temperature": 2}})
+    assert other.cell_id not in ids
+    assert other.cell_id == config_from_dict({**base, "method": {"name": "kd", "temperature": 2.0}}).cell_id
+
+
+def test_every_committed_cell_keeps_its_id():
+    """suite/legacy_ids.json maps the canonical ids of the cells of sweeps/ that spelled defaults out to the ids they
+    ran under (scripts/legacy_ids.py); --check exits 1 naming any cell that would be renamed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "scripts" / "legacy_ids.py"), "--check"], cwd=root,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
 def test_overrides_reach_nested_keys_and_method_params():
     d = apply_overrides({"method": "kd", "teacher": "t"},
                         ["method.temperature=2", "train.tokens=1M", "student=tiny-2M"])

@@ -2,7 +2,7 @@
 
 Lower layers: the schema and what it names (config, registry, refs, _io, _meta, distributed) and data, models,
 methods.
-They never import the packages above them (eval, train, laws, sweep, report, continual, genrecal, bench, cli,
+They never import the packages above them (eval, train, laws, sweep, report, continual, vlm, bench, cli,
 demo): those register what they provide through the `suite.plugins` entry points instead.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "suite"
 LOWER = {"config", "registry", "refs", "_io", "_meta", "distributed", "data", "models", "methods"}
-UPPER = {"eval", "train", "laws", "sweep", "report", "continual", "genrecal", "bench", "cli", "demo"}
+UPPER = {"eval", "train", "laws", "sweep", "report", "continual", "vlm", "bench", "cli", "demo"}
 
 
 def _module(path: Path) -> str:

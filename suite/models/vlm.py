@@ -238,7 +238,7 @@ class VLM:
         The question goes through the processor (chat template, image tokens expanded) and the answer through
         the tokenizer alone, so the split point is exact whatever merges BPE would make across it.
         `answer_ids`: token ids to put after each question verbatim instead of the answers (no eos added, no
-        truncation): sampled answers, or a prefix while sampling (on-policy methods, genrecal/onpolicy.py).
+        truncation): sampled answers, or a prefix while sampling (on-policy methods, vlm/onpolicy.py).
         """
         from ..methods.chunked import IGNORE_INDEX
 

@@ -40,7 +40,7 @@ from .flags import benchmark_flags, flag_mark, marks
 from .registries import TABLES
 from .spec import Comparison, parse_comparison
 from .tables import _variant_labels, fmt
-from .vlm import STAGED, vlm_rows
+from .vlm import vlm_rows
 
 ARM = "arm"
 SEED = "config.train.seed"
@@ -63,8 +63,8 @@ def with_arms(df: pd.DataFrame) -> pd.DataFrame:
     vlm = vlm_rows(out)
     if not vlm.empty:
         last = vlm.groupby("variant")["stage"].transform("max")
-        labels = [_drop_student(v, s) + (f" [stage {k}]" if m in STAGED and k < top else "")
-                  for v, s, m, k, top in zip(vlm["variant"], vlm["student"], vlm["vlm.method"], vlm["stage"], last)]
+        labels = [_drop_student(v, s) + (f" [stage {k}]" if k > 0 and k < top else "")
+                  for v, s, k, top in zip(vlm["variant"], vlm["student"], vlm["stage"], last)]
         arm.loc[vlm.index] = labels
         text = text.drop(index=vlm.index)
     cont = stage_rows(text)

@@ -32,7 +32,7 @@ from .registries import FIGURES, TABLES
 @dataclass(frozen=True)
 class LawSpec:
     law: str                                  # a key of suite.laws.LAWS
-    supervised: str | None = None             # distillation: the name of the supervised fit to build on
+    supervised: str | None = None             # the supervised fit a law built on one (Law.needs) reads
     rows: str | None = None                   # pandas query on the results, applied before the law picks its rows
     delta: float | None = None
     bootstrap: int = 0
@@ -134,24 +134,33 @@ def load_spec(path: str | Path) -> ReportSpec:
                               f"{did_you_mean(str(lw.n_params), N_PARAMS)}; valid: non_embedding "
                               f"(N without the embeddings and LM head, the default), "
                               f"total (every parameter)")
-        if lw.law == "distillation":
-            if lw.supervised is None:
-                raise ConfigError(f"{where}: laws.{fname}.supervised: the distillation law needs the name of a "
-                                  f"supervised fit in this spec (or a published set)")
         fits[fname] = lw
-    choices = [n for n, f in fits.items() if f.law == "supervised"] + \
-              [n for n, p in PUBLISHED.items() if p.law == "supervised"]
+    # A law built on another (Law.needs: the distillation law on the supervised one) names that fit under the
+    # needed law's own key (`supervised: <fit>`); no law is named here, so a fourth law with `needs` checks the same.
     for fname, lw in fits.items():
-        if lw.supervised and lw.supervised not in choices:
-            what = ("is not a supervised-law fit" if lw.supervised in fits or lw.supervised in PUBLISHED
-                    else "is neither a fit of this spec nor a published set")
-            raise ConfigError(f"{where}: laws.{fname}.supervised: {lw.supervised!r} {what}"
-                              f"{did_you_mean(lw.supervised, choices)}; valid: {', '.join(choices)}")
-        if lw.supervised:   # L~_S(N_S, D_S) must read N_S as this fit does (published sets count non-embedding N)
-            theirs = fits[lw.supervised].n_params if lw.supervised in fits else "non_embedding"
+        needs = LAWS.get(lw.law).needs
+        for dep in [f.name for f in dataclasses.fields(LawSpec) if f.name in LAWS]:
+            if getattr(lw, dep) is not None and dep not in needs:
+                raise ConfigError(f"{where}: laws.{fname}.{dep}: the {lw.law} law is not built on a {dep} law")
+        for dep in needs:
+            if not hasattr(lw, dep):
+                raise ConfigError(f"{where}: laws.{fname}: the {lw.law} law needs a {dep} fit, which a report spec "
+                                  f"cannot name yet (add `{dep}` to report/spec.py: LawSpec)")
+            ref = getattr(lw, dep)
+            choices = [n for n, f in fits.items() if f.law == dep] + [n for n, p in PUBLISHED.items() if p.law == dep]
+            if ref is None:
+                raise ConfigError(f"{where}: laws.{fname}.{dep}: the {lw.law} law needs the name of a {dep} fit in "
+                                  f"this spec (or a published set); valid: {', '.join(choices) or 'none'}")
+            if ref not in choices:
+                what = (f"is not a {dep}-law fit" if ref in fits or ref in PUBLISHED
+                        else "is neither a fit of this spec nor a published set")
+                raise ConfigError(f"{where}: laws.{fname}.{dep}: {ref!r} {what}"
+                                  f"{did_you_mean(ref, choices)}; valid: {', '.join(choices)}")
+            # the law read from the dependency must count N as this fit does (published sets: non-embedding N)
+            theirs = fits[ref].n_params if ref in fits else "non_embedding"
             if theirs != lw.n_params:
-                raise ConfigError(f"{where}: laws.{fname}.n_params: {lw.n_params!r}, but its supervised fit "
-                                  f"{lw.supervised!r} counts N as {theirs!r}; use the same n_params for both")
+                raise ConfigError(f"{where}: laws.{fname}.n_params: {lw.n_params!r}, but its {dep} fit "
+                                  f"{ref!r} counts N as {theirs!r}; use the same n_params for both")
     for kind, names, registry in (("figures", spec.figures, FIGURES), ("tables", spec.tables, TABLES)):
         for n in names:
             if n not in registry:

@@ -92,14 +92,15 @@ def _order(variants) -> list[str]:
     return sorted(variants, key=key)
 
 
-STAGED = ("genrecal", "llavakd")  # methods whose cells are stages: the last one is the student's result
+# A staged method's cells (GenRecal, LLaVA-KD: VLMMethod.staged) record their stage, 1-3, in vlm.stage; every other
+# VLM cell records 0. The last stage is the student's result.
 
 
 def _final(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per seed and variant: a staged method's (GenRecal, LLaVA-KD) last stage, every other cell as it is."""
-    gen = rows[rows[KIND].isin(STAGED)]
+    gen = rows[rows["stage"] > 0]
     last = gen[gen["stage"] == gen.groupby("variant")["stage"].transform("max")] if not gen.empty else gen
-    return pd.concat([rows[~rows[KIND].isin(STAGED)], last])
+    return pd.concat([rows[rows["stage"] <= 0], last])
 
 
 def _summarize(g: pd.DataFrame, cols, metrics, marked: dict | None = None) -> tuple[dict, dict]:
@@ -153,7 +154,7 @@ def vlm_table(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame,
 @TABLES.register("vlm_stages")
 def vlm_stages(df: pd.DataFrame, fits: dict) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     rows = vlm_rows(df)
-    rows = rows[rows[KIND].isin(STAGED)] if not rows.empty else rows  # no VLM cells: no KIND column either
+    rows = rows[rows["stage"] > 0] if not rows.empty else rows  # no VLM cells: no stage column either
     if rows.empty:
         return None
     cols = [c for c in _STAGE_METRICS if c in rows and rows[c].notna().any()]

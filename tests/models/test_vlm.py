@@ -98,7 +98,7 @@ def test_generation_stops_at_the_checkpoints_end_tokens(tok):
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_question_answer_split_gives_the_models_own_answer_logits(name, tok):
-    from suite.genrecal.method import answer_predictors
+    from suite.vlm.method import answer_predictors
 
     vlm = build_vlm(name, tokenizer=tok, seed=1)
     batch = [([im], q, a) for im, q, a in zip(_images(3), ["How many circles?", "Colour?", "What is it?"],

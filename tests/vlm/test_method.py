@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from suite.methods.chunked import IGNORE_INDEX
-from suite.genrecal.method import Recalibrator, RecalibratorConfig, answer_predictors, genrecal_loss
+from suite.vlm.method import Recalibrator, RecalibratorConfig, answer_predictors, genrecal_loss
 from suite.models import build_model
 
 Q_LENS, A_LENS = (5, 3, 7), (2, 4, 1)
@@ -160,7 +160,7 @@ def internvl_pair():
 @pytest.mark.parametrize("which", ["pair", "internvl_pair"])
 def test_the_position_ablation_runs_with_each_models_own_ids(request, which):
     """Tab. 6c: new_positions off feeds the student's ids for its question and the teacher's for its answer."""
-    from suite.genrecal.method import GenRecalParams, stage_loss
+    from suite.vlm.method import GenRecalParams, stage_loss
 
     teacher, student, batch = request.getfixturevalue(which)
     d_t = teacher.model.config.text_config.hidden_size
@@ -185,7 +185,7 @@ def test_the_position_ablation_runs_with_each_models_own_ids(request, which):
 
 
 def test_stage_2_freezes_a_tied_students_shared_head(pair):
-    from suite.genrecal.method import GenRecalParams, set_trainable
+    from suite.vlm.method import GenRecalParams, set_trainable
 
     _, student, _ = pair
     emb = student.model.get_input_embeddings()
@@ -206,7 +206,7 @@ def test_stage_2_freezes_a_tied_students_shared_head(pair):
 @pytest.mark.parametrize("stage", [1, 2, 3])
 @pytest.mark.parametrize("which", ["pair", "internvl_pair"])
 def test_a_step_changes_exactly_what_the_stage_trains(request, which, stage):
-    from suite.genrecal.method import GenRecalParams, set_trainable, stage_loss
+    from suite.vlm.method import GenRecalParams, set_trainable, stage_loss
 
     teacher, student, batch = request.getfixturevalue(which)
     params = GenRecalParams(stage=stage)
@@ -260,7 +260,7 @@ def test_a_step_changes_exactly_what_the_stage_trains(request, which, stage):
 
 def test_sft_and_same_tokenizer_kd_baselines(pair):
     from suite.data.tokenizers import train_bpe
-    from suite.genrecal.method import baseline_loss
+    from suite.vlm.method import baseline_loss
     from suite.models.vlm import build_vlm
 
     _, student, batch = pair
@@ -282,7 +282,7 @@ def test_sft_and_same_tokenizer_kd_baselines(pair):
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
 def test_train_vision_opens_the_encoder_in_stages_2_and_3_only(pair, stage):
-    from suite.genrecal.method import GenRecalParams, set_trainable
+    from suite.vlm.method import GenRecalParams, set_trainable
 
     teacher, student, _ = pair
     rec = Recalibrator(student.model.config, d_teacher=teacher.model.config.text_config.hidden_size)
@@ -296,7 +296,7 @@ def test_train_vision_opens_the_encoder_in_stages_2_and_3_only(pair, stage):
 
 
 def test_ablation_switches_main_ce_and_stage3_kinds(pair):
-    from suite.genrecal.method import GenRecalParams, stage_loss
+    from suite.vlm.method import GenRecalParams, stage_loss
 
     teacher, student, batch = pair
     rec = Recalibrator(student.model.config, d_teacher=teacher.model.config.text_config.hidden_size)

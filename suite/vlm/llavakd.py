@@ -1,7 +1,7 @@
 """LLaVA-KD's three-stage recipe for vision-language students (Cai et al. 2024, "LLaVA-KD: A Framework of
 Distilling Multimodal Large Language Models"), as the VLM-only method `llavakd`.
 
-    vlm: {stages: [1, 2, 3]}      # in a grid: DPT -> SFT -> DFT, three chained cells (suite/genrecal/__init__.py)
+    vlm: {stages: [1, 2, 3]}      # in a grid: DPT -> SFT -> DFT, three chained cells (suite/vlm/__init__.py)
     loss, parts = llavakd_loss(LLaVAKDParams(stage=1), student, teacher, batch, norm)
 
 A small MLLM learns from a large one that shares its tokenizer and its number of image tokens per image:

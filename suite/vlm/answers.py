@@ -17,16 +17,15 @@ next stages, SFT beside it) only read. Cells that train without a teacher (SFT, 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, locked
 from ..eval.vlm.matching import final_answer, same_answer
+from ..refs import model_identity
 from .items import VisualQA
 
 SHORT_WORDS = 4     # answers with fewer words are "very short" (the paper's "A", "32"); a sentence is not
@@ -38,45 +37,12 @@ def is_short(answer: str) -> bool:
     return len(str(answer).split()) < SHORT_WORDS
 
 
-def teacher_identity(spec: str) -> str:
-    """What names a teacher's weights, by content: a local directory by each file's name, size and a hash of its
-    first and last MiB (a retrained teacher is a new key, a copied one the same; no 100 GB read); a hub id by
-    its name."""
-    path = Path(spec)
-    if not path.is_dir():
-        return str(spec)
-    out = []
-    for p in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")):
-        size = p.stat().st_size
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            h.update(f.read(1 << 20))
-            if size > 2 << 20:
-                f.seek(-(1 << 20), os.SEEK_END)
-                h.update(f.read())
-        out.append((p.name, size, h.hexdigest()[:16]))
-    return json.dumps(out)
-
-
 def cache_key(teacher: str, items: Sequence[VisualQA], max_new_tokens: int, prompt: str) -> str:
-    h = hashlib.sha256(json.dumps([teacher_identity(teacher), max_new_tokens, prompt]).encode())
+    h = hashlib.sha256(json.dumps([model_identity(teacher), max_new_tokens, prompt]).encode())
     for q in items:
         h.update(q.key().encode())
         h.update(q.answer.encode())
     return h.hexdigest()[:20]
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, also when the process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def generate(teacher, items: Sequence[VisualQA], max_new_tokens: int, prompt: str = "",
@@ -101,7 +67,7 @@ def load_or_generate(teacher_spec: str, items: Sequence[VisualQA], cache_dir: Pa
     teacher (suite.models.vlm.load_vlm), only when the file is missing."""
     key = cache_key(teacher_spec, items, max_new_tokens, prompt)
     path = Path(cache_dir) / f"{key}.jsonl"
-    with _locked(Path(cache_dir) / f"{key}.lock"):
+    with locked(Path(cache_dir) / f"{key}.lock"):
         if path.exists():
             rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
             if [r["item"] for r in rows] == [q.key() for q in items]:

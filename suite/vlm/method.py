@@ -349,7 +349,7 @@ def stage_loss(params: GenRecalParams, student, batch, teacher=None, recalibrato
 
 @METHODS.register("genrecal")
 class GenRecal(Method, VLMMethod):
-    """GenRecal as a training-loop method: a vision-language cell (suite/genrecal/stage.py) computes
+    """GenRecal as a training-loop method: a vision-language cell (suite/vlm/stage.py) computes
     `stage_loss` for the stage in its params; the text-LM `objective` does not apply."""
 
     Params = GenRecalParams
@@ -498,6 +498,12 @@ class SFT(_Baseline):
 class KDBaseline(_Baseline):
     kind, label = "kd", "same-tokenizer KD"
     token_level = True
+
+    def __init__(self, method):
+        super().__init__(method)
+        if getattr(self.params, "teacher_cache", "none") != "none":
+            raise ValueError("method.teacher_cache caches a text cell's token stream; a VLM cell's KD computes its "
+                             "teacher on the answer tokens it samples each epoch (leave teacher_cache: none)")
 
     @classmethod
     def name_parts(cls, params) -> list[str]:

@@ -1,4 +1,4 @@
-"""The `vlm:` section of a cell config, and its checks (registered in suite/genrecal/__init__.py).
+"""The `vlm:` section of a cell config, and its checks (registered in suite/vlm/__init__.py).
 
     vlm: {train_items: 2000, kinds: [ai2d, mathvista], stages: [1, 2, 3]}   # in a grid: one cell per stage
 """
@@ -22,7 +22,7 @@ STAGES = (1, 2, 3)
 
 @dataclass(frozen=True)
 class VLMConfig:
-    """A vision-language cell (GenRecal, LLaVA-KD and the SFT / KD baselines; suite/genrecal/): the student is a VLM
+    """A vision-language cell (GenRecal, LLaVA-KD and the SFT / KD baselines; suite/vlm/): the student is a VLM
     trained on visual-instruction items, whole epochs. A grid expands a genrecal or llavakd cell with `stages`
     into one cell per stage."""
     train_items: int = 2000            # synthetic visual-instruction items (items.py; data.seed draws them)

@@ -189,7 +189,7 @@ def test_stage_1_keeps_the_initial_student_and_epochs_0_trains_nothing(toy, tmp_
 
 
 def test_stage_2_starts_from_stage_1s_recalibrator(toy):
-    from suite.genrecal import open_vlm_stage
+    from suite.vlm import open_vlm_stage
     from suite.methods import make_method
     from suite.sweep.runner import resolve_teacher
 
@@ -213,7 +213,7 @@ def _load_state(path):
 def test_a_fresh_recalibrator_follows_train_seed_whatever_ran_before(toy, tmp_path):
     """A stage whose student is loaded (vlm.init) but whose Recalibrator is new: its initial weights are a
     function of the config (train.seed), not of the process's random state before the cell."""
-    from suite.genrecal import open_vlm_stage
+    from suite.vlm import open_vlm_stage
     from suite.methods import make_method
 
     teacher, (s1, _, _) = _cells(toy)
@@ -296,7 +296,7 @@ def test_micro_batching_gives_the_step_the_same_gradient(toy, tmp_path, method):
 @pytest.mark.parametrize("train_vision", [False, True])
 def test_a_baseline_cell_trains_its_vision_encoder_only_when_asked(tmp_path, train_vision):
     """vlm.train_vision: a from-scratch student may train its vision encoder; by default it stays frozen."""
-    from suite.genrecal import open_vlm_stage
+    from suite.vlm import open_vlm_stage
     from suite.methods import make_method
 
     cfg = config_from_dict({**BASE, "student": STUDENT, "method": "supervised", "data": {"tokenizer_vocab_size": 290},

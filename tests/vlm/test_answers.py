@@ -13,8 +13,8 @@ from suite.eval.vlm.ai2d import judge_prompt
 from suite.eval.vlm.fixtures import fixture_items
 from suite.eval.vlm.matching import build_choices, can_infer, final_answer, same_answer
 from suite.eval.vlm.mathvista import extraction_prompt, score_mathvista
-from suite.genrecal.answers import SHORT_WORDS, is_short, teacher_answers
-from suite.genrecal.items import _answer, detailed_answer, instruction_items
+from suite.vlm.answers import SHORT_WORDS, is_short, teacher_answers
+from suite.vlm.items import _answer, detailed_answer, instruction_items
 
 
 # ---------------------------------------------------------------------------------------- detailed answers
@@ -162,7 +162,7 @@ def _vlm_cell(method="supervised", teacher=None, **vlm):
 
 
 def test_answers_switch_is_checked_and_auto_is_the_papers_default_for_genrecal():
-    from suite.genrecal.config import answer_source
+    from suite.vlm.config import answer_source
 
     with pytest.raises(ConfigError, match="vlm.answers: .*did you mean 'teacher'"):
         config_from_dict(_vlm_cell(answers="teachr"))

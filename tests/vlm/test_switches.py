@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from suite.config import config_from_dict
 from suite.methods.chunked import IGNORE_INDEX
-from suite.genrecal.method import GenRecalParams, Recalibrator, RecalibratorConfig, genrecal_loss, stage_loss
+from suite.vlm.method import GenRecalParams, Recalibrator, RecalibratorConfig, genrecal_loss, stage_loss
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def pair():
     """A LLaVA teacher and a Qwen2-VL student with different tokenizers, vocabularies and widths, a
     Recalibrator between them and a batch whose answers have more tokens than the batch has items."""
     from suite.data.tokenizers import train_bpe
-    from suite.genrecal.items import instruction_items
+    from suite.vlm.items import instruction_items
     from suite.models.vlm import build_vlm
 
     items = instruction_items(6, seed=3)
@@ -137,8 +137,8 @@ def _cfg(**vlm):
 
 
 def test_stage3_fraction_trains_a_fixed_seeded_subset(tmp_path):
-    from suite.genrecal import open_vlm_stage
-    from suite.genrecal.stage import load_items
+    from suite.vlm import open_vlm_stage
+    from suite.vlm.stage import load_items
     from suite.methods import make_method
 
     def stage(cfg, out):
@@ -158,7 +158,7 @@ def test_stage3_fraction_trains_a_fixed_seeded_subset(tmp_path):
 
 
 def test_stage3_kinds_keep_only_those_items(tmp_path):
-    from suite.genrecal import open_vlm_stage
+    from suite.vlm import open_vlm_stage
     from suite.methods import make_method
 
     full = _cfg()
@@ -173,9 +173,9 @@ def test_stage3_kinds_keep_only_those_items(tmp_path):
 
 
 def test_training_items_avoid_the_evaluation_items(tmp_path):
-    from suite.genrecal.items import benchmark_items
+    from suite.vlm.items import benchmark_items
     from suite.eval.vlm import write_vlm_fixture
-    from suite.genrecal.stage import _dataset_items, load_items
+    from suite.vlm.stage import _dataset_items, load_items
 
     root = tmp_path / "lmu"
     for kind in ("ai2d", "mathvista"):
@@ -203,7 +203,7 @@ def _png(path, colour):
 
 
 def test_read_llava_reads_conversations_and_names_a_bad_file(tmp_path):
-    from suite.genrecal.stage import load_items, read_llava
+    from suite.vlm.stage import load_items, read_llava
 
     (tmp_path / "img").mkdir()
     _png(tmp_path / "img" / "a.png", (255, 0, 0))

@@ -1,6 +1,6 @@
-"""A VLM distillation loss is one class (suite/genrecal/base.py: VLMMethod): a label-smoothed SFT, registered at test
+"""A VLM distillation loss is one class (suite/vlm/base.py: VLMMethod): a label-smoothed SFT, registered at test
 time, is listed and validated as a VLM method, named in a grid, and trains a tiny VLM cell end to end, with no change
-to suite/genrecal/. With smoothing 0 its loss is the SFT baseline's, so its cell ends with the SFT cell's weights
+to suite/vlm/. With smoothing 0 its loss is the SFT baseline's, so its cell ends with the SFT cell's weights
 bit for bit: the stage hands the method what the baselines get (student, the step's divisors) and nothing else
 differs. Three cells of 2 steps on tiny-qwen2vl: about 7 s on 2 CPU cores.
 """
@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from suite.config import ConfigError, config_from_dict
-from suite.genrecal import VLMMethod, stage_name
-from suite.genrecal.base import vlm_methods
-from suite.genrecal.method import answer_predictors
+from suite.vlm import VLMMethod, stage_name
+from suite.vlm.base import vlm_methods
+from suite.vlm.method import answer_predictors
 from suite.methods import METHODS, Method, head_loss
 from suite.train import train
 

@@ -1,4 +1,4 @@
-"""LLaVA-KD (suite/genrecal/llavakd.py) on tiny same-tokenizer LLaVAs (student tiny-llava, teacher tiny-llava-m,
+"""LLaVA-KD (suite/vlm/llavakd.py) on tiny same-tokenizer LLaVAs (student tiny-llava, teacher tiny-llava-m,
 16 image tokens each): the distillation terms vanish with their gradients when the student is the teacher, RDist
 and the visual KL against hand and explicit-logit computations, the image-token-count error, what each stage
 trains after a real optimizer step, the grid's three chained cells, and a 3-stage toy sweep end to end.
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from suite.config import ConfigError, config_from_dict
-from suite.genrecal.llavakd import LLaVAKDParams, check_pair, correlation, llavakd_loss, rdist
+from suite.vlm.llavakd import LLaVAKDParams, check_pair, correlation, llavakd_loss, rdist
 from suite.methods import make_method
 
 STUDENT, TEACHER = "tiny-llava", "tiny-llava-m"
@@ -27,7 +27,7 @@ DISTIL = ("response_weight", "visual_weight", "rdist_weight")
 @pytest.fixture(scope="module")
 def pair():
     from suite.data.tokenizers import train_bpe
-    from suite.genrecal.items import instruction_items
+    from suite.vlm.items import instruction_items
     from suite.models.vlm import build_vlm
 
     items = instruction_items(6, seed=3)
@@ -169,7 +169,7 @@ def shared(tmp_path_factory, pair):
 
 
 def _stage(tmp_path, shared, k, **vlm):
-    from suite.genrecal import open_vlm_stage
+    from suite.vlm import open_vlm_stage
 
     raw = {"student": STUDENT, "method": {"name": "llavakd", "stage": k},
            "data": {"tokenizer": str(shared / "tokenizer")}, "vlm": {"train_items": 4, "heldout_items": 2, **vlm},

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from suite.genrecal.onpolicy import (DistiLLM, DistiLLMParams, MiniLLMParams, distillm_loss, future_reward,
+from suite.vlm.onpolicy import (DistiLLM, DistiLLMParams, MiniLLMParams, distillm_loss, future_reward,
                                      minillm_loss, sample_answers)
 from suite.methods import make_method
 
@@ -16,7 +16,7 @@ from suite.methods import make_method
 @pytest.fixture(scope="module")
 def pair():
     from suite.data.tokenizers import train_bpe
-    from suite.genrecal.items import instruction_items
+    from suite.vlm.items import instruction_items
     from suite.models.vlm import build_vlm
 
     items = instruction_items(6, seed=3)
@@ -49,7 +49,7 @@ def test_sampled_ids_go_back_verbatim_and_stop_at_the_end_token(pair):
 
 
 def test_teacher_mixed_sampling_draws_from_the_mixture(pair, monkeypatch):
-    from suite.genrecal import onpolicy
+    from suite.vlm import onpolicy
 
     student, teacher, batch = pair
     real = onpolicy._next_logits

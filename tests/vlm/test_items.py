@@ -3,7 +3,7 @@ import ast
 
 import pytest
 
-from suite.genrecal.items import benchmark_items, instruction_items
+from suite.vlm.items import benchmark_items, instruction_items
 from suite.eval.vlm.matching import build_choices, can_infer
 
 

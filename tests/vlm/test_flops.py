@@ -21,7 +21,7 @@ VISION_TOKENS = {STUDENT: 16, TEACHER: 17}  # what the tower runs over: 4×4 pat
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     from suite.data.tokenizers import train_bpe
-    from suite.genrecal.items import instruction_items
+    from suite.vlm.items import instruction_items
     from suite.models.vlm import build_vlm
 
     texts = [f"{q.question} {q.answer}" for q in instruction_items(12, seed=5)]
@@ -31,7 +31,7 @@ def teacher_dir(tmp_path_factory):
 
 
 def _stage(tmp_path, teacher_dir, **genrecal):
-    from suite.genrecal import open_vlm_stage
+    from suite.vlm import open_vlm_stage
     from suite.methods import make_method
 
     cfg = config_from_dict({"student": STUDENT, "teacher": str(teacher_dir),

@@ -9,7 +9,7 @@ stage would otherwise ask by the method's name (the continual/ pattern: methods 
         def vlm_loss(self, stage, batch):        # (images, question, answer) triples -> (loss, parts)
             ...
 
-tests/genrecal/test_toy_vlm_method.py adds one at test time and trains a cell with it. A VLM method's class is a
+tests/vlm/test_toy_vlm_method.py adds one at test time and trains a cell with it. A VLM method's class is a
 `VLMMethod`; the text methods that VLM cells train with too (`supervised`, `kd`: suite/methods/) get theirs from
 an adapter registered in BASELINES (method.py), the one place that names them. `vlm_class(name)` finds either,
 `vlm_method(name, method)` gives the stage its object.
