@@ -10,6 +10,7 @@
     suite report analysis/quickstart.yaml [--check]            figures, tables, fitted laws -> reports/quickstart/
     suite demo                                                 the quickstart grid: teacher + students, sup vs KD
     suite bench kd-loss [--json]                               naive vs chunked KD loss: memory and time ratios
+    suite bench kd-grid [--json]                               KD students with/without the teacher-output cache
     suite bench train [--json]                                 our loop vs a Hugging Face Trainer: tokens/s ratio
     suite bench fit [--json]                                   batched multi-start fit vs a per-start scipy loop
     suite bench search [--json]                                fast search vs L-BFGS-B from every start (paper grids)
@@ -165,7 +166,14 @@ def _bench(a) -> int:
         from .bench.kd_loss import bench
 
         res = bench(vocab=a.vocab, tokens=a.tokens, hidden=a.hidden, divergence=a.divergence, repeats=a.repeats,
-                    device=a.device, dtype=a.dtype, chunk=a.chunk, teacher=a.teacher)
+                    device=a.device, dtype=a.dtype, chunk=a.chunk, teacher=a.teacher, topk=a.topk)
+    elif a.which == "kd-grid":
+        from .bench.kd_grid import bench
+
+        ks = tuple(k if k == "V" else int(k) for k in a.k.split(","))
+        res = bench(teacher=a.teacher, teacher_model=a.teacher_model, teacher_tokens=a.teacher_tokens,
+                    students=tuple(a.students.split(",")), tokens=a.tokens, ks=ks, seq_len=a.seq_len,
+                    batch=a.batch, workdir=a.workdir, keep=a.keep, cache_dtype=a.cache_dtype)
     elif a.which == "mmlu":
         from .bench.mmlu_speed import bench
 
@@ -303,7 +311,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d.set_defaults(fn=_demo)
 
     b = sub.add_parser("bench", help="benchmarks that print measured ratios "
-                                     "(kd-loss, train, mmlu, sweep, fit, search, vlm-eval)")
+                                     "(kd-loss, kd-grid, train, mmlu, sweep, fit, search, vlm-eval)")
     bsub = b.add_subparsers(dest="which", required=True, metavar="BENCH")
     k = bsub.add_parser("kd-loss", help="naive vs chunked KD loss: peak memory and time, forward+backward")
     k.add_argument("--teacher", default=None, metavar="MODEL",
@@ -318,7 +326,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     k.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     k.add_argument("--chunk", type=int, default=None, help="rows per chunk (default: auto)")
     k.add_argument("--json", action="store_true")
+    k.add_argument("--topk", type=int, default=None, metavar="K",
+                   help="give both variants the teacher as its top-K log-probs (a TopKTeacher, as a teacher-output "
+                        "cache holds it)")
     k.set_defaults(fn=_bench)
+    kg = bsub.add_parser("kd-grid", help="four KD students of one teacher with and without the teacher-output "
+                                         "cache: speed-up and final-loss difference at k = 64, 128, V")
+    kg.add_argument("--teacher", default=None, metavar="MODEL",
+                    help="a trained teacher (checkpoint directory); default: train --teacher-model here first")
+    kg.add_argument("--teacher-model", default="tiny-2M")
+    kg.add_argument("--teacher-tokens", default="1M")
+    kg.add_argument("--students", default="tiny-0.01M,tiny-0.02M,tiny-0.03M,tiny-0.05M")
+    kg.add_argument("--tokens", default="100k", help="each student's token budget")
+    kg.add_argument("--k", default="64,128,V", help="cache sizes to run (V: the whole vocabulary, float32)")
+    kg.add_argument("--cache-dtype", default="float16", choices=["float16", "bfloat16", "float32"],
+                    help="storage of the top-k log-probs for k < V (k = V is always float32)")
+    kg.add_argument("--seq-len", type=int, default=128)
+    kg.add_argument("--batch", type=int, default=16)
+    kg.add_argument("--workdir", default=None, help="keep the runs and caches here (default: a temporary dir)")
+    kg.add_argument("--keep", action="store_true")
+    kg.add_argument("--json", action="store_true")
+    kg.set_defaults(fn=_bench)
     q = bsub.add_parser("sweep", help="submit a large no-op grid to Slurm: submit and status seconds")
     q.add_argument("--cells", type=int, default=1000)
     q.add_argument("--executor", default="slurm", choices=["slurm", "local", "inline"])

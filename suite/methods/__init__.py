@@ -5,7 +5,7 @@
 
 Every module of this package is imported here, so a new objective is one module that registers itself with
 `@METHODS.register(name)`. Objectives that need their own data or stage machinery live with it in a plugin
-package and register the same way: GenRecal (suite/genrecal/), GeRe and its continual-learning baselines
+package and register the same way: GenRecal (suite/vlm/), GeRe and its continual-learning baselines
 (suite/continual/); `METHODS` loads those on the first lookup of a name it lacks (registry.py: plugins).
 """
 import importlib

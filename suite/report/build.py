@@ -25,7 +25,7 @@ from ..config import ConfigError
 from ..laws import exact_irreducible
 from .analysis import Fitted, comparison_set, fit_laws, load_results, reading_columns
 from .compare import comparison_table  # noqa: F401  (registers TABLES["comparison"])
-from . import continual, vlm  # noqa: F401  (register their tables, figures and headline parts)
+from . import compute, continual, vlm  # noqa: F401  (register their tables, figures and headline parts)
 from .figures import save as save_figure
 from .flags import caveat_text, fit_caveats
 from .flags import collect as collect_flags

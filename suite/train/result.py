@@ -4,7 +4,10 @@
 
 CORE lists the fields every cell writes, with their meaning; a stage adds its own beside them (its `finish`):
     continual.*   a continual-learning stage (suite/continual/stage.py: accuracy per task, history, F1 retention, ...)
-    vlm.*         a vision-language cell (suite/genrecal/stage.py: method, stage, items, Recalibrator terms, ...)
+    vlm.*         a vision-language cell (suite/vlm/stage.py: method, stage, items, Recalibrator terms, ...)
+    teacher_cache.*   a KD cell reading a teacher-output cache (suite/train/teacher_cache.py: key, mode hit /
+                  write / mixed, shards written and read, bytes on disk); its flops.teacher_logits then counts only
+                  the teacher forwards it ran, flops.teacher_logits_per_cell what it would have run without
 and `benchmarks.<name>.*` holds each `eval:` benchmark's numbers (suite/eval). The loop checks its record
 against CORE before writing it, so a field is never renamed or dropped by accident.
 """

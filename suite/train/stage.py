@@ -4,7 +4,7 @@ counted. Three kinds implement it:
 
     TextStage                  a causal LM on token sequences: the plain cell (a token budget over fixed-length
                                examples) or a plugin's rows (suite/continual: task + replay rows, whole epochs)
-    genrecal.stage.VLMStage    a vision-language student (+ Recalibrator) on (image, question, answer) items
+    vlm.stage.VLMStage    a vision-language student (+ Recalibrator) on (image, question, answer) items
 
 A plugin returns its stage from `config.Section.stage`; a plain cell gets a `TextStage`. The loop never asks
 which kind it holds.
@@ -16,6 +16,7 @@ the gradient does not depend on how a step is split into micro-batches or proces
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -140,6 +141,48 @@ class TextStage:
             self._f_t = forward_flops_per_token(self.t_info["N_T"], ts["n_layers"], ts["d_model"], self.T,
                                                 ts["vocab_size"])
         self.flops_per_token = 3.0 * self._f_s + self._f_t
+        self.cache = self._open_cache(teacher_path or cfg.teacher, out) if self.teacher is not None else None
+
+    def _open_cache(self, spec: str, out: Path):
+        """The teacher-output cache of a KD cell with `method.teacher_cache: topk` (train/teacher_cache.py)."""
+        p = self.method.params
+        mode = getattr(p, "teacher_cache", "none")
+        if mode == "none":
+            return None
+        from .teacher_cache import TeacherCache, cache_dir, cache_key
+
+        if self.rows is not None:
+            raise ValueError(f"method.teacher_cache: {mode}: only a plain text cell's stream can be cached (this "
+                             f"cell trains a plugin's rows)")
+        vocab = self.teacher.head_weight.shape[0]
+        k = min(int(p.cache_k), vocab)
+        key = cache_key(spec, self.cfg.data, self.tok, self.T, p.temperature, k, p.cache_dtype)
+        return TeacherCache(cache_dir(out), key, self.T, k, vocab, p.cache_dtype,
+                            {"teacher": spec, "data": dataclasses.asdict(self.cfg.data), "temperature": p.temperature},
+                            limit=self.steps * self.B)
+
+    def _teacher_topk(self, indices: list[int]):
+        """The teacher's top-k log-probabilities at T for train examples `indices`: [n, seq_len, k] twice, on the
+        CPU; logits made a few thousand rows at a time, so [rows x V] stays small at large V."""
+        from ..methods.divergences import topk_teacher
+
+        T, k = self.method.params.temperature, self.cache.k
+        vals, idxs = [], []
+        step = max(1, self.cfg.train.eval_batch_size)
+        W_t = self.teacher.head_weight
+        with torch.no_grad():
+            for a in range(0, len(indices), step):
+                ex = torch.from_numpy(self.source.batch(indices[a:a + step])).to(self.device)
+                h = self.teacher(ex[:, :-1])
+                rows = h.reshape(-1, h.shape[-1])
+                v, i = [], []
+                for r in range(0, rows.shape[0], 4096):
+                    t = topk_teacher(rows[r:r + 4096] @ W_t.t(), T, k)
+                    v.append(t.logp.cpu())
+                    i.append(t.idx.cpu())
+                vals.append(torch.cat(v).view(*h.shape[:2], -1))
+                idxs.append(torch.cat(i).view(*h.shape[:2], -1))
+        return torch.cat(vals), torch.cat(idxs)
 
     # ---- a step
     def _batch(self, step: int, offset: int, n: int):
@@ -157,12 +200,17 @@ class TextStage:
     def loss(self, fwd, step: int, offset: int, n: int):
         inp, lab, extra = self._batch(step, offset, n)
         h = fwd(inp)
-        h_t = None
-        if self.teacher is not None:
+        h_t, W_t = None, None
+        if self.cache is not None:   # the teacher's top-k at these examples, computed once per grid
+            from ..methods.divergences import TopKTeacher
+
+            logp, idx = self.cache.rows(step * self.B + offset, n, self._teacher_topk)
+            h_t = TopKTeacher(logp.to(self.device), idx.to(self.device)).flatten()
+        elif self.teacher is not None:
             with torch.no_grad():
                 h_t = self.teacher(inp)
-        return self.method.loss(h, self.module.head_weight, lab, h_t,
-                                None if self.teacher is None else self.teacher.head_weight, **extra)
+            W_t = self.teacher.head_weight
+        return self.method.loss(h, self.module.head_weight, lab, h_t, W_t, **extra)
 
     def step_norm(self, step: int) -> float:
         if self.rows is not None:  # a stage's loss is per example
@@ -176,7 +224,11 @@ class TextStage:
     def teacher_loss(self, autocast, env) -> float | None:
         if self.teacher is None:
             return None
-        return heldout_loss(self.teacher, self.source, self.cfg.train.eval_batch_size, self.device, autocast, env)
+        measure = lambda: heldout_loss(self.teacher, self.source, self.cfg.train.eval_batch_size,  # noqa: E731
+                                       self.device, autocast, env)
+        if self.cache is None or (env is not None and env.enabled):  # ranks measure together (all-reduce)
+            return measure()
+        return self.cache.scalar("teacher_heldout_loss", measure)
 
     def evaluate(self, autocast, env) -> dict:
         """The held-out loss with its standard error over the held-out sequences (one pass)."""
@@ -184,11 +236,18 @@ class TextStage:
         return {"heldout_loss": hs["loss"], "heldout_stderr": hs["stderr"]}
 
     def flops(self, tokens: int) -> dict:
+        """Training FLOPs. With a teacher cache, `teacher_logits` counts the teacher forwards this cell ran (the
+        shards it wrote: a grid pays each once) and `teacher_logits_per_cell` what it would have run without."""
         f = {"student_train": 3.0 * self._f_s * tokens, "teacher_logits": self._f_t * tokens}
+        if self.cache is not None:
+            f["teacher_logits_per_cell"] = f["teacher_logits"]
+            f["teacher_logits"] = self._f_t * self.cache.examples_computed * self.T
         f["total"] = f["student_train"] + f["teacher_logits"]
         return f
 
     def finish(self, last_eval: float) -> dict:
+        if self.cache is not None:
+            return {"teacher_cache": self.cache.summary()}
         return self.rows.finish(last_eval) if self.rows is not None else {}  # LoRA merged; every task seen scored
 
     def result_fields(self) -> dict:

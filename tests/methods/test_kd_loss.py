@@ -93,6 +93,17 @@ def _setup(n=37, h=16, v=50, ht=24, seed=1, ignore=True):
     {"divergence": "jsd", "jsd_beta": 0.5, "temperature": 3.0},
     {"divergence": "soft_ce", "temperature": 4.0, "kd_weight": 0.7},
     {"divergence": "forward_kl", "top_k": 5},
+    # the closed-form path (forward_kl, soft_ce and what reduces to them) under every switch
+    {"divergence": "forward_kl", "temperature": 2.0},
+    {"divergence": "forward_kl", "temperature": 3.0, "kd_weight": 0.4, "t2_scale": False},
+    {"divergence": "forward_kl", "kd_weight": 0.0},
+    {"divergence": "forward_kl", "top_k": 5, "temperature": 2.0, "kd_weight": 0.6},
+    {"divergence": "soft_ce", "top_k": 3},
+    {"divergence": "soft_ce"},
+    {"divergence": "jsd", "jsd_beta": 0.0, "temperature": 2.0},
+    {"divergence": "skew_kl", "skew_alpha": 0.0, "kd_weight": 0.5},
+    {"divergence": "jsd", "jsd_beta": 1.0, "temperature": 2.0},
+    {"divergence": "reverse_kl", "temperature": 0.5},
 ])
 def test_chunked_kd_equals_naive_values_and_gradients(params):
     m = make_method("kd", params)
@@ -107,6 +118,109 @@ def test_chunked_kd_equals_naive_values_and_gradients(params):
     assert parts["ce"] == pytest.approx(float(naive_parts["ce"]), rel=1e-5)
     # ignored rows get no gradient
     assert g_chunk[0][labels == -100].abs().max() == 0
+
+
+@pytest.mark.parametrize("params,closed", [
+    ({"divergence": "forward_kl"}, True), ({"divergence": "soft_ce", "top_k": 4}, True),
+    ({"divergence": "jsd", "jsd_beta": 0.0}, True), ({"divergence": "reverse_kl", "kd_weight": 0.0}, True),
+    ({"divergence": "reverse_kl"}, False), ({"divergence": "jsd"}, False), ({"divergence": "skew_kl"}, False),
+])
+def test_closed_form_is_offered_where_it_exists(params, closed):
+    assert (make_method("kd", params).closed_form() is not None) == closed
+
+
+@pytest.mark.parametrize("params", [{}, {"temperature": 2.0, "kd_weight": 0.3}, {"divergence": "soft_ce", "top_k": 6},
+                                    {"temperature": 4.0, "t2_scale": False}, {"kd_weight": 0.0}])
+def test_closed_form_equals_autograd_on_full_logits(params):
+    m = make_method("kd", params)
+    zs, zt = _probs(n=9, v=40, seed=4)
+    zs, zt = 3 * zs.float(), 3 * zt.float()
+    labels = torch.arange(9) * 4
+    leaf = zs.clone().requires_grad_(True)
+    ref, ref_parts = m.objective(leaf, zt, labels)
+    loss, parts, dz = m.objective_and_grad(zs.clone(), zt.clone(), labels)
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dz, torch.autograd.grad(ref, leaf)[0], rtol=1e-4, atol=1e-6)
+    for k in ref_parts:
+        torch.testing.assert_close(parts[k], ref_parts[k].detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", [{"divergence": "forward_kl", "temperature": 2.0, "kd_weight": 0.5},
+                                    {"divergence": "reverse_kl"}, {"divergence": "soft_ce", "top_k": 5}])
+def test_chunked_kd_equals_naive_in_bf16(params):
+    m = make_method("kd", params)
+    h_s, W_s, h_t, W_t, labels = _setup()
+    h_s, W_s = h_s.detach().bfloat16().requires_grad_(True), W_s.detach().bfloat16().requires_grad_(True)
+    h_t, W_t = h_t.bfloat16(), W_t.bfloat16()
+    naive, _ = naive_head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t)
+    g_naive = torch.autograd.grad(naive, [h_s, W_s])
+    chunked, _ = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    g_chunk = torch.autograd.grad(chunked, [h_s, W_s])
+    assert chunked.dtype == torch.float32
+    torch.testing.assert_close(chunked, naive, rtol=1e-5, atol=1e-4)
+    for a, b in zip(g_chunk, g_naive):
+        assert a.dtype == torch.bfloat16
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("params", [{}, {"temperature": 2.0, "kd_weight": 0.3}, {"divergence": "soft_ce"}])
+def test_compile_kernel_matches_and_a_failed_compile_falls_back(params, monkeypatch):
+    """SUITE_KD_COMPILE=1 runs the dense closed form through torch.compile; here compile fails: eager, same loss."""
+    import suite.methods.kd as kd
+
+    m = make_method("kd", params)
+    h_s, W_s, h_t, W_t, labels = _setup()
+    ref, _ = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    g_ref = torch.autograd.grad(ref, [h_s, W_s])
+    p = m.params
+    # the function compile would get equals the eager closed form
+    zs, zt = 3 * torch.randn(7, 50), 3 * torch.randn(7, 50)
+    y = torch.arange(7)
+    scale = p.temperature ** 2 if p.t2_scale else 1.0
+    ce, soft, dz = kd._dense_kernel(zs, zt, y, p.temperature, p.kd_weight * scale / p.temperature,
+                                    1 - p.kd_weight, m.soft_divergence() == "forward_kl")
+    loss, parts, dz_eager = m.objective_and_grad(zs.clone(), zt.clone(), y)
+    torch.testing.assert_close(dz, dz_eager, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(soft, parts["kd"], rtol=1e-5, atol=1e-5)
+
+    def broken(fn, **_):
+        def run(*a, **k):
+            raise RuntimeError("no compiler here")
+        return run
+    monkeypatch.setenv("SUITE_KD_COMPILE", "1")
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(kd, "_COMPILE", {"fn": None, "failed": None})
+    with pytest.warns(UserWarning, match="running eager"):
+        got, _ = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    assert kd._COMPILE["failed"]
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(torch.autograd.grad(got, [h_s, W_s]), g_ref):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("params", [{"divergence": "forward_kl"}, {"divergence": "jsd"}])
+def test_chunked_kd_under_autocast_matches_naive(params):
+    """Under autocast the head matmuls run in its dtype, as `h @ W.t()` would; gradients come back in fp32."""
+    m = make_method("kd", params)
+    h_s, W_s, h_t, W_t, labels = _setup()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        naive, _ = naive_head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t)
+        chunked, _ = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    g_naive = torch.autograd.grad(naive, [h_s, W_s])
+    g_chunk = torch.autograd.grad(chunked, [h_s, W_s])
+    torch.testing.assert_close(chunked, naive, rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_chunk, g_naive):
+        assert a.dtype == torch.float32  # dL/dW sums bf16 products chunk by chunk: bf16-sized differences
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=1e-2)
+
+
+def test_chunked_backward_runs_once():
+    m = make_method("kd")
+    h_s, W_s, h_t, W_t, labels = _setup()
+    loss, _ = head_loss(h_s, W_s, labels, m.objective, h_t=h_t, W_t=W_t, chunk_size=8)
+    torch.autograd.grad(loss, [h_s], retain_graph=True)
+    with pytest.raises(RuntimeError, match="once"):
+        torch.autograd.grad(loss, [h_s])
 
 
 def test_chunked_supervised_equals_cross_entropy():
@@ -137,6 +251,10 @@ def test_auto_chunk_size_bounds_logit_memory():
     # a small student of a large-vocabulary teacher: Liger's rule alone gives 32 rows (256 launch-bound chunks
     # per 8k-token step on an H200); the floor of 8M logits per chunk gives 256 rows
     assert auto_chunk_size(8192, 160, 49152) == 256
+    # on CPU the floor is 512 rows (the dL/dW matmul's inner dimension), at most 64M logits
+    assert auto_chunk_size(4096, 1024, 128_000, device="cpu") == 512
+    assert auto_chunk_size(4096, 1024, 128_000, device="cuda") == 128
+    assert auto_chunk_size(4096, 1024, 1_000_000, device="cpu") == 128
 
 
 @pytest.mark.parametrize("bad,msg", [
