@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Container, NoReturn
 
-from ._io import mkdtemp
+from ._io import file_sha256, mkdtemp
 
 CELL_REF = "cell:"
 
@@ -218,13 +218,7 @@ def convert_gguf(ref: str, progress: bool = True) -> Path:
 @functools.lru_cache(maxsize=16)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     """The file's sha256, once per (path, size, mtime) in a process: every model and tokenizer load asks."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _convert(src: Path, out: Path) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_replace_dir, atomic_write_json, locked, mkdtemp
+from .._io import atomic_replace_dir, atomic_write_json, file_sha256, locked, mkdtemp
 from ..refs import model_identity
 
 CACHE_DIR = ".teacher_cache"
@@ -65,14 +65,6 @@ def cache_key(teacher_spec: str, data_cfg, tokenizer, seq_len: int, temperature:
                        "data": dataclasses.asdict(data_cfg), "vocab": _vocab_hash(tokenizer), "seq_len": seq_len,
                        "T": float(temperature), "k": int(k), "dtype": dtype}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TeacherCache:
@@ -106,7 +98,7 @@ class TeacherCache:
         """Examples shard `d` holds (its files match the manifest), or None: missing or damaged."""
         try:
             m = json.loads((d / "manifest.json").read_text())
-            ok = all((d / n).stat().st_size == f["bytes"] and _sha256(d / n) == f["sha256"]
+            ok = all((d / n).stat().st_size == f["bytes"] and file_sha256(d / n) == f["sha256"]
                      for n, f in m["files"].items())
             return int(m["count"]) if ok else None
         except (OSError, ValueError, KeyError, TypeError):
@@ -132,7 +124,7 @@ class TeacherCache:
         try:
             np.save(tmp / "logp.npy", arr)
             np.save(tmp / "idx.npy", ids)
-            files = {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)}
+            files = {n: {"bytes": (tmp / n).stat().st_size, "sha256": file_sha256(tmp / n)}
                      for n in ("logp.npy", "idx.npy")}
             atomic_write_json(tmp / "manifest.json", {**self.meta, "shard": j, "first": first, "count": upto,
                                                       "files": files})
