@@ -27,6 +27,7 @@ import torch
 from ..config import CellConfig, parse_tokens
 from ..eval.heldout import heldout_loss, heldout_stats
 from ..methods import IGNORE_INDEX
+from ..methods.divergences import TopKTeacher, topk_teacher
 from ..models import (HiddenStatesLM, build_model, count_non_embedding, count_parameters, forward_flops_per_token,
                       is_tiny, model_shape, save_pretrained)
 
@@ -164,8 +165,6 @@ class TextStage:
     def _teacher_topk(self, indices: list[int]):
         """The teacher's top-k log-probabilities at T for train examples `indices`: [n, seq_len, k] twice, on the
         CPU; logits made a few thousand rows at a time, so [rows x V] stays small at large V."""
-        from ..methods.divergences import topk_teacher
-
         T, k = self.method.params.temperature, self.cache.k
         vals, idxs = [], []
         step = max(1, self.cfg.train.eval_batch_size)
@@ -202,8 +201,6 @@ class TextStage:
         h = fwd(inp)
         h_t, W_t = None, None
         if self.cache is not None:   # the teacher's top-k at these examples, computed once per grid
-            from ..methods.divergences import TopKTeacher
-
             logp, idx = self.cache.rows(step * self.B + offset, n, self._teacher_topk)
             h_t = TopKTeacher(logp.to(self.device), idx.to(self.device)).flatten()
         elif self.teacher is not None:
